@@ -1,0 +1,24 @@
+"""`python -m slipway.api.crdgen DIR` writes the CRDs generated from the pydantic models into DIR."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from slipway.api.crd import rendered_files
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m slipway.api.crdgen DIR", file=sys.stderr)
+        return 2
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered_files().items():
+        (out / name).write_text(text)
+        print(f"wrote {out / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

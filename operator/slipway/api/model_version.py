@@ -1,0 +1,86 @@
+"""ModelVersion: an immutable record of one pushed model, and the verdict of its validation gates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from slipway.api.common import (
+    Condition,
+    Decimal,
+    KubeModel,
+    ModelName,
+    ObjectName,
+    SecretRef,
+    StorageUri,
+    ValidationGates,
+)
+
+
+class DataInput(KubeModel):
+    uri: Annotated[str, Field(max_length=2048)]
+    fingerprint: Annotated[str, Field(max_length=128)] = ""
+
+
+class Lineage(KubeModel):
+    pipeline: Annotated[str, Field(max_length=253)] = ""
+    run_id: Annotated[str, Field(max_length=253)] = ""
+    pipeline_digest: Annotated[str, Field(max_length=128)] = ""
+    trigger: Annotated[str, Field(max_length=32)] = ""
+    parameters: dict[str, Annotated[str, Field(max_length=4096)]] = Field(default_factory=dict)
+    data: Annotated[list[DataInput], Field(max_length=64)] = Field(default_factory=list)
+    schema_uri: Annotated[str, Field(max_length=2048)] = ""
+    statistics_uri: Annotated[str, Field(max_length=2048)] = ""
+
+
+class Blessings(KubeModel):
+    evaluator: bool | None = None
+    infra_validator: bool | None = None
+
+
+class ModelVersionSpec(KubeModel):
+    cel_rules = (("self == oldSelf", "spec is immutable: a ModelVersion records one pushed model", None),)
+
+    model_name: ModelName
+    version: Annotated[int, Field(ge=1, le=2_147_483_647, description="TF Serving's integer version.")]
+    uri: Annotated[StorageUri, Field(description="Directory holding saved_model.pb.")]
+    format: Literal["SavedModel"] = "SavedModel"
+    storage_secret_ref: SecretRef | None = None
+    metrics: dict[str, Decimal] = Field(default_factory=dict)
+    headline_metric: Annotated[str, Field(max_length=128)] | None = Field(
+        default=None, description="The metric shown by `kubectl get mv`."
+    )
+    blessings: Blessings = Field(default_factory=Blessings)
+    gates: ValidationGates | None = Field(
+        default=None, description="The gates this version must pass (copied from its pipeline)."
+    )
+    lineage: Lineage = Field(default_factory=Lineage)
+
+
+ModelVersionPhase = Literal["Pending", "Validated", "Rejected"]
+
+
+class GateResult(KubeModel):
+    gate: Annotated[str, Field(max_length=128)]
+    passed: bool
+    observed: Annotated[str, Field(max_length=256)] = ""
+    threshold: Annotated[str, Field(max_length=256)] = ""
+    message: Annotated[str, Field(max_length=1024)] = ""
+
+
+class ModelVersionStatus(KubeModel):
+    observed_generation: int | None = None
+    phase: ModelVersionPhase | None = None
+    headline: Annotated[str, Field(max_length=128)] | None = None
+    checks: list[GateResult] = Field(default_factory=list)
+    champion: ObjectName | None = None
+    served_by: list[ObjectName] = Field(default_factory=list)
+    validated_at: datetime | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class ModelVersion(KubeModel):
+    spec: ModelVersionSpec
+    status: ModelVersionStatus = Field(default_factory=ModelVersionStatus)

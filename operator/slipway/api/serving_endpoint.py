@@ -1,0 +1,206 @@
+"""ServingEndpoint: which model version TF Serving serves, and how a new version rolls forward."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from slipway.api.common import Condition, Decimal, KubeModel, ModelName, ObjectName
+
+DURATION_PATTERN = r"^[0-9]+(s|m|h)$"
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=16)]
+QuantityMap = dict[Annotated[str, Field(max_length=63)], Annotated[str, Field(max_length=32)]]
+
+
+class VersionSelection(KubeModel):
+    cel_rules = (
+        (
+            "self.policy != 'Pinned' || has(self.version)",
+            "version is required when policy is Pinned",
+            ".version",
+        ),
+        (
+            "self.policy == 'Pinned' || !has(self.version)",
+            "version may only be set when policy is Pinned",
+            ".version",
+        ),
+    )
+
+    policy: Literal["LatestValidated", "Pinned"] = "LatestValidated"
+    version: Annotated[int, Field(ge=1, le=2_147_483_647)] | None = None
+
+
+class ResourceRequirements(KubeModel):
+    requests: QuantityMap = Field(default_factory=dict)
+    limits: QuantityMap = Field(default_factory=dict)
+
+
+class TFServingRuntime(KubeModel):
+    image: Annotated[str, Field(min_length=1, max_length=512)] = "tensorflow/serving"
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = "2.19.0"
+    resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
+    batching: bool = False
+
+
+class Autoscaling(KubeModel):
+    cel_rules = (("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas", None),)
+
+    min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=1000)]
+    target_cpu_utilization_percentage: Annotated[int, Field(ge=1, le=100)] = 80
+
+
+class Pause(KubeModel):
+    duration: Duration | None = Field(default=None, description="Omit to pause until promoted by hand.")
+
+
+class AnalysisStep(KubeModel):
+    smoke_test: bool = True
+    prometheus: bool = True
+
+
+class RolloutStep(KubeModel):
+    cel_rules = (
+        (
+            "[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1",
+            "each step sets exactly one of setWeight, pause, analysis",
+            None,
+        ),
+    )
+
+    set_weight: Annotated[int, Field(ge=0, le=100)] | None = None
+    pause: Pause | None = None
+    analysis: AnalysisStep | None = None
+
+
+class ParentRef(KubeModel):
+    name: ObjectName
+    namespace: ObjectName | None = None
+    section_name: Annotated[str, Field(max_length=253)] | None = None
+
+
+class HTTPRouteRouting(KubeModel):
+    parent_refs: Annotated[list[ParentRef], Field(min_length=1, max_length=16)]
+    hostnames: Annotated[list[Annotated[str, Field(max_length=253)]], Field(max_length=16)] = Field(
+        default_factory=list
+    )
+
+
+class TrafficRouting(KubeModel):
+    http_route: HTTPRouteRouting | None = Field(
+        default=None, description="Shift traffic with Gateway API HTTPRoute weights instead of replica ratio."
+    )
+
+
+class SmokeTest(KubeModel):
+    requests: Annotated[int, Field(ge=1, le=1000)] = 3
+    expected_output_key: Annotated[str, Field(max_length=128)] | None = Field(
+        default=None, description="A key each prediction must contain (for dict outputs)."
+    )
+    max_latency_ms: Annotated[int, Field(ge=1, le=600_000)] = 2000
+
+
+class PrometheusMetric(KubeModel):
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    query: Annotated[str, Field(min_length=1, max_length=4096)]
+    success_condition: Annotated[
+        str,
+        Field(
+            pattern=r"^result\s*(<|<=|>|>=|==|!=)\s*[-+]?[0-9]+(\.[0-9]+)?$",
+            max_length=128,
+            description="e.g. 'result < 0.05'",
+        ),
+    ]
+    failure_limit: Annotated[int, Field(ge=0, le=100)] = 0
+    count: Annotated[int, Field(ge=1, le=100)] = 1
+    interval: Duration = "30s"
+
+
+class Prometheus(KubeModel):
+    address: Annotated[str, Field(pattern=r"^https?://.+", max_length=512)]
+    metrics: Annotated[list[PrometheusMetric], Field(min_length=1, max_length=16)]
+
+
+class Analysis(KubeModel):
+    smoke_test: SmokeTest | None = Field(default_factory=SmokeTest)
+    prometheus: Prometheus | None = None
+
+
+class BlueGreen(KubeModel):
+    auto_promotion_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = Field(
+        default=0, description="Seconds the preview stays up before promotion; omit to promote by hand."
+    )
+
+
+def _default_steps() -> list[RolloutStep]:
+    return [
+        RolloutStep(set_weight=25),
+        RolloutStep(analysis=AnalysisStep()),
+        RolloutStep(set_weight=50),
+        RolloutStep(analysis=AnalysisStep()),
+        RolloutStep(set_weight=100),
+    ]
+
+
+class Rollout(KubeModel):
+    cel_rules = (
+        (
+            "!has(self.steps) || self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+            "setWeight values must rise from step to step",
+            ".steps",
+        ),
+    )
+
+    strategy: Literal["Canary", "BlueGreen"] = "Canary"
+    steps: Annotated[list[RolloutStep], Field(max_length=32)] = Field(default_factory=_default_steps)
+    blue_green: BlueGreen | None = None
+    traffic_routing: TrafficRouting | None = None
+    analysis: Analysis = Field(default_factory=Analysis)
+    progress_deadline_seconds: Annotated[int, Field(ge=10, le=86_400)] = 600
+    min_stable_ready_fraction: Decimal = Field(
+        default="1", description="Stable replicas that must stay ready while a canary runs, as a fraction."
+    )
+
+
+class ServingEndpointSpec(KubeModel):
+    model_name: ModelName
+    version_selection: VersionSelection = Field(default_factory=VersionSelection)
+    runtime: TFServingRuntime = Field(default_factory=TFServingRuntime)
+    replicas: Annotated[int, Field(ge=1, le=1000)] = 2
+    autoscaling: Autoscaling | None = None
+    rollout: Rollout = Field(default_factory=Rollout)
+
+
+class RolloutRecord(KubeModel):
+    version: int
+    from_version: int | None = None
+    outcome: Literal["Promoted", "Aborted", "RolledBack"]
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    message: Annotated[str, Field(max_length=1024)] = ""
+
+
+class ServingEndpointStatus(KubeModel):
+    observed_generation: int | None = None
+    phase: Literal["Pending", "Progressing", "Paused", "Healthy", "Degraded"] | None = None
+    stable_version: int | None = None
+    canary_version: int | None = None
+    previous_version: int | None = None
+    current_step: int | None = None
+    canary_weight: int = 0
+    step_started_at: datetime | None = None
+    rollout_started_at: datetime | None = None
+    url: str | None = None
+    failed_versions: list[int] = Field(default_factory=list)
+    handled_requests: dict[str, str] = Field(
+        default_factory=dict, description="The last promote/abort/retry annotation value acted on."
+    )
+    history: Annotated[list[RolloutRecord], Field(max_length=20)] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class ServingEndpoint(KubeModel):
+    spec: ServingEndpointSpec
+    status: ServingEndpointStatus = Field(default_factory=ServingEndpointStatus)

@@ -1,0 +1,158 @@
+"""TrainingPipeline: a pipeline, where its data and models live, and when it runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from slipway.api.common import (
+    Condition,
+    Decimal,
+    KubeModel,
+    ModelName,
+    ObjectName,
+    StorageLocation,
+    ValidationGates,
+)
+
+BUILTIN_PIPELINE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class ConfigMapKeyRef(KubeModel):
+    name: ObjectName
+    key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)] = "pipeline.yaml"
+
+
+class SecretKeyRef(KubeModel):
+    name: ObjectName
+    key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)] = "token"
+
+
+class PipelineSource(KubeModel):
+    cel_rules = (
+        (
+            "[has(self.builtin), has(self.specUri), has(self.configMapRef)].filter(x, x).size() == 1",
+            "set exactly one pipeline source: builtin, specUri or configMapRef",
+            None,
+        ),
+    )
+
+    builtin: Annotated[str, Field(pattern=BUILTIN_PIPELINE_PATTERN)] | None = Field(
+        default=None, description="A pipeline shipped with Slipway, e.g. 'penguins'."
+    )
+    spec_uri: Annotated[str, Field(pattern=r"^(s3|gs|az|file|https)://.+", max_length=2048)] | None = Field(
+        default=None, description="Compiled KFP IR YAML (e.g. from TFX's KubeflowV2DagRunner)."
+    )
+    config_map_ref: ConfigMapKeyRef | None = None
+
+
+class KfpExecutor(KubeModel):
+    endpoint: Annotated[str, Field(pattern=r"^https?://.+", max_length=512)]
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Bearer token for the KFP API; omit to use the in-cluster service account."
+    )
+    experiment: Annotated[str, Field(min_length=1, max_length=128)] = "slipway"
+    namespace: ObjectName | None = Field(default=None, description="KFP multi-user namespace.")
+    service_account: ObjectName | None = Field(default=None, description="Service account the run uses.")
+    ui_url: Annotated[str, Field(pattern=r"^https?://.+", max_length=512)] | None = None
+
+
+class Executor(KubeModel):
+    cel_rules = (
+        ("self.type != 'kfp' || has(self.kfp)", "kfp settings are required when type is kfp", ".kfp"),
+    )
+
+    type: Literal["local", "kfp"] = "local"
+    kfp: KfpExecutor | None = None
+
+
+class Schedule(KubeModel):
+    cron: Annotated[
+        str, Field(min_length=1, max_length=128, description="Cron expression, e.g. '0 3 * * *'.")
+    ]
+    time_zone: Annotated[str, Field(pattern=r"^[A-Za-z0-9_+\-/]+$", max_length=64)] | None = None
+    suspend: bool = False
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Forbid"
+    starting_deadline_seconds: Annotated[int, Field(ge=0, le=31_536_000)] | None = None
+
+
+class OnNewData(KubeModel):
+    poll_interval_seconds: Annotated[int, Field(ge=5, le=86_400)] = 60
+
+
+class OnDrift(KubeModel):
+    batches: StorageLocation = Field(description="Prefix where new batches of data land.")
+    poll_interval_seconds: Annotated[int, Field(ge=5, le=86_400)] = 300
+    categorical_threshold: Decimal = Field(
+        default="0.1", description="L-infinity distance per categorical feature."
+    )
+    numeric_threshold: Decimal = Field(
+        default="0.1", description="Jensen-Shannon divergence per numeric feature."
+    )
+    block_on_anomalies: bool = False
+
+
+class Triggers(KubeModel):
+    on_new_data: OnNewData | None = Field(
+        default=None, description="Run when the listing of spec.data changes."
+    )
+    on_drift: OnDrift | None = None
+
+
+class TrainingPipelineSpec(KubeModel):
+    pipeline: PipelineSource
+    model_name: ModelName
+    data: StorageLocation = Field(description="The training data (a CSV file or a prefix).")
+    artifact_root: StorageLocation = Field(description="Pipeline root: where run artifacts and state live.")
+    model_store: StorageLocation = Field(description="Models are pushed to <uri>/<modelName>/<version>/.")
+    parameters: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict, description="Pipeline parameters, as strings."
+    )
+    executor: Executor = Field(default_factory=Executor)
+    schedule: Schedule | None = None
+    triggers: Triggers = Field(default_factory=Triggers)
+    gates: ValidationGates | None = None
+    successful_runs_history_limit: Annotated[int, Field(ge=0, le=100)] = 5
+    failed_runs_history_limit: Annotated[int, Field(ge=0, le=100)] = 3
+    run_timeout_seconds: Annotated[int, Field(ge=60, le=604_800)] = 21_600
+
+
+RunTrigger = Literal["Manual", "Schedule", "NewData", "Drift"]
+RunPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
+
+
+class RunRecord(KubeModel):
+    id: Annotated[str, Field(max_length=253)]
+    trigger: RunTrigger
+    phase: RunPhase
+    start_time: datetime | None = None
+    finish_time: datetime | None = None
+    url: Annotated[str, Field(max_length=2048)] | None = None
+    message: Annotated[str, Field(max_length=2048)] = ""
+    pipeline_digest: Annotated[str, Field(max_length=128)] = ""
+    model_version: ObjectName | None = None
+    pushed: bool | None = None
+    details: dict[str, Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=dict, description="What decided the run, e.g. drift per feature."
+    )
+
+
+class TrainingPipelineStatus(KubeModel):
+    observed_generation: int | None = None
+    pipeline_digest: Annotated[str, Field(max_length=128)] | None = None
+    last_run: RunRecord | None = None
+    runs: Annotated[list[RunRecord], Field(max_length=200)] = Field(default_factory=list)
+    last_schedule_time: datetime | None = None
+    next_schedule_time: datetime | None = None
+    handled_run_request: Annotated[str, Field(max_length=253)] | None = Field(
+        default=None, description="The last slipway.dev/run annotation value acted on."
+    )
+    data_fingerprint: Annotated[str, Field(max_length=128)] | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class TrainingPipeline(KubeModel):
+    spec: TrainingPipelineSpec
+    status: TrainingPipelineStatus = Field(default_factory=TrainingPipelineStatus)

@@ -1,0 +1,69 @@
+"""The `slipway` command: the operator, the model puller and the embedded dev cluster."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from slipway.api.crd import KINDS, crd
+
+
+def _dev_cluster_up(args: argparse.Namespace) -> int:
+    from kubernetes import config
+
+    from slipway.devcluster import BinariesMissing, ControlPlaneError, DevCluster
+    from slipway.devcluster.install import apply_crds
+
+    workdir = Path(args.workdir).resolve()
+    cluster = DevCluster(workdir=workdir, full=not args.minimal, log=lambda m: print(f"[dev-cluster] {m}"))
+    try:
+        cluster.start()
+    except (BinariesMissing, ControlPlaneError) as error:
+        print(f"slipway dev-cluster: {error}", file=sys.stderr)
+        return 1
+    try:
+        apply_crds(config.new_client_from_config(str(cluster.kubeconfig)), [crd(kind) for kind in KINDS])
+        print(f"[dev-cluster] CRDs installed; export KUBECONFIG={cluster.kubeconfig}")
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        stop.wait()
+    finally:
+        print("[dev-cluster] stopping")
+        cluster.stop()
+    return 0
+
+
+def _pull(argv: list[str]) -> int:
+    from slipway.storage.puller import cli_main
+
+    return cli_main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slipway", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev = commands.add_parser("dev-cluster", help="the embedded control plane")
+    dev_commands = dev.add_subparsers(dest="dev_command", required=True)
+    up = dev_commands.add_parser("up", help="start it in the foreground until Ctrl-C")
+    up.add_argument("--workdir", default=".devcluster", help="where certs, data and logs go")
+    up.add_argument("--minimal", action="store_true", help="etcd and kube-apiserver only")
+    up.set_defaults(func=_dev_cluster_up)
+    commands.add_parser("pull", help="download a model directory atomically (see `slipway pull --help`)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "pull":
+        return _pull(argv[1:])
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
