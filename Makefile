@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 SLIPWAY_CACHE ?= $(HOME)/.cache/slipway
 export SLIPWAY_CACHE
 PYTEST_ARGS ?=
+LINT_PATHS := $(wildcard operator tests bench pipelines)
 TEST_PREREQS ?=
 
 .PHONY: help
@@ -34,14 +35,14 @@ crds: install ## Regenerate crds/*.yaml from the pydantic models
 
 .PHONY: lint
 lint: install ## ruff, mypy and the import layering contract
-	$(VENV)/bin/ruff check operator tests bench pipelines
-	$(VENV)/bin/ruff format --check operator tests bench pipelines
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 .PHONY: test
 test: install k8s-binaries $(TEST_PREREQS) ## Install what is missing, then run every test (unit, integration on a real API server, e2e)
-	$(VENV)/bin/ruff check operator tests bench pipelines
+	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: that is a failure" >&2; fi; exit $$rc

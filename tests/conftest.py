@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "fixtures.cluster",
+    "fixtures.operator",
 ]

@@ -37,6 +37,21 @@ def _dev_cluster_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from slipway.runner import run_operator
+    from slipway.settings import settings
+
+    operator = settings()
+    if args.standalone:
+        operator.standalone = True
+    if args.namespace:
+        operator.namespaces = args.namespace
+    if args.metrics_port is not None:
+        operator.metrics_port = args.metrics_port
+    run_operator(operator, liveness_port=args.liveness_port, verbose=args.verbose)
+    return 0
+
+
 def _pull(argv: list[str]) -> int:
     from slipway.storage.puller import cli_main
 
@@ -52,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--workdir", default=".devcluster", help="where certs, data and logs go")
     up.add_argument("--minimal", action="store_true", help="etcd and kube-apiserver only")
     up.set_defaults(func=_dev_cluster_up)
+    run = commands.add_parser("run", help="run the operator against the current kubeconfig")
+    run.add_argument("--namespace", action="append", help="serve only this namespace (repeatable)")
+    run.add_argument("--standalone", action="store_true", help="no peering: a single replica")
+    run.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics port")
+    run.add_argument("--liveness-port", type=int, default=8081, help="/healthz port for probes")
+    run.add_argument("--verbose", action="store_true")
+    run.set_defaults(func=_run)
     commands.add_parser("pull", help="download a model directory atomically (see `slipway pull --help`)")
     return parser
 

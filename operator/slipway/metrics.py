@@ -1,0 +1,18 @@
+"""Prometheus metrics the operator exports (served on settings.metrics_port at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+RECONCILES = Counter("slipway_reconciles_total", "Reconciles run", ["kind", "result"])
+RECONCILE_SECONDS = Histogram("slipway_reconcile_duration_seconds", "Reconcile wall time", ["kind"])
+API_WRITES = Counter(
+    "slipway_api_writes_total", "Writes the operator made to the API server", ["kind", "verb"]
+)
+ROLLOUTS = Counter("slipway_rollouts_total", "Rollouts finished", ["outcome"])
+ROLLOUT_SECONDS = Histogram(
+    "slipway_rollout_duration_seconds",
+    "From canary start to promotion or abort",
+    buckets=(5, 15, 30, 60, 120, 300, 900, 3600),
+)
+ROLLBACKS = Counter("slipway_rollbacks_total", "Rollouts aborted and traffic returned to stable", ["reason"])

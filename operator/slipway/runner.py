@@ -1,0 +1,27 @@
+"""Runs the operator: kopf with Slipway's handlers, Prometheus metrics, and a liveness endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import kopf
+from prometheus_client import start_http_server
+
+from slipway.settings import OperatorSettings
+
+
+def run_operator(operator: OperatorSettings, liveness_port: int = 8081, verbose: bool = False) -> None:
+    import slipway.handlers  # noqa: F401  (registers the handlers)
+
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object")
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    start_http_server(operator.metrics_port, addr="0.0.0.0")
+    asyncio.run(
+        kopf.operator(
+            standalone=operator.standalone,
+            namespaces=operator.namespaces,
+            clusterwide=not operator.namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz",
+        )
+    )

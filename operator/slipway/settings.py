@@ -1,0 +1,44 @@
+"""Operator settings, from the environment (prefix SLIPWAY_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from slipway import GROUP
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SLIPWAY_")
+
+    namespaces: list[str] = Field(default_factory=list, description="Namespaces to serve; empty = all.")
+    image: str = Field(
+        default="ghcr.io/slipway-dev/slipway:0.1.0",
+        description="The operator image; TF Serving pods run `slipway pull` from it in an init container.",
+    )
+    metrics_port: int = 8080
+    peering_name: str = "slipway"
+    standalone: bool = Field(default=False, description="Skip peering (one replica, or local development).")
+    reconcile_interval_seconds: float = Field(
+        default=15.0, description="Safety-net resync; children's events trigger reconciles sooner."
+    )
+    tfserving_url_template: str = Field(
+        default="http://{service}.{namespace}.svc:8501",
+        description="How the operator reaches a version's TF Serving REST API for analysis.",
+    )
+    artifact_state_dir: str = Field(
+        default="/var/lib/slipway",
+        description="Local executor: where run state lives when the root is local.",
+    )
+    max_workers: int = Field(default=32, description="Threads for synchronous handlers.")
+
+    @property
+    def finalizer(self) -> str:
+        return f"{GROUP}/finalizer"
+
+
+@lru_cache(maxsize=1)
+def settings() -> OperatorSettings:
+    return OperatorSettings()
