@@ -4,17 +4,20 @@ modules; reconciles are level-based and shared by watch events, timers and resum
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
-from slipway import GROUP
-from slipway.settings import settings
+from slipway import GROUP, VERSION
+from slipway import reconcile as runner
+from slipway.serving import controller as serving
+from slipway.serving.builders import ENDPOINT_LABEL
+from slipway.settings import settings as operator_settings
 
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    operator = _operator_settings()
+    operator = operator_settings()
     settings.persistence.finalizer = operator.finalizer
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -29,5 +32,78 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = 60
 
 
-def _operator_settings() -> Any:
-    return settings()
+def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    kopf.event(cast(Any, body), type=type_, reason=reason, message=message)
+
+
+# --- ServingEndpoint ---------------------------------------------------------------------------------
+
+
+@kopf.index(GROUP, VERSION, "modelversions")
+def model_versions(namespace: Any, name: Any, spec: Any, status: Any, meta: Any, **_: Any) -> Any:
+    return {(namespace, spec.get("modelName")): serving.summarize_version(name, spec, status, meta)}
+
+
+@kopf.index(GROUP, VERSION, "servingendpoints")
+def endpoints_by_model(namespace: Any, name: Any, spec: Any, **_: Any) -> Any:
+    return {(namespace, spec.get("modelName")): name}
+
+
+@kopf.index("apps", "v1", "deployments", labels={ENDPOINT_LABEL: kopf.PRESENT})
+def serving_deployments(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
+    return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("Deployment", body)}
+
+
+@kopf.index("", "v1", "services", labels={ENDPOINT_LABEL: kopf.PRESENT})
+def serving_services(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
+    return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("Service", body)}
+
+
+@kopf.index("", "v1", "configmaps", labels={ENDPOINT_LABEL: kopf.PRESENT})
+def serving_configmaps(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
+    return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("ConfigMap", body)}
+
+
+def reconcile_endpoint(namespace: str, name: str, model: str, indexes: dict[str, Any]) -> None:
+    versions = list(indexes["model_versions"].get((namespace, model), []))
+    key = (namespace, name)
+    children = [
+        *indexes["serving_deployments"].get(key, []),
+        *indexes["serving_services"].get(key, []),
+        *indexes["serving_configmaps"].get(key, []),
+    ]
+    runner.run(
+        "ServingEndpoint",
+        namespace,
+        name,
+        lambda: serving.reconcile(namespace, name, versions, children, post_event),
+    )
+
+
+@kopf.on.event(GROUP, VERSION, "servingendpoints")
+def endpoint_changed(type: Any, namespace: Any, name: Any, spec: Any, **kwargs: Any) -> None:
+    if type == "DELETED":
+        runner.forget("ServingEndpoint", namespace, name)
+        return
+    reconcile_endpoint(namespace, name, spec.get("modelName"), kwargs)
+
+
+@kopf.timer(GROUP, VERSION, "servingendpoints", interval=operator_settings().reconcile_interval_seconds)
+def endpoint_resync(namespace: Any, name: Any, spec: Any, **kwargs: Any) -> None:
+    reconcile_endpoint(namespace, name, spec.get("modelName"), kwargs)
+
+
+@kopf.on.event(GROUP, VERSION, "modelversions")
+def model_version_changed(namespace: Any, spec: Any, **kwargs: Any) -> None:
+    model = spec.get("modelName")
+    for endpoint in list(kwargs["endpoints_by_model"].get((namespace, model), [])):
+        reconcile_endpoint(namespace, endpoint, model, kwargs)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={ENDPOINT_LABEL: kopf.PRESENT})
+def serving_deployment_changed(namespace: Any, labels: Any, **kwargs: Any) -> None:
+    model = labels.get(serving.builders.MODEL_LABEL)
+    reconcile_endpoint(namespace, labels[ENDPOINT_LABEL], model, kwargs)
+
+
+# --- TrainingPipeline and ModelVersion ---

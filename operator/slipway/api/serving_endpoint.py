@@ -182,6 +182,14 @@ class RolloutRecord(KubeModel):
     message: Annotated[str, Field(max_length=1024)] = ""
 
 
+class AnalysisProgress(KubeModel):
+    step: int
+    measurements: int = 0
+    failures: dict[str, int] = Field(default_factory=dict)
+    last_measured_at: datetime | None = None
+    message: Annotated[str, Field(max_length=1024)] = ""
+
+
 class ServingEndpointStatus(KubeModel):
     observed_generation: int | None = None
     phase: Literal["Pending", "Progressing", "Paused", "Healthy", "Degraded"] | None = None
@@ -194,6 +202,7 @@ class ServingEndpointStatus(KubeModel):
     rollout_started_at: datetime | None = None
     url: str | None = None
     failed_versions: list[int] = Field(default_factory=list)
+    analysis: AnalysisProgress | None = None
     handled_requests: dict[str, str] = Field(
         default_factory=dict, description="The last promote/abort/retry annotation value acted on."
     )

@@ -1,0 +1,323 @@
+"""Pure builders for the children of a ServingEndpoint: per served version a ConfigMap, a TF Serving
+Deployment and a Service; per endpoint a Service over every serving version, an optional HPA and an
+optional Gateway API HTTPRoute. Names are deterministic; every child carries an owner reference."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from slipway import GROUP
+from slipway.api.serving_endpoint import ServingEndpointSpec
+from slipway.serving.rollout import VersionInfo
+
+REST_PORT = 8501
+GRPC_PORT = 8500
+MODELS_DIR = "/models"
+HASH_ANNOTATION = f"{GROUP}/applied-hash"
+ENDPOINT_LABEL = f"{GROUP}/endpoint"
+VERSION_LABEL = f"{GROUP}/version"
+MODEL_LABEL = f"{GROUP}/model"
+RUN_AS = 1000
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What every builder needs to know about the endpoint itself."""
+
+    name: str
+    namespace: str
+    spec: ServingEndpointSpec
+    owner: dict[str, Any]
+    puller_image: str
+
+
+def version_name(endpoint: str, version: int) -> str:
+    suffix = f"-v{version}"
+    if len(endpoint) + len(suffix) <= 63:
+        return endpoint + suffix
+    digest = hashlib.sha256(endpoint.encode()).hexdigest()[:6]
+    return f"{endpoint[: 63 - len(suffix) - 7]}-{digest}{suffix}"
+
+
+def labels(endpoint: Endpoint, version: int | None = None) -> dict[str, str]:
+    result = {
+        "app.kubernetes.io/name": "tensorflow-serving",
+        "app.kubernetes.io/instance": endpoint.name,
+        "app.kubernetes.io/component": "model-server",
+        "app.kubernetes.io/part-of": "slipway",
+        "app.kubernetes.io/managed-by": "slipway",
+        ENDPOINT_LABEL: endpoint.name,
+        MODEL_LABEL: endpoint.spec.model_name,
+    }
+    if version is not None:
+        result[VERSION_LABEL] = str(version)
+        result["app.kubernetes.io/version"] = str(version)
+    return result
+
+
+def selector(endpoint: Endpoint, version: int | None = None) -> dict[str, str]:
+    result = {ENDPOINT_LABEL: endpoint.name}
+    if version is not None:
+        result[VERSION_LABEL] = str(version)
+    return result
+
+
+def stamp(obj: dict[str, Any]) -> dict[str, Any]:
+    """Records a hash of the desired object on it, so an unchanged child is never written again."""
+    digest = hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+    obj["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = digest
+    return obj
+
+
+def _meta(endpoint: Endpoint, name: str, version: int | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": endpoint.namespace,
+        "labels": labels(endpoint, version),
+        "ownerReferences": [endpoint.owner],
+    }
+
+
+def model_config(model_name: str, version: int) -> str:
+    """TF Serving's model config (text proto): exactly this version, from the pulled directory."""
+    return (
+        "model_config_list {\n"
+        "  config {\n"
+        f'    name: "{model_name}"\n'
+        f'    base_path: "{MODELS_DIR}/{model_name}"\n'
+        '    model_platform: "tensorflow"\n'
+        f"    model_version_policy {{ specific {{ versions: {version} }} }}\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def config_map(endpoint: Endpoint, version: int) -> dict[str, Any]:
+    return stamp(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta(endpoint, version_name(endpoint.name, version), version),
+            "data": {"models.config": model_config(endpoint.spec.model_name, version)},
+        }
+    )
+
+
+def _restricted_container_security() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> dict[str, Any]:
+    """A TF Serving Deployment serving exactly `info.version`. `replicas=None` leaves scaling to the HPA."""
+    spec, model, version = endpoint.spec, endpoint.spec.model_name, info.version
+    name = version_name(endpoint.name, version)
+    model_dir = f"{MODELS_DIR}/{model}/{version}"
+    puller: dict[str, Any] = {
+        "name": "pull-model",
+        "image": endpoint.puller_image,
+        "command": ["slipway", "pull", info.uri, model_dir],
+        "volumeMounts": [{"name": "models", "mountPath": MODELS_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
+        "securityContext": _restricted_container_security(),
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    }
+    if info.storage_secret:
+        puller["envFrom"] = [{"secretRef": {"name": info.storage_secret}}]
+    server: dict[str, Any] = {
+        "name": "tensorflow-serving",
+        "image": f"{spec.runtime.image}:{spec.runtime.version}",
+        "args": [
+            f"--port={GRPC_PORT}",
+            f"--rest_api_port={REST_PORT}",
+            "--model_config_file=/config/models.config",
+            *(["--enable_batching=true"] if spec.runtime.batching else []),
+        ],
+        "ports": [
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+            {"name": "http", "containerPort": REST_PORT, "protocol": "TCP"},
+        ],
+        # TF Serving opens its ports only after the configured versions have loaded, and this path answers
+        # 404 until this exact version is known: ready means this version is AVAILABLE, not just a port.
+        "readinessProbe": {
+            "httpGet": {"path": f"/v1/models/{model}/versions/{version}", "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": f"/v1/models/{model}", "port": "http"},
+            "initialDelaySeconds": 30,
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "volumeMounts": [
+            {"name": "models", "mountPath": MODELS_DIR, "readOnly": True},
+            {"name": "config", "mountPath": "/config", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+        "securityContext": _restricted_container_security(),
+        "resources": spec.runtime.resources.to_wire(),
+    }
+    pod_labels = labels(endpoint, version)
+    body: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(endpoint, name, version),
+        "spec": {
+            "selector": {"matchLabels": selector(endpoint, version)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS,
+                        "runAsGroup": RUN_AS,
+                        "fsGroup": RUN_AS,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "initContainers": [puller],
+                    "containers": [server],
+                    "volumes": [
+                        {"name": "models", "emptyDir": {}},
+                        {"name": "tmp", "emptyDir": {}},
+                        {"name": "config", "configMap": {"name": name}},
+                    ],
+                },
+            },
+        },
+    }
+    if replicas is not None:
+        body["spec"]["replicas"] = replicas
+    return stamp(body)
+
+
+def _service(
+    endpoint: Endpoint, name: str, pod_selector: dict[str, str], version: int | None
+) -> dict[str, Any]:
+    return stamp(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(endpoint, name, version),
+            "spec": {
+                "selector": pod_selector,
+                "ports": [
+                    {"name": "http", "port": REST_PORT, "targetPort": "http", "protocol": "TCP"},
+                    {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+                ],
+            },
+        }
+    )
+
+
+def version_service(endpoint: Endpoint, version: int) -> dict[str, Any]:
+    return _service(endpoint, version_name(endpoint.name, version), selector(endpoint, version), version)
+
+
+def endpoint_service(endpoint: Endpoint, traffic_versions: list[int]) -> dict[str, Any]:
+    """Selects every version's pods (replica ratio), or only the active one when a single version takes
+    all traffic under BlueGreen."""
+    pod_selector = selector(endpoint)
+    if endpoint.spec.rollout.strategy == "BlueGreen" and len(traffic_versions) == 1:
+        pod_selector = selector(endpoint, traffic_versions[0])
+    return _service(endpoint, endpoint.name, pod_selector, None)
+
+
+def autoscaler(endpoint: Endpoint, stable_version: int) -> dict[str, Any] | None:
+    scaling = endpoint.spec.autoscaling
+    if scaling is None:
+        return None
+    return stamp(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": _meta(endpoint, endpoint.name),
+            "spec": {
+                "scaleTargetRef": {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": version_name(endpoint.name, stable_version),
+                },
+                "minReplicas": scaling.min_replicas,
+                "maxReplicas": scaling.max_replicas,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {
+                                "type": "Utilization",
+                                "averageUtilization": scaling.target_cpu_utilization_percentage,
+                            },
+                        },
+                    }
+                ],
+            },
+        }
+    )
+
+
+def http_route(endpoint: Endpoint, weights: dict[int, int]) -> dict[str, Any] | None:
+    routing = endpoint.spec.rollout.traffic_routing
+    if routing is None or routing.http_route is None:
+        return None
+    backends = [
+        {"name": version_name(endpoint.name, version), "port": REST_PORT, "weight": weight}
+        for version, weight in sorted(weights.items())
+    ]
+    return stamp(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": _meta(endpoint, endpoint.name),
+            "spec": {
+                "parentRefs": [ref.to_wire() for ref in routing.http_route.parent_refs],
+                "hostnames": list(routing.http_route.hostnames),
+                "rules": [{"backendRefs": backends}],
+            },
+        }
+    )
+
+
+def url(endpoint: Endpoint) -> str:
+    return (
+        f"http://{endpoint.name}.{endpoint.namespace}.svc.cluster.local:{REST_PORT}"
+        f"/v1/models/{endpoint.spec.model_name}"
+    )
+
+
+def children(
+    endpoint: Endpoint,
+    versions: dict[int, VersionInfo],
+    replicas: dict[int, int],
+    stable_version: int | None,
+    traffic_versions: list[int],
+    route_weights: dict[int, int],
+) -> list[dict[str, Any]]:
+    """Every child the endpoint should have right now."""
+    desired: list[dict[str, Any]] = []
+    for version, count in sorted(replicas.items()):
+        info = versions.get(version)
+        if info is None:
+            continue
+        hpa_owned = endpoint.spec.autoscaling is not None and version == stable_version
+        desired += [
+            config_map(endpoint, version),
+            deployment(endpoint, info, None if hpa_owned else count),
+            version_service(endpoint, version),
+        ]
+    desired.append(endpoint_service(endpoint, traffic_versions))
+    if stable_version is not None and (hpa := autoscaler(endpoint, stable_version)) is not None:
+        desired.append(hpa)
+    if (route := http_route(endpoint, route_weights)) is not None:
+        desired.append(route)
+    return desired

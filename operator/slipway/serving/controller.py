@@ -1,0 +1,325 @@
+"""ServingEndpoint reconcile: observe (kopf indexes + one GET), plan (pure), analyse (I/O), apply the
+difference, record status and Events. A reconcile that changes nothing writes nothing."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from slipway import GROUP
+from slipway.api.common import now
+from slipway.api.serving_endpoint import ServingEndpointSpec, ServingEndpointStatus
+from slipway.kube import api_client, get_custom, is_subset, owner_reference, patch_custom_status
+from slipway.metrics import API_WRITES, ROLLBACKS, ROLLOUT_SECONDS, ROLLOUTS
+from slipway.serving import analysis, builders
+from slipway.serving.rollout import DeploymentInfo, Event, Observed, Plan, VersionInfo, effective_steps, plan
+from slipway.settings import settings
+
+log = logging.getLogger(__name__)
+PLURAL = "servingendpoints"
+REQUEST_ANNOTATIONS = {kind: f"{GROUP}/{kind}" for kind in ("promote", "abort", "retry")}
+EventSink = Callable[[dict[str, Any], str, str, str], None]
+
+
+@dataclass(frozen=True)
+class ChildSummary:
+    """What the deployment/service/configmap indexes keep about one child."""
+
+    kind: str
+    name: str
+    applied_hash: str | None
+    version: int | None = None
+    replicas: int = 0
+    ready: int = 0
+    up_to_date: bool = True
+
+
+def summarize_child(kind: str, body: Mapping[str, Any]) -> ChildSummary:
+    meta = body.get("metadata", {})
+    version_label = (meta.get("labels") or {}).get(builders.VERSION_LABEL)
+    spec, status = body.get("spec") or {}, body.get("status") or {}
+    up_to_date = status.get("observedGeneration", 0) >= meta.get("generation", 0)
+    return ChildSummary(
+        kind=kind,
+        name=meta.get("name", ""),
+        applied_hash=(meta.get("annotations") or {}).get(builders.HASH_ANNOTATION),
+        version=int(version_label) if version_label and version_label.isdigit() else None,
+        replicas=int(spec.get("replicas") or 0),
+        ready=int(status.get("readyReplicas") or 0),
+        up_to_date=up_to_date,
+    )
+
+
+def summarize_version(
+    name: str, spec: Mapping[str, Any], status: Mapping[str, Any], meta: Mapping[str, Any]
+) -> VersionInfo:
+    secret = (spec.get("storageSecretRef") or {}).get("name")
+    return VersionInfo(
+        name=name,
+        version=int(spec["version"]),
+        phase=(status or {}).get("phase"),
+        uri=spec["uri"],
+        deleting=meta.get("deletionTimestamp") is not None,
+        storage_secret=secret,
+        served_by=tuple((status or {}).get("servedBy") or ()),
+    )
+
+
+def observe(
+    body: Mapping[str, Any], versions: Iterable[VersionInfo], children: Iterable[ChildSummary]
+) -> Observed:
+    annotations = body["metadata"].get("annotations") or {}
+    by_version: dict[int, VersionInfo] = {}
+    for info in versions:
+        # Two ModelVersions claiming one version number: the Validated one wins, else the first seen.
+        if info.version not in by_version or info.servable:
+            by_version[info.version] = info
+    deployments = {
+        c.version: DeploymentInfo(c.version, c.replicas, c.ready, c.up_to_date)
+        for c in children
+        if c.kind == "Deployment" and c.version is not None
+    }
+    return Observed(
+        generation=int(body["metadata"].get("generation", 1)),
+        now=now(),
+        versions=by_version,
+        deployments=deployments,
+        requests={
+            kind: annotations[key] for kind, key in REQUEST_ANNOTATIONS.items() if annotations.get(key)
+        },
+    )
+
+
+def read_manifest_bytes(model_uri: str) -> bytes:
+    try:
+        storage = importlib.import_module("slipway.storage")
+    except ImportError:
+        storage = None
+    if storage is not None and hasattr(storage, "open_store"):
+        data: bytes = storage.open_store(model_uri).read_bytes("slipway-manifest.json")
+        return data
+    if not model_uri.startswith("file://"):
+        raise ValueError(f"cannot read {model_uri}: no storage backend for its scheme")
+    return (Path(model_uri.removeprefix("file://")) / "slipway-manifest.json").read_bytes()
+
+
+def read_sample_request(model_uri: str) -> dict[str, Any] | None:
+    """The manifest's sampleRequest, read from the model store."""
+    try:
+        raw = read_manifest_bytes(model_uri)
+    except Exception as error:  # a missing or unreadable manifest fails the smoke test, with this reason
+        log.warning("cannot read the manifest of %s: %s", model_uri, error)
+        return None
+    sample = json.loads(raw).get("sampleRequest")
+    return sample if isinstance(sample, dict) else None
+
+
+def run_analysis(
+    spec: ServingEndpointSpec,
+    status: ServingEndpointStatus,
+    namespace: str,
+    endpoint: str,
+    observed: Observed,
+) -> analysis.AnalysisResult | None:
+    version, step_index = status.canary_version, status.current_step
+    if version is None or step_index is None:
+        return None
+    steps = effective_steps(spec)
+    step = steps[step_index].analysis if step_index < len(steps) else None
+    info = observed.versions.get(version)
+    if step is None or info is None:
+        return None
+    base_url = settings().tfserving_url_template.format(
+        service=builders.version_name(endpoint, version), namespace=namespace, version=version
+    )
+    target = analysis.Target(spec.model_name, version, base_url, read_sample_request(info.uri))
+    progress = status.analysis if status.analysis and status.analysis.step == step_index else None
+    found = analysis.measure(spec.rollout.analysis, step, target, first_round=progress is None)
+    return analysis.judge(spec.rollout.analysis, step, step_index, progress, found)
+
+
+def _apply(body: dict[str, Any], observed: ChildSummary | None) -> bool:
+    """Creates or patches one child when its applied hash differs; returns whether it wrote."""
+    digest = body["metadata"]["annotations"][builders.HASH_ANNOTATION]
+    replicas = body.get("spec", {}).get("replicas")
+    if (
+        observed is not None
+        and observed.applied_hash == digest
+        and (replicas is None or observed.replicas == replicas)
+    ):
+        return False
+    kind, namespace, name = body["kind"], body["metadata"]["namespace"], body["metadata"]["name"]
+    create, patch = _verbs(kind)
+    try:
+        if observed is None:
+            try:
+                create(namespace, body)
+                API_WRITES.labels(kind, "create").inc()
+                return True
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+        patch(name, namespace, body)
+        API_WRITES.labels(kind, "patch").inc()
+    except ApiException as error:
+        if error.status == 404 and kind == "HTTPRoute":
+            log.warning("HTTPRoute is not served by this cluster (Gateway API CRDs missing)")
+            return False
+        raise
+    return True
+
+
+def _verbs(kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    api = api_client()
+    if kind == "Deployment":
+        apps = client.AppsV1Api(api)
+        return apps.create_namespaced_deployment, apps.patch_namespaced_deployment
+    if kind == "Service":
+        core = client.CoreV1Api(api)
+        return core.create_namespaced_service, core.patch_namespaced_service
+    if kind == "ConfigMap":
+        core = client.CoreV1Api(api)
+        return core.create_namespaced_config_map, core.patch_namespaced_config_map
+    if kind == "HorizontalPodAutoscaler":
+        scaling = client.AutoscalingV2Api(api)
+        return (
+            scaling.create_namespaced_horizontal_pod_autoscaler,
+            scaling.patch_namespaced_horizontal_pod_autoscaler,
+        )
+    if kind == "HTTPRoute":
+        custom = client.CustomObjectsApi(api)
+        route = ("gateway.networking.k8s.io", "v1")
+        return (
+            lambda namespace, body: custom.create_namespaced_custom_object(
+                *route, namespace, "httproutes", body
+            ),
+            lambda name, namespace, body: custom.patch_namespaced_custom_object(
+                *route, namespace, "httproutes", name, body
+            ),
+        )
+    raise ValueError(f"no verbs for {kind}")
+
+
+def _delete(child: ChildSummary, namespace: str) -> None:
+    api = api_client()
+    try:
+        if child.kind == "Deployment":
+            client.AppsV1Api(api).delete_namespaced_deployment(child.name, namespace)
+        elif child.kind == "Service":
+            client.CoreV1Api(api).delete_namespaced_service(child.name, namespace)
+        elif child.kind == "ConfigMap":
+            client.CoreV1Api(api).delete_namespaced_config_map(child.name, namespace)
+        API_WRITES.labels(child.kind, "delete").inc()
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+def apply_children(
+    endpoint: builders.Endpoint,
+    result: Plan,
+    versions: dict[int, VersionInfo],
+    children: Iterable[ChildSummary],
+) -> int:
+    observed = {(c.kind, c.name): c for c in children}
+    desired = builders.children(
+        endpoint,
+        versions,
+        result.replicas,
+        result.status.stable_version,
+        result.traffic_versions,
+        result.route_weights,
+    )
+    writes = sum(_apply(body, observed.get((body["kind"], body["metadata"]["name"]))) for body in desired)
+    wanted = {(body["kind"], body["metadata"]["name"]) for body in desired}
+    for key, child in observed.items():
+        if key not in wanted and child.kind in ("Deployment", "Service", "ConfigMap"):
+            _delete(child, endpoint.namespace)
+            writes += 1
+    return writes
+
+
+def record_outcomes(events: list[Event], status: ServingEndpointStatus) -> None:
+    for event in events:
+        if event.reason == "Promoted":
+            ROLLOUTS.labels("Promoted").inc()
+        elif event.reason in ("RolledBack", "Aborted"):
+            ROLLOUTS.labels(event.reason).inc()
+            if event.type == "Warning":
+                ROLLBACKS.labels(
+                    status.history[-1].message.split(":")[0] if status.history else "unknown"
+                ).inc()
+    for event in events:
+        if event.reason in ("Promoted", "RolledBack") and status.history:
+            last = status.history[-1]
+            if last.started_at and last.finished_at:
+                ROLLOUT_SECONDS.observe((last.finished_at - last.started_at).total_seconds())
+
+
+def reconcile(
+    namespace: str,
+    name: str,
+    versions: Iterable[VersionInfo],
+    children: Iterable[ChildSummary],
+    post_event: EventSink,
+) -> dict[str, Any] | None:
+    body = get_custom(PLURAL, namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    spec = ServingEndpointSpec.model_validate(body["spec"])
+    status = ServingEndpointStatus.model_validate(body.get("status") or {})
+    children = list(children)
+    observed = observe(body, versions, children)
+    result = plan(spec, status, observed)
+    if result.analysis_due:
+        measured = run_analysis(spec, result.status, namespace, name, observed)
+        result = plan(spec, status, observed, measured)
+    endpoint = builders.Endpoint(name, namespace, spec, owner_reference(body), settings().image)
+    result.status.url = builders.url(endpoint)
+    apply_children(endpoint, result, observed.versions, children)
+    new_status = result.status.to_wire()
+    if not is_subset(new_status, body.get("status") or {}) or _removed_keys(
+        body.get("status") or {}, new_status
+    ):
+        body = patch_custom_status(PLURAL, namespace, name, _with_nulls(body.get("status") or {}, new_status))
+        API_WRITES.labels("ServingEndpoint", "patch-status").inc()
+    for event in result.events:
+        post_event(body, event.type, event.reason, event.message)
+    record_outcomes(result.events, result.status)
+    update_served_by(namespace, name, observed.versions.values(), set(result.replicas))
+    return body
+
+
+def update_served_by(
+    namespace: str, endpoint: str, versions: Iterable[VersionInfo], serving: set[int]
+) -> None:
+    """Lists this endpoint in the status of each ModelVersion it serves, and only those."""
+    for info in versions:
+        listed = endpoint in info.served_by
+        if listed == (info.version in serving) or info.deleting:
+            continue
+        others = [name for name in info.served_by if name != endpoint]
+        served_by = sorted([*others, endpoint]) if info.version in serving else others
+        try:
+            patch_custom_status("modelversions", namespace, info.name, {"servedBy": served_by})
+            API_WRITES.labels("ModelVersion", "patch-status").inc()
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+
+def _removed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    return [key for key in old if key not in new]
+
+
+def _with_nulls(old: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch that also clears fields the new status no longer has (canaryVersion, analysis...)."""
+    return {**{key: None for key in _removed_keys(old, new)}, **new}

@@ -1,0 +1,279 @@
+"""The rollout state machine, driven as the controller drives it, with deployments that turn ready."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from slipway.api.serving_endpoint import ServingEndpointSpec, ServingEndpointStatus
+from slipway.serving.rollout import (
+    AnalysisResult,
+    DeploymentInfo,
+    Observed,
+    Plan,
+    VersionInfo,
+    canary_replicas,
+    plan,
+)
+
+T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+STEPS = [
+    {"setWeight": 25},
+    {"analysis": {}},
+    {"setWeight": 50},
+    {"pause": {"duration": "30s"}},
+    {"setWeight": 100},
+]
+
+
+def spec(**overrides: Any) -> ServingEndpointSpec:
+    body: dict[str, Any] = {"modelName": "penguins", "replicas": 2, "rollout": {"steps": STEPS}}
+    body.update(overrides)
+    return ServingEndpointSpec.model_validate(body)
+
+
+class Sim:
+    """Deployments become ready as soon as they are asked for (unless `stuck`), time moves by hand."""
+
+    def __init__(self, endpoint: ServingEndpointSpec) -> None:
+        self.spec = endpoint
+        self.status = ServingEndpointStatus()
+        self.versions: dict[int, VersionInfo] = {}
+        self.deployments: dict[int, DeploymentInfo] = {}
+        self.now = T0
+        self.generation = 1
+        self.requests: dict[str, str] = {}
+        self.stuck: set[int] = set()
+        self.events: list[str] = []
+        self.min_stable_ready: int | None = None
+
+    def add(self, version: int, phase: str = "Validated") -> None:
+        self.versions[version] = VersionInfo(f"penguins-v{version}", version, phase, f"file:///m/{version}")
+
+    def observed(self) -> Observed:
+        return Observed(
+            self.generation, self.now, dict(self.versions), dict(self.deployments), dict(self.requests)
+        )
+
+    def step(self, analysis: dict[int, bool] | None = None) -> Plan:
+        result = plan(self.spec, self.status, self.observed())
+        if result.analysis_due:
+            step = result.status.current_step
+            assert step is not None
+            passed = (analysis or {}).get(result.status.canary_version or 0, True)
+            result = plan(self.spec, self.status, self.observed(), AnalysisResult(step, passed, "measured"))
+        self.status = result.status
+        self.events += [e.reason for e in result.events]
+        self.deployments = {
+            v: DeploymentInfo(v, n, 0 if v in self.stuck else n) for v, n in result.replicas.items()
+        }
+        stable = self.status.stable_version
+        if stable is not None and stable in self.deployments and self.status.canary_version is not None:
+            ready = self.deployments[stable].ready
+            self.min_stable_ready = (
+                ready if self.min_stable_ready is None else min(self.min_stable_ready, ready)
+            )
+        return result
+
+    def settle(self, rounds: int = 20, **kwargs: Any) -> Plan:
+        result = self.step(**kwargs)
+        for _ in range(rounds):
+            result = self.step(**kwargs)
+        return result
+
+
+def condition(status: ServingEndpointStatus, type_: str) -> str | None:
+    return next((c.status for c in status.conditions if c.type == type_), None)
+
+
+def test_nothing_validated_means_nothing_deployed() -> None:
+    sim = Sim(spec())
+    sim.add(1, phase="Pending")
+    sim.add(2, phase="Rejected")
+    result = sim.settle()
+    assert result.replicas == {}
+    assert condition(sim.status, "Ready") == "False"
+    assert sim.status.phase == "Pending"
+
+
+def test_first_version_goes_straight_to_stable() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    result = sim.settle()
+    assert sim.status.stable_version == 1 and sim.status.canary_version is None
+    assert result.replicas == {1: 2}
+    assert condition(sim.status, "Ready") == "True"
+    assert "Promoted" in sim.events
+
+
+def test_canary_walks_the_steps_and_promotes_keeping_stable_whole() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    weights = []
+    for _ in range(6):
+        sim.step()
+        weights.append(sim.status.canary_weight)
+    assert sim.status.canary_version == 2 and sim.status.current_step == 3  # waiting in the 30 s pause
+    assert condition(sim.status, "Progressing") == "True"
+    sim.now += timedelta(seconds=31)
+    sim.settle()
+    assert sim.status.stable_version == 2 and sim.status.previous_version == 1
+    assert sim.status.canary_version is None and sim.status.canary_weight == 0
+    assert 25 in weights and 50 in weights
+    assert sim.min_stable_ready == 2
+    assert [h.outcome for h in sim.status.history][-1] == "Promoted"
+    assert sim.deployments.keys() == {2}
+
+
+def test_failed_analysis_rolls_back_and_is_not_retried_until_asked() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.settle(analysis={2: False})
+    assert sim.status.stable_version == 1 and sim.status.canary_version is None
+    assert sim.status.failed_versions == [2]
+    assert sim.deployments.keys() == {1}
+    assert condition(sim.status, "Degraded") == "True"
+    assert sim.status.history[-1].outcome == "RolledBack"
+    sim.requests["retry"] = "1"
+    sim.step(analysis={2: True})
+    assert sim.status.canary_version == 2 and sim.status.failed_versions == []
+    sim.settle()
+    sim.now += timedelta(minutes=1)
+    sim.settle()
+    assert sim.status.stable_version == 2
+    assert condition(sim.status, "Degraded") == "False"
+
+
+def test_a_spec_change_lets_a_failed_version_try_again() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.settle(analysis={2: False})
+    assert sim.status.failed_versions == [2]
+    sim.generation = 2
+    sim.step()
+    assert sim.status.canary_version == 2
+
+
+def test_newer_version_supersedes_a_running_canary() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.step()
+    assert sim.status.canary_version == 2
+    sim.add(3)
+    sim.step()
+    assert sim.status.canary_version == 3
+    assert sim.status.failed_versions == []
+    assert sim.status.history[-1].outcome in ("Aborted", "RolledBack")
+
+
+def test_withdrawn_canary_is_dropped() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.step()
+    sim.add(2, phase="Rejected")
+    sim.step()
+    assert sim.status.canary_version is None and sim.status.stable_version == 1
+
+
+def test_stuck_canary_hits_the_progress_deadline() -> None:
+    sim = Sim(spec(rollout={"steps": STEPS, "progressDeadlineSeconds": 60}))
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.stuck.add(2)
+    sim.step()
+    assert sim.status.canary_version == 2
+    sim.now += timedelta(seconds=61)
+    sim.step()
+    assert sim.status.canary_version is None and sim.status.failed_versions == [2]
+    assert "ProgressDeadlineExceeded" in sim.status.history[-1].message
+
+
+def test_indefinite_pause_waits_for_promote_and_abort_requests() -> None:
+    steps = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]
+    sim = Sim(spec(rollout={"steps": steps}))
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.settle()
+    assert sim.status.current_step == 1 and sim.status.phase == "Paused"
+    sim.now += timedelta(days=2)
+    sim.settle()
+    assert sim.status.current_step == 1
+    sim.requests["promote"] = "go"
+    sim.settle()
+    assert sim.status.stable_version == 2
+    assert sim.status.handled_requests["promote"] == "go"
+
+
+def test_abort_request_rolls_back() -> None:
+    sim = Sim(spec(rollout={"steps": [{"setWeight": 50}, {"pause": {}}]}))
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.settle()
+    sim.requests["abort"] = "stop"
+    sim.step()
+    assert sim.status.canary_version is None and sim.status.failed_versions == [2]
+    sim.settle()
+    assert sim.status.canary_version is None, "an aborted version is not retried by itself"
+
+
+def test_pinned_version_is_served_even_when_newer_exist() -> None:
+    sim = Sim(spec(versionSelection={"policy": "Pinned", "version": 1}))
+    sim.add(1)
+    sim.add(2)
+    sim.settle()
+    assert sim.status.stable_version == 1 and sim.status.canary_version is None
+
+
+def test_pinned_version_that_is_not_validated_is_never_deployed() -> None:
+    sim = Sim(spec(versionSelection={"policy": "Pinned", "version": 3}))
+    sim.add(3, phase="Pending")
+    result = sim.settle()
+    assert result.replicas == {}
+    ready = next(c for c in sim.status.conditions if c.type == "Ready")
+    assert ready.reason == "PinnedVersionNotValidated"
+
+
+def test_blue_green_previews_at_full_size_then_switches() -> None:
+    sim = Sim(spec(rollout={"strategy": "BlueGreen", "blueGreen": {"autoPromotionSeconds": 60}}))
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    result = sim.settle()
+    assert result.replicas == {1: 2, 2: 2}
+    assert result.traffic_versions == [1]
+    sim.now += timedelta(seconds=61)
+    result = sim.settle()
+    assert sim.status.stable_version == 2 and result.traffic_versions == [2]
+
+
+def test_no_op_plan_changes_nothing() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.settle()
+    before = sim.status.model_dump()
+    result = plan(sim.spec, sim.status, sim.observed())
+    assert result.status.model_dump() == before
+    assert result.events == []
+
+
+@pytest.mark.parametrize(
+    ("replicas", "weight", "expected"),
+    [(2, 25, 1), (2, 50, 2), (4, 25, 2), (10, 10, 2), (3, 0, 0), (3, 100, 3)],
+)
+def test_canary_replicas_follow_the_weight(replicas: int, weight: int, expected: int) -> None:
+    assert canary_replicas(spec(replicas=replicas), weight) == expected
