@@ -3,4 +3,5 @@
 pytest_plugins = [
     "fixtures.cluster",
     "fixtures.operator",
+    "fixtures.tfserving",
 ]

@@ -228,7 +228,9 @@ def apply_children(
     result: Plan,
     versions: dict[int, VersionInfo],
     children: Iterable[ChildSummary],
-) -> int:
+) -> list[ChildSummary]:
+    """Creates and updates what the plan wants; returns the children it no longer wants, to be deleted
+    only after the status records the change (so status never names a version whose pods are gone)."""
     observed = {(c.kind, c.name): c for c in children}
     desired = builders.children(
         endpoint,
@@ -238,13 +240,14 @@ def apply_children(
         result.traffic_versions,
         result.route_weights,
     )
-    writes = sum(_apply(body, observed.get((body["kind"], body["metadata"]["name"]))) for body in desired)
+    for body in desired:
+        _apply(body, observed.get((body["kind"], body["metadata"]["name"])))
     wanted = {(body["kind"], body["metadata"]["name"]) for body in desired}
-    for key, child in observed.items():
-        if key not in wanted and child.kind in ("Deployment", "Service", "ConfigMap"):
-            _delete(child, endpoint.namespace)
-            writes += 1
-    return writes
+    return [
+        c
+        for key, c in observed.items()
+        if key not in wanted and c.kind in ("Deployment", "Service", "ConfigMap")
+    ]
 
 
 def record_outcomes(events: list[Event], status: ServingEndpointStatus) -> None:
@@ -284,13 +287,15 @@ def reconcile(
         result = plan(spec, status, observed, measured)
     endpoint = builders.Endpoint(name, namespace, spec, owner_reference(body), settings().image)
     result.status.url = builders.url(endpoint)
-    apply_children(endpoint, result, observed.versions, children)
+    obsolete = apply_children(endpoint, result, observed.versions, children)
     new_status = result.status.to_wire()
     if not is_subset(new_status, body.get("status") or {}) or _removed_keys(
         body.get("status") or {}, new_status
     ):
         body = patch_custom_status(PLURAL, namespace, name, _with_nulls(body.get("status") or {}, new_status))
         API_WRITES.labels("ServingEndpoint", "patch-status").inc()
+    for child in obsolete:
+        _delete(child, namespace)
     for event in result.events:
         post_event(body, event.type, event.reason, event.message)
     record_outcomes(result.events, result.status)

@@ -197,13 +197,23 @@ class _Planner:
                 f"{self.spec.rollout.strategy} rollout v{status.stable_version} -> v{version} started",
             )
 
-    def advance(self) -> None:
+    def advance(self, done: RolloutStep) -> None:
         status = self.status
         assert status.current_step is not None
         status.current_step += 1
         status.step_started_at = self.observed.now
         status.analysis = None
-        self.emit("Normal", "StepCompleted", f"v{status.canary_version}: step {status.current_step} reached")
+        if done.set_weight is not None:
+            what = f"canary at {done.set_weight}% of traffic"
+        elif done.pause is not None:
+            what = "pause over"
+        else:
+            what = "analysis passed"
+        self.emit(
+            "Normal",
+            "StepCompleted",
+            f"v{status.canary_version} step {status.current_step}/{len(self.steps)}: {what}",
+        )
 
     def promote(self) -> None:
         status = self.status
@@ -314,7 +324,7 @@ class _Planner:
                 analysis = None
                 if outcome != "passed":
                     return False
-            self.advance()
+            self.advance(step)
         return False
 
     def measurement_due(self, step_index: int) -> bool:
