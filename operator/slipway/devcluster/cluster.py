@@ -46,7 +46,7 @@ def free_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -149,7 +149,7 @@ class DevCluster:
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             cwd=self.workdir,
         )
         process = _Process(name, popen, log_path, log_file)
@@ -287,6 +287,11 @@ class DevCluster:
         with urllib.request.urlopen(req, context=self._ssl_context(), timeout=10) as response:
             payload: dict[str, Any] = json.loads(response.read() or b"{}")
             return payload
+
+    def get_text(self, path: str) -> str:
+        req = urllib.request.Request(self.server + path)
+        with urllib.request.urlopen(req, context=self._ssl_context(), timeout=10) as response:
+            return str(response.read().decode())
 
     def _apiserver_ready(self) -> bool:
         try:

@@ -1,0 +1,200 @@
+"""Serving benchmark on the embedded control plane (prints its figures; writes bench/results/serving.json).
+
+1. Latency from a ModelVersion turning Validated to its canary Deployment existing, p50/p99 over N
+   rollouts, next to the floor: a bare client making the calls that job needs (GET the endpoint, create
+   the ConfigMap, create the Deployment), timed in the same run.
+2. Writes to the API server while nothing changes: apiserver_request_total for write verbs on the
+   resources Slipway touches, before and after a quiet window spanning several resync intervals.
+
+Usage: python bench/serving_bench.py [--rollouts 50] [--quiet-seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+
+from slipway import GROUP, VERSION
+from slipway.api.crd import KINDS, crd
+from slipway.devcluster import DevCluster
+from slipway.devcluster.install import apply_crds
+from slipway.devcluster.operator_process import OperatorProcess
+
+NAMESPACE = "bench"
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "APPLY")
+TOUCHED = ("servingendpoints", "modelversions", "deployments", "services", "configmaps", "events")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def writes_on_touched_resources(cluster: DevCluster) -> int:
+    total = 0
+    pattern = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
+    for line in cluster.get_text("/metrics").splitlines():
+        match = pattern.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in TOUCHED:
+            total += int(float(match["value"]))
+    return total
+
+
+def model_version(custom: client.CustomObjectsApi, store: Path, model: str, version: int) -> None:
+    directory = store / model / str(version)
+    directory.mkdir(parents=True, exist_ok=True)
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelVersion",
+        "metadata": {"name": f"{model}-v{version}"},
+        "spec": {"modelName": model, "version": version, "uri": f"file://{directory}"},
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "modelversions", body)
+
+
+def validate(custom: client.CustomObjectsApi, model: str, version: int) -> None:
+    custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, NAMESPACE, "modelversions", f"{model}-v{version}", {"status": {"phase": "Validated"}}
+    )
+
+
+def wait(predicate: Any, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark precondition not reached")
+        time.sleep(0.2)
+
+
+class DeploymentCreations:
+    """Records the local time each Deployment is first seen on a watch."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.apps = client.AppsV1Api(api)
+        self.seen: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for event in watch.Watch().stream(
+            self.apps.list_namespaced_deployment, NAMESPACE, timeout_seconds=3600
+        ):
+            name = event["object"].metadata.name
+            self.seen.setdefault(name, time.monotonic())
+
+
+def floor_once(api: client.ApiClient, custom: client.CustomObjectsApi, index: int) -> float:
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    name = f"floor-{index}"
+    labels = {"app": name}
+    started = time.monotonic()
+    custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints", "m0")
+    core.create_namespaced_config_map(NAMESPACE, {"metadata": {"name": name}, "data": {"models.config": "x"}})
+    apps.create_namespaced_deployment(
+        NAMESPACE,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "c", "image": "example.invalid/tfs:1"}]},
+                },
+            },
+        },
+    )
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rollouts", type=int, default=50)
+    parser.add_argument("--quiet-seconds", type=float, default=30)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="slipway-bench-"))
+    load = os.getloadavg()
+    with DevCluster(workdir=work / "cluster", full=True) as cluster:
+        api = config.new_client_from_config(str(cluster.kubeconfig))
+        apply_crds(api, [crd(kind) for kind in KINDS])
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
+        custom = client.CustomObjectsApi(api)
+        operator = OperatorProcess(kubeconfig=cluster.kubeconfig, log_dir=work)
+        operator.env.update({"SLIPWAY_RECONCILE_INTERVAL_SECONDS": "10", "SLIPWAY_IMAGE": "slipway:bench"})
+        operator.start()
+        store = work / "models"
+        models = [f"m{i}" for i in range(args.rollouts)]
+        for model in models:
+            model_version(custom, store, model, 1)
+            validate(custom, model, 1)
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ServingEndpoint",
+                "metadata": {"name": model},
+                "spec": {"modelName": model, "replicas": 1, "rollout": {"steps": [{"setWeight": 100}]}},
+            }
+            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints", body)
+
+        def all_stable(version: int) -> bool:
+            items = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints")[
+                "items"
+            ]
+            return all((i.get("status") or {}).get("stableVersion") == version for i in items)
+
+        wait(lambda: all_stable(1), timeout=300)
+        creations = DeploymentCreations(api)
+        time.sleep(1)
+        latencies: list[float] = []
+        for model in models:
+            model_version(custom, store, model, 2)
+            started = time.monotonic()
+            validate(custom, model, 2)
+            wait(lambda m=model: f"{m}-v2" in creations.seen, timeout=60)
+            latencies.append(creations.seen[f"{model}-v2"] - started)
+        floors = [floor_once(api, custom, i) for i in range(args.rollouts)]
+        wait(lambda: all_stable(2), timeout=300)
+        time.sleep(5)
+        before = writes_on_touched_resources(cluster)
+        time.sleep(args.quiet_seconds)
+        after = writes_on_touched_resources(cluster)
+        operator.stop()
+
+    result = {
+        "rollouts": args.rollouts,
+        "validated_to_canary_deployment_ms": {
+            "p50": round(percentile(latencies, 50) * 1000, 1),
+            "p99": round(percentile(latencies, 99) * 1000, 1),
+            "mean": round(statistics.mean(latencies) * 1000, 1),
+        },
+        "floor_bare_client_ms": {
+            "p50": round(percentile(floors, 50) * 1000, 1),
+            "p99": round(percentile(floors, 99) * 1000, 1),
+        },
+        "quiet_window_seconds": args.quiet_seconds,
+        "writes_in_quiet_window": after - before,
+        "load_average_at_start": [round(x, 2) for x in load],
+    }
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "serving.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

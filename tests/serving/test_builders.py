@@ -1,0 +1,131 @@
+"""The children of an endpoint, built by pure functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slipway.api.serving_endpoint import ServingEndpointSpec
+from slipway.serving import builders
+from slipway.serving.controller import observe, summarize_child
+from slipway.serving.rollout import VersionInfo
+
+OWNER = {
+    "apiVersion": "slipway.dev/v1alpha1",
+    "kind": "ServingEndpoint",
+    "name": "web",
+    "uid": "u-1",
+    "controller": True,
+}
+
+
+def endpoint(**spec: Any) -> builders.Endpoint:
+    body = {"modelName": "penguins", **spec}
+    return builders.Endpoint("web", "ml", ServingEndpointSpec.model_validate(body), OWNER, "slipway:1")
+
+
+def info(version: int, secret: str | None = None) -> VersionInfo:
+    return VersionInfo(
+        f"penguins-v{version}", version, "Validated", f"s3://models/penguins/{version}", False, secret
+    )
+
+
+def test_deployment_serves_exactly_one_version_with_a_real_readiness_check() -> None:
+    deployment = builders.deployment(endpoint(), info(3, secret="s3-creds"), 2)
+    assert deployment["metadata"]["name"] == "web-v3"
+    assert deployment["metadata"]["ownerReferences"] == [OWNER]
+    pod = deployment["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    assert server["image"] == "tensorflow/serving:2.19.0"
+    assert {p["containerPort"] for p in server["ports"]} == {8500, 8501}
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v1/models/penguins/versions/3"
+    puller = pod["initContainers"][0]
+    assert puller["command"] == ["slipway", "pull", "s3://models/penguins/3", "/models/penguins/3"]
+    assert puller["image"] == "slipway:1"
+    assert puller["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["selector"]["matchLabels"] == {
+        "slipway.dev/endpoint": "web",
+        "slipway.dev/version": "3",
+    }
+
+
+def test_pods_meet_the_restricted_pod_security_standard() -> None:
+    pod = builders.deployment(endpoint(), info(1), 1)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["containers"] + pod["initContainers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert context["runAsNonRoot"] is True
+    assert all("hostPath" not in volume for volume in pod["volumes"])
+
+
+def test_model_config_pins_the_version() -> None:
+    text = builders.config_map(endpoint(), 7)["data"]["models.config"]
+    assert 'name: "penguins"' in text and 'base_path: "/models/penguins"' in text
+    assert "model_version_policy { specific { versions: 7 } }" in text
+
+
+def test_names_are_deterministic_and_bounded() -> None:
+    long_name = "e" * 63
+    assert builders.version_name("web", 12) == "web-v12"
+    bounded = builders.version_name(long_name, 12)
+    assert len(bounded) <= 63 and bounded.endswith("-v12")
+    assert bounded == builders.version_name(long_name, 12)
+    assert builders.version_name(long_name, 12) != builders.version_name("f" * 63, 12)
+
+
+def test_hash_annotation_changes_only_with_content() -> None:
+    first = builders.deployment(endpoint(), info(1), 2)
+    again = builders.deployment(endpoint(), info(1), 2)
+    scaled = builders.deployment(endpoint(), info(1), 3)
+    key = builders.HASH_ANNOTATION
+    assert first["metadata"]["annotations"][key] == again["metadata"]["annotations"][key]
+    assert first["metadata"]["annotations"][key] != scaled["metadata"]["annotations"][key]
+
+
+def test_blue_green_service_selects_only_the_active_version() -> None:
+    canary = builders.endpoint_service(endpoint(), [1, 2])
+    assert canary["spec"]["selector"] == {"slipway.dev/endpoint": "web"}
+    blue_green = builders.endpoint_service(endpoint(rollout={"strategy": "BlueGreen"}), [1])
+    assert blue_green["spec"]["selector"] == {"slipway.dev/endpoint": "web", "slipway.dev/version": "1"}
+
+
+def test_http_route_splits_by_weight_and_hpa_targets_stable() -> None:
+    routed = endpoint(
+        rollout={
+            "trafficRouting": {"httpRoute": {"parentRefs": [{"name": "gw"}], "hostnames": ["m.example"]}}
+        },
+        autoscaling={"minReplicas": 2, "maxReplicas": 6},
+    )
+    route = builders.http_route(routed, {1: 75, 2: 25})
+    assert route is not None
+    assert route["spec"]["rules"][0]["backendRefs"] == [
+        {"name": "web-v1", "port": 8501, "weight": 75},
+        {"name": "web-v2", "port": 8501, "weight": 25},
+    ]
+    assert route["spec"]["parentRefs"] == [{"name": "gw"}]
+    hpa = builders.autoscaler(routed, 1)
+    assert hpa is not None and hpa["spec"]["scaleTargetRef"]["name"] == "web-v1"
+    children = builders.children(routed, {1: info(1)}, {1: 2}, 1, [1], {1: 100})
+    stable = next(c for c in children if c["kind"] == "Deployment")
+    assert "replicas" not in stable["spec"], "the HPA owns the stable replica count"
+    assert builders.http_route(endpoint(), {1: 100}) is None
+
+
+def test_observe_reads_requests_and_prefers_validated_duplicates() -> None:
+    body = {"metadata": {"generation": 4, "annotations": {"slipway.dev/promote": "x", "other": "y"}}}
+    versions = [
+        VersionInfo("a", 1, "Rejected", "file:///a"),
+        VersionInfo("b", 1, "Validated", "file:///b"),
+    ]
+    deployment = {
+        "metadata": {"name": "web-v1", "generation": 2, "labels": {"slipway.dev/version": "1"}},
+        "spec": {"replicas": 2},
+        "status": {"observedGeneration": 2, "readyReplicas": 2},
+    }
+    observed = observe(body, versions, [summarize_child("Deployment", deployment)])
+    assert observed.generation == 4 and observed.requests == {"promote": "x"}
+    assert observed.versions[1].name == "b"
+    assert observed.ready(1) == 2
