@@ -90,6 +90,12 @@ class DeploymentCreations:
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._watch()
+        except Exception:  # the cluster goes away at the end of the run
+            return
+
+    def _watch(self) -> None:
         for event in watch.Watch().stream(
             self.apps.list_namespaced_deployment, NAMESPACE, timeout_seconds=3600
         ):

@@ -52,6 +52,29 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _request(args: argparse.Namespace) -> int:
+    """promote / abort / retry: a new value of the slipway.dev/<verb> annotation is one request."""
+    import time
+
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
+    from slipway import GROUP, VERSION
+
+    config.load_kube_config()
+    token = str(time.time_ns())
+    patch = {"metadata": {"annotations": {f"{GROUP}/{args.command}": token}}}
+    try:
+        client.CustomObjectsApi().patch_namespaced_custom_object(
+            GROUP, VERSION, args.namespace, "servingendpoints", args.endpoint, patch
+        )
+    except ApiException as error:
+        print(f"slipway {args.command}: {args.namespace}/{args.endpoint}: {error.reason}", file=sys.stderr)
+        return 1
+    print(f"{args.command} requested for servingendpoint {args.namespace}/{args.endpoint} ({token})")
+    return 0
+
+
 def _pull(argv: list[str]) -> int:
     from slipway.storage.puller import cli_main
 
@@ -74,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness-port", type=int, default=8081, help="/healthz port for probes")
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=_run)
+    for verb, text in (
+        ("promote", "skip the remaining canary steps and promote now"),
+        ("abort", "abort the running rollout and return all traffic to stable"),
+        ("retry", "allow versions that failed a rollout to be tried again"),
+    ):
+        request = commands.add_parser(verb, help=text)
+        request.add_argument("endpoint", help="ServingEndpoint name")
+        request.add_argument("-n", "--namespace", default="default")
+        request.set_defaults(func=_request)
     commands.add_parser("pull", help="download a model directory atomically (see `slipway pull --help`)")
     return parser
 

@@ -25,8 +25,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     settings.peering.name = operator.peering_name
     settings.peering.standalone = operator.standalone
+    # With several replicas, the one with the highest priority works and the others stand by.
+    settings.peering.priority = operator.peering_priority
     settings.peering.clusterwide = not operator.namespaces
-    settings.posting.level = logging.INFO
+    # kopf would post an Event for every handler log line at INFO; Slipway posts its own Events.
+    settings.posting.level = logging.WARNING
+    # kopf waits this long for more events on an object before reacting; 0.1 s by default.
+    settings.batching.batch_window = 0.02
     settings.execution.max_workers = operator.max_workers
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60

@@ -16,6 +16,8 @@ def run_operator(operator: OperatorSettings, liveness_port: int = 8081, verbose:
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object")
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    # "Handler/Timer ... succeeded" for every reconcile is noise at INFO.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     start_http_server(operator.metrics_port, addr="0.0.0.0")
     asyncio.run(
         kopf.operator(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 
 from pydantic import Field
@@ -20,6 +21,10 @@ class OperatorSettings(BaseSettings):
     )
     metrics_port: int = 8080
     peering_name: str = "slipway"
+    peering_priority: int = Field(
+        default_factory=lambda: secrets.randbelow(1_000_000),
+        description="Highest priority among replicas serves; the rest stand by (kopf peering).",
+    )
     standalone: bool = Field(default=False, description="Skip peering (one replica, or local development).")
     reconcile_interval_seconds: float = Field(
         default=15.0, description="Safety-net resync; children's events trigger reconciles sooner."

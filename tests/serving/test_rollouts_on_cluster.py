@@ -4,6 +4,9 @@ kwok (Deployments really roll out), and a loopback TF Serving REST API for analy
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -261,9 +264,16 @@ def test_operator_killed_mid_step_resumes_from_the_same_step(env: Env, operator:
         paused["stepStartedAt"],
     )
     assert env.ready("web-v2") == 2 and env.ready("web-v1") == 2  # 50% by replica ratio: 2 next to 2
-    env.annotate("web", "slipway.dev/promote", "now")
+    promote = subprocess.run(
+        [sys.executable, "-m", "slipway.cli", "promote", "web", "-n", env.namespace],
+        env={**os.environ, "KUBECONFIG": str(operator.kubeconfig)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    token = promote.stdout.strip().rsplit("(", 1)[1].rstrip(")")
     status = wait_for(lambda: (s := env.status("web")).get("stableVersion") == 2 and s, "v2 promoted")
-    assert status["handledRequests"]["promote"] == "now"
+    assert status["handledRequests"]["promote"] == token
 
 
 def test_pinned_version_and_unvalidated_versions_never_get_a_pod(env: Env, operator: Any) -> None:
