@@ -29,6 +29,10 @@ install: $(VENV)/.stamp-install ## Create the virtual environment with the opera
 k8s-binaries: ## Build (or reuse from ~/.cache/slipway) etcd, kube-apiserver, controller-manager, scheduler, kwok
 	@if [ -n "$$KUBEBUILDER_ASSETS" ]; then echo "using KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS"; else bash hack/build-k8s.sh >/dev/null; fi
 
+.PHONY: gateway-api-crds
+gateway-api-crds: ## Fetch the Gateway API CRDs (HTTPRoute) into ~/.cache/slipway for the traffic-routing tests
+	@bash hack/gateway-api-crds.sh >/dev/null
+
 .PHONY: crds
 crds: install ## Regenerate crds/*.yaml from the pydantic models
 	$(PY) -m slipway.api.crdgen crds
@@ -41,7 +45,7 @@ lint: install ## ruff, mypy and the import layering contract
 	$(VENV)/bin/lint-imports
 
 .PHONY: test
-test: install k8s-binaries $(TEST_PREREQS) ## Install what is missing, then run every test (unit, integration on a real API server, e2e)
+test: install k8s-binaries gateway-api-crds $(TEST_PREREQS) ## Install what is missing, then run every test (unit, integration on a real API server, e2e)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \

@@ -216,6 +216,9 @@ def test_first_rollout_then_canary_through_steps_to_promotion(
         GROUP, VERSION, env.namespace, "modelversions", "penguins-v2"
     )
     assert served_by["status"]["servedBy"] == ["web"]
+    metrics = operator.metrics()
+    assert 'slipway_rollouts_total{outcome="Promoted"} 2.0' in metrics  # v1's first rollout, then v2
+    assert "slipway_rollout_duration_seconds_count" in metrics
 
 
 def test_failing_canary_rolls_back_and_stable_keeps_serving(
@@ -299,3 +302,48 @@ def test_pinned_version_and_unvalidated_versions_never_get_a_pod(env: Env, opera
         {"spec": {"versionSelection": {"version": 2}}},
     )
     wait_for(lambda: env.status("pinned").get("stableVersion") == 2, "pinned v2", timeout=90)
+
+
+def test_http_route_weights_and_autoscaler_follow_the_rollout(
+    env: Env, operator: Any, gateway_api: None
+) -> None:
+    routing = {
+        "httpRoute": {"parentRefs": [{"name": "gw", "namespace": "gateway"}], "hostnames": ["m.example"]}
+    }
+    env.model_version(1)
+    env.endpoint(
+        "routed",
+        autoscaling={"minReplicas": 2, "maxReplicas": 4},
+        rollout={"steps": [{"setWeight": 30}, {"pause": {}}], "trafficRouting": routing},
+    )
+    wait_for(lambda: env.status("routed").get("stableVersion") == 1, "v1 stable")
+
+    def route() -> dict[str, Any]:
+        body: dict[str, Any] = env.custom.get_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", env.namespace, "httproutes", "routed"
+        )
+        return body
+
+    def weights() -> dict[str, int]:
+        return {b["name"]: b["weight"] for b in route()["spec"]["rules"][0]["backendRefs"]}
+
+    assert weights() == {"routed-v1": 100}
+    assert route()["spec"]["parentRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw", "namespace": "gateway"}
+    ]
+    scaling = client.AutoscalingV2Api(env.custom.api_client)
+    assert (
+        scaling.read_namespaced_horizontal_pod_autoscaler("routed", env.namespace).spec.scale_target_ref.name
+        == "routed-v1"
+    )
+    env.model_version(2)
+    wait_for(lambda: env.status("routed").get("phase") == "Paused", "paused at 30%")
+    assert weights() == {"routed-v1": 70, "routed-v2": 30}
+    assert env.ready("routed-v2") == 1  # ceil(2 x 30%) behind weighted routing
+    env.annotate("routed", "slipway.dev/promote", "1")
+    wait_for(lambda: env.status("routed").get("stableVersion") == 2, "v2 promoted")
+    wait_for(lambda: weights() == {"routed-v2": 100}, "all traffic on v2")
+    target = scaling.read_namespaced_horizontal_pod_autoscaler(
+        "routed", env.namespace
+    ).spec.scale_target_ref.name
+    assert target == "routed-v2"
