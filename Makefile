@@ -26,7 +26,7 @@ $(VENV)/.stamp-install: pyproject.toml
 install: $(VENV)/.stamp-install ## Create the virtual environment with the operator and dev tools
 
 .PHONY: k8s-binaries
-k8s-binaries: ## Build (or reuse from ~/.cache/slipway) etcd, kube-apiserver, controller-manager, scheduler, kwok
+k8s-binaries: ## Build (or reuse from ~/.cache/slipway) etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok
 	@if [ -n "$$KUBEBUILDER_ASSETS" ]; then echo "using KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS"; else bash hack/build-k8s.sh >/dev/null; fi
 
 .PHONY: gateway-api-crds

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane used by tests and `make demo` from the Go module proxy:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok. Output goes to
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok. Output goes to
 # $SLIPWAY_CACHE/k8s-<versions>/bin and is reused when every binary is already there.
 # Prints that directory on its last line of stdout.
 set -euo pipefail
@@ -11,7 +11,7 @@ KWOK_VERSION="${KWOK_VERSION:-0.7.0}"
 CACHE_ROOT="${SLIPWAY_CACHE:-$HOME/.cache/slipway}"
 DEST="$CACHE_ROOT/k8s-v${K8S_VERSION}-etcd-v${ETCD_VERSION}-kwok-v${KWOK_VERSION}"
 BIN="$DEST/bin"
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 
 log() { printf '[build-k8s %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'build-k8s: %s\n' "$*" >&2; exit 1; }
@@ -38,6 +38,9 @@ probe_proxy() {
 
 build_kubernetes() {
   local dir="$work/kubernetes" minor="${K8S_VERSION#*.}" ldflags
+  local needed=0
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do [ -x "$BIN/$cmd" ] || needed=1; done
+  [ "$needed" = 1 ] || return 0
   mkdir -p "$dir" && cd "$dir"
   probe_proxy k8s.io/kubernetes "v$K8S_VERSION"
   log "downloading k8s.io/kubernetes v$K8S_VERSION (one large module, a few minutes cold)"
@@ -62,7 +65,7 @@ build_kubernetes() {
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=${K8S_VERSION%%.*} -X $pkg.gitMinor=${minor%%.*} -X $pkg.gitTreeState=clean"
   done
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     [ -x "$BIN/$cmd" ] && continue
     log "compiling $cmd (kube-apiserver is the long one: 10-20 min cold on 2 cores)"
     go build -trimpath -ldflags "$ldflags" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"

@@ -48,6 +48,17 @@ def _find(name: str, dirs: list[Path]) -> Path | None:
     return None
 
 
+def find_tool(name: str) -> Path:
+    """Another binary of the same build (kubectl), from the same places."""
+    dirs = _search_dirs()
+    found = _find(name, dirs)
+    if found is None:
+        raise BinariesMissing(
+            f"{name} was not found in {', '.join(str(d) for d in dirs)}; build it with `make k8s-binaries`."
+        )
+    return found
+
+
 def find_binaries(*, need_full: bool = False) -> Binaries:
     dirs = _search_dirs()
     found = {name: _find(name, dirs) for name in (*CORE, *EXTRA)}

@@ -12,7 +12,8 @@ from kubernetes.client.rest import ApiException
 
 
 def load_crds(directory: Path) -> list[dict[str, Any]]:
-    return [yaml.safe_load(path.read_text()) for path in sorted(directory.glob("*.yaml"))]
+    docs = [yaml.safe_load(path.read_text()) for path in sorted(directory.glob("*.yaml"))]
+    return [doc for doc in docs if doc.get("kind") == "CustomResourceDefinition"]
 
 
 def apply_crds(api: client.ApiClient, crds: list[dict[str, Any]], timeout: float = 60.0) -> None:

@@ -19,6 +19,7 @@ class OperatorProcess:
     kubeconfig: Path
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    standalone: bool = True
     popen: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
     liveness_port: int = 0
@@ -34,7 +35,7 @@ class OperatorProcess:
                 "-m",
                 "slipway.cli",
                 "run",
-                "--standalone",
+                *(["--standalone"] if self.standalone else []),
                 f"--metrics-port={self.metrics_port}",
                 f"--liveness-port={self.liveness_port}",
             ],
