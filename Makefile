@@ -37,6 +37,10 @@ gateway-api-crds: ## Fetch the Gateway API CRDs (HTTPRoute) into ~/.cache/slipwa
 crds: install ## Regenerate crds/*.yaml from the pydantic models
 	$(PY) -m slipway.api.crdgen crds
 
+.PHONY: argocd
+argocd: install ## Regenerate manifests/argocd/argocd-cm.yaml from the Lua health checks
+	$(PY) -m slipway.argocd manifests/argocd
+
 .PHONY: lint
 lint: install ## ruff, mypy and the import layering contract
 	$(VENV)/bin/ruff check $(LINT_PATHS)

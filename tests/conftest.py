@@ -4,4 +4,5 @@ pytest_plugins = [
     "fixtures.cluster",
     "fixtures.operator",
     "fixtures.tfserving",
+    "fixtures.captures",
 ]

@@ -184,7 +184,7 @@ CANARY_STEPS = [
 
 
 def test_first_rollout_then_canary_through_steps_to_promotion(
-    env: Env, operator: Any, fake_tfserving: Any
+    env: Env, operator: Any, fake_tfserving: Any, capture: Any
 ) -> None:
     env.model_version(1)
     env.endpoint("web", rollout={"steps": CANARY_STEPS})
@@ -192,9 +192,14 @@ def test_first_rollout_then_canary_through_steps_to_promotion(
     assert condition(status, "Ready") == "True"
     assert env.ready("web-v1") == 2
     assert status["url"] == f"http://web.{env.namespace}.svc.cluster.local:8501/v1/models/{MODEL}"
+    capture("servingendpoint-healthy", env.get("web"))
 
     with ReadyWatcher(env, "web", 1) as stable_watch:
         env.model_version(2)
+        canary = wait_for(
+            lambda: (b := env.get("web")).get("status", {}).get("canaryVersion") == 2 and b, "canary"
+        )
+        capture("servingendpoint-progressing", canary)
         status = wait_for(lambda: (s := env.status("web")).get("stableVersion") == 2 and s, "v2 promoted", 90)
     steps = sorted(message for reason, message in env.event_messages("web") if reason == "StepCompleted")
     assert [m.split(": ")[1] for m in steps] == [
@@ -222,7 +227,7 @@ def test_first_rollout_then_canary_through_steps_to_promotion(
 
 
 def test_failing_canary_rolls_back_and_stable_keeps_serving(
-    env: Env, operator: Any, fake_tfserving: Any
+    env: Env, operator: Any, fake_tfserving: Any, capture: Any
 ) -> None:
     env.model_version(2)
     env.endpoint("web", rollout={"steps": CANARY_STEPS})
@@ -234,6 +239,7 @@ def test_failing_canary_rolls_back_and_stable_keeps_serving(
             lambda: (s := env.status("web")).get("failedVersions") == [3] and s, "v3 rolled back"
         )
     assert status["stableVersion"] == 2 and "canaryVersion" not in status
+    capture("servingendpoint-degraded", env.get("web"))
     assert min(stable_watch.samples) == 2
     assert condition(status, "Degraded") == "True"
     assert status["history"][-1]["outcome"] == "RolledBack"
@@ -251,13 +257,14 @@ def test_failing_canary_rolls_back_and_stable_keeps_serving(
     assert condition(status, "Degraded") == "False"
 
 
-def test_operator_killed_mid_step_resumes_from_the_same_step(env: Env, operator: Any) -> None:
+def test_operator_killed_mid_step_resumes_from_the_same_step(env: Env, operator: Any, capture: Any) -> None:
     env.model_version(1)
     env.endpoint("web", rollout={"steps": [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]})
     wait_for(lambda: env.status("web").get("stableVersion") == 1, "v1 stable")
     env.model_version(2)
     paused = wait_for(lambda: (s := env.status("web")).get("phase") == "Paused" and s, "paused at step 1")
     assert paused["currentStep"] == 1 and paused["canaryVersion"] == 2
+    capture("servingendpoint-paused", env.get("web"))
     operator.restart(kill=True)
     time.sleep(3)
     resumed = env.status("web")

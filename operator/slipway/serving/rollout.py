@@ -238,7 +238,7 @@ class _Planner:
             status.failed_versions.append(version)
         self.clear_rollout()
         if failed:
-            self.degraded = (reason, f"v{version} {outcome.lower()}: {message}")
+            self.degraded = (reason, f"v{version} {'rolled back' if had_traffic else 'aborted'}: {message}")
         back = f"; all traffic back on v{status.stable_version}" if status.stable_version else ""
         self.emit("Warning" if failed else "Normal", outcome, f"v{version}: {message}{back}")
 
