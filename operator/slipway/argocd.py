@@ -12,7 +12,11 @@ import yaml
 
 from slipway import GROUP
 
-KINDS = {"servingendpoint": "ServingEndpoint", "modelversion": "ModelVersion", "trainingpipeline": "TrainingPipeline"}
+KINDS = {
+    "servingendpoint": "ServingEndpoint",
+    "modelversion": "ModelVersion",
+    "trainingpipeline": "TrainingPipeline",
+}
 
 
 class _Literal(str):
@@ -25,7 +29,9 @@ def _literal(dumper: yaml.SafeDumper, value: _Literal) -> yaml.ScalarNode:
 
 def render_config_map(directory: Path) -> str:
     data = {
-        f"resource.customizations.health.{GROUP}_{kind}": _Literal((directory / "health" / f"{name}.lua").read_text())
+        f"resource.customizations.health.{GROUP}_{kind}": _Literal(
+            (directory / "health" / f"{name}.lua").read_text()
+        )
         for name, kind in KINDS.items()
     }
     dumper = yaml.SafeDumper
