@@ -69,14 +69,35 @@ def serving_configmaps(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
     return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("ConfigMap", body)}
 
 
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels={ENDPOINT_LABEL: kopf.PRESENT})
+def serving_autoscalers(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
+    return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("HorizontalPodAutoscaler", body)}
+
+
+@kopf.index("gateway.networking.k8s.io", "v1", "httproutes", labels={ENDPOINT_LABEL: kopf.PRESENT})
+def serving_routes(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
+    return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("HTTPRoute", body)}
+
+
+@kopf.index("monitoring.coreos.com", "v1", "servicemonitors", labels={ENDPOINT_LABEL: kopf.PRESENT})
+def serving_monitors(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
+    return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("ServiceMonitor", body)}
+
+
+CHILD_INDEXES = (
+    "serving_deployments",
+    "serving_services",
+    "serving_configmaps",
+    "serving_autoscalers",
+    "serving_routes",
+    "serving_monitors",
+)
+
+
 def reconcile_endpoint(namespace: str, name: str, model: str, indexes: dict[str, Any]) -> None:
     versions = list(indexes["model_versions"].get((namespace, model), []))
     key = (namespace, name)
-    children = [
-        *indexes["serving_deployments"].get(key, []),
-        *indexes["serving_services"].get(key, []),
-        *indexes["serving_configmaps"].get(key, []),
-    ]
+    children = [child for index in CHILD_INDEXES for child in indexes[index].get(key, [])]
     runner.run(
         "ServingEndpoint",
         namespace,

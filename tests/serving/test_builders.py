@@ -129,3 +129,19 @@ def test_observe_reads_requests_and_prefers_validated_duplicates() -> None:
     assert observed.generation == 4 and observed.requests == {"promote": "x"}
     assert observed.versions[1].name == "b"
     assert observed.ready(1) == 2
+
+
+def test_tf_serving_exports_prometheus_metrics_per_version_pod() -> None:
+    plain = endpoint()
+    config = builders.config_map(plain, 1)["data"]["monitoring.config"]
+    assert "enable: true" in config and builders.METRICS_PATH in config
+    deployment = builders.deployment(plain, info(1), 1)
+    template = deployment["spec"]["template"]
+    assert "--monitoring_config_file=/config/monitoring.config" in template["spec"]["containers"][0]["args"]
+    assert template["metadata"]["annotations"]["prometheus.io/path"] == builders.METRICS_PATH
+    assert builders.service_monitor(plain) is None
+    monitored = endpoint(runtime={"monitoring": {"serviceMonitor": True}})
+    monitor = builders.service_monitor(monitored)
+    assert monitor is not None and monitor["spec"]["endpoints"][0]["path"] == builders.METRICS_PATH
+    silent = endpoint(runtime={"monitoring": {"prometheus": False}})
+    assert "monitoring.config" not in builders.config_map(silent, 1)["data"]

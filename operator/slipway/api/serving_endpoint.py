@@ -37,11 +37,21 @@ class ResourceRequirements(KubeModel):
     limits: QuantityMap = Field(default_factory=dict)
 
 
+class Monitoring(KubeModel):
+    prometheus: bool = Field(
+        default=True, description="TF Serving exports Prometheus metrics on its REST port."
+    )
+    service_monitor: bool = Field(
+        default=False, description="Also create a prometheus-operator ServiceMonitor."
+    )
+
+
 class TFServingRuntime(KubeModel):
     image: Annotated[str, Field(min_length=1, max_length=512)] = "tensorflow/serving"
     version: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = "2.19.0"
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     batching: bool = False
+    monitoring: Monitoring = Field(default_factory=Monitoring)
 
 
 class Autoscaling(KubeModel):

@@ -21,6 +21,7 @@ ENDPOINT_LABEL = f"{GROUP}/endpoint"
 VERSION_LABEL = f"{GROUP}/version"
 MODEL_LABEL = f"{GROUP}/model"
 RUN_AS = 1000
+METRICS_PATH = "/monitoring/prometheus/metrics"
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,19 @@ def model_config(model_name: str, version: int) -> str:
     )
 
 
+MONITORING_CONFIG = f'prometheus_config {{\n  enable: true\n  path: "{METRICS_PATH}"\n}}\n'
+
+
 def config_map(endpoint: Endpoint, version: int) -> dict[str, Any]:
+    data = {"models.config": model_config(endpoint.spec.model_name, version)}
+    if endpoint.spec.runtime.monitoring.prometheus:
+        data["monitoring.config"] = MONITORING_CONFIG
     return stamp(
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": _meta(endpoint, version_name(endpoint.name, version), version),
-            "data": {"models.config": model_config(endpoint.spec.model_name, version)},
+            "data": data,
         }
     )
 
@@ -139,6 +146,11 @@ def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> d
             f"--rest_api_port={REST_PORT}",
             "--model_config_file=/config/models.config",
             *(["--enable_batching=true"] if spec.runtime.batching else []),
+            *(
+                ["--monitoring_config_file=/config/monitoring.config"]
+                if spec.runtime.monitoring.prometheus
+                else []
+            ),
         ],
         "ports": [
             {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
@@ -166,6 +178,14 @@ def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> d
         "resources": spec.runtime.resources.to_wire(),
     }
     pod_labels = labels(endpoint, version)
+    pod_meta: dict[str, Any] = {"labels": pod_labels}
+    if spec.runtime.monitoring.prometheus:
+        # TF Serving labels its metrics by model name only: per-version figures come from per-version pods.
+        pod_meta["annotations"] = {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(REST_PORT),
+            "prometheus.io/path": METRICS_PATH,
+        }
     body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -174,7 +194,7 @@ def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> d
             "selector": {"matchLabels": selector(endpoint, version)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": pod_labels},
+                "metadata": pod_meta,
                 "spec": {
                     "automountServiceAccountToken": False,
                     "securityContext": {
@@ -288,6 +308,28 @@ def http_route(endpoint: Endpoint, weights: dict[int, int]) -> dict[str, Any] | 
     )
 
 
+def service_monitor(endpoint: Endpoint) -> dict[str, Any] | None:
+    monitoring = endpoint.spec.runtime.monitoring
+    if not (monitoring.prometheus and monitoring.service_monitor):
+        return None
+    return stamp(
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": _meta(endpoint, endpoint.name),
+            "spec": {
+                "selector": {
+                    "matchLabels": {
+                        ENDPOINT_LABEL: endpoint.name,
+                        "app.kubernetes.io/component": "model-server",
+                    }
+                },
+                "endpoints": [{"port": "http", "path": METRICS_PATH, "interval": "30s"}],
+            },
+        }
+    )
+
+
 def url(endpoint: Endpoint) -> str:
     return (
         f"http://{endpoint.name}.{endpoint.namespace}.svc.cluster.local:{REST_PORT}"
@@ -320,4 +362,6 @@ def children(
         desired.append(hpa)
     if (route := http_route(endpoint, route_weights)) is not None:
         desired.append(route)
+    if (monitor := service_monitor(endpoint)) is not None:
+        desired.append(monitor)
     return desired

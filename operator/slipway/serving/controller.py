@@ -26,6 +26,10 @@ from slipway.settings import settings
 log = logging.getLogger(__name__)
 PLURAL = "servingendpoints"
 REQUEST_ANNOTATIONS = {kind: f"{GROUP}/{kind}" for kind in ("promote", "abort", "retry")}
+CUSTOM_CHILDREN = {
+    "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
+    "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
+}
 EventSink = Callable[[dict[str, Any], str, str, str], None]
 
 
@@ -170,8 +174,8 @@ def _apply(body: dict[str, Any], observed: ChildSummary | None) -> bool:
         patch(name, namespace, body)
         API_WRITES.labels(kind, "patch").inc()
     except ApiException as error:
-        if error.status == 404 and kind == "HTTPRoute":
-            log.warning("HTTPRoute is not served by this cluster (Gateway API CRDs missing)")
+        if error.status == 404 and kind in CUSTOM_CHILDREN:
+            log.warning("%s is not served by this cluster (its CRD is not installed)", kind)
             return False
         raise
     return True
