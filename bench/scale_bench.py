@@ -1,0 +1,159 @@
+"""Scale benchmark: many ServingEndpoints and ModelVersions in one cluster (prints figures; writes
+bench/results/scale.json).
+
+Creates E endpoints, each over its own model with V Validated versions (E x V ModelVersions), then starts
+the operator and measures: start-up to "all reconciled" (every endpoint stable on its newest version with
+Ready=True), the operator's resident memory, the API requests the whole cluster serves per second at
+steady state (write verbs on Slipway's resources, which should be 0), and the Validated -> canary
+Deployment latency under that load.
+
+Usage: python bench/scale_bench.py [--endpoints 1000] [--versions 10] [--probes 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+sys.path.insert(0, str(Path(__file__).parent))
+from serving_bench import NAMESPACE, DeploymentCreations, percentile, writes_on_touched_resources
+from slipway import GROUP, VERSION
+from slipway.api.crd import KINDS, crd
+from slipway.devcluster import DevCluster
+from slipway.devcluster.install import apply_crds
+from slipway.devcluster.operator_process import OperatorProcess
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def create_all(custom: client.CustomObjectsApi, endpoints: int, versions: int) -> None:
+    def one_model(index: int) -> None:
+        model = f"m{index}"
+        for version in range(1, versions + 1):
+            name = f"{model}-v{version}"
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ModelVersion",
+                "metadata": {"name": name},
+                "spec": {"modelName": model, "version": version, "uri": f"file:///models/{model}/{version}"},
+            }
+            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "modelversions", body)
+            custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, NAMESPACE, "modelversions", name, {"status": {"phase": "Validated"}}
+            )
+        endpoint = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ServingEndpoint",
+            "metadata": {"name": model},
+            "spec": {"modelName": model, "replicas": 1, "rollout": {"steps": [{"setWeight": 100}]}},
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints", endpoint)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(one_model, range(endpoints)))
+
+
+def reconciled(custom: client.CustomObjectsApi, version: int) -> int:
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints")["items"]
+    done = 0
+    for item in items:
+        status = item.get("status") or {}
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+        done += status.get("stableVersion") == version and ready
+    return done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--endpoints", type=int, default=1000)
+    parser.add_argument("--versions", type=int, default=10)
+    parser.add_argument("--probes", type=int, default=20)
+    parser.add_argument("--quiet-seconds", type=float, default=30)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="slipway-scale-"))
+    load = os.getloadavg()
+    result: dict[str, Any] = {"endpoints": args.endpoints, "model_versions": args.endpoints * args.versions}
+    with DevCluster(workdir=work / "cluster", full=True) as cluster:
+        api = config.new_client_from_config(str(cluster.kubeconfig))
+        api.configuration.connection_pool_maxsize = 32
+        apply_crds(api, [crd(kind) for kind in KINDS])
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
+        custom = client.CustomObjectsApi(api)
+        started = time.monotonic()
+        create_all(custom, args.endpoints, args.versions)
+        result["create_objects_seconds"] = round(time.monotonic() - started, 1)
+
+        operator = OperatorProcess(kubeconfig=cluster.kubeconfig, log_dir=work)
+        operator.env.update({"SLIPWAY_RECONCILE_INTERVAL_SECONDS": "60", "SLIPWAY_IMAGE": "slipway:bench"})
+        started = time.monotonic()
+        operator.start()
+        assert operator.popen is not None
+        peak = 0.0
+        while (done := reconciled(custom, args.versions)) < args.endpoints:
+            peak = max(peak, rss_mib(operator.popen.pid))
+            if time.monotonic() - started > 1800:
+                raise TimeoutError(f"only {done}/{args.endpoints} endpoints reconciled after 30 min")
+            time.sleep(2)
+        result["startup_to_all_reconciled_seconds"] = round(time.monotonic() - started, 1)
+        result["operator_rss_mib_peak_during_startup"] = round(peak, 1)
+
+        time.sleep(10)
+        before = writes_on_touched_resources(cluster)
+        time.sleep(args.quiet_seconds)
+        after = writes_on_touched_resources(cluster)
+        result["steady_state_writes_per_second"] = round((after - before) / args.quiet_seconds, 3)
+        result["operator_rss_mib_steady"] = round(rss_mib(operator.popen.pid), 1)
+
+        creations = DeploymentCreations(api)
+        time.sleep(1)
+        latencies = []
+        for index in range(args.probes):
+            model, version = f"m{index}", args.versions + 1
+            name = f"{model}-v{version}"
+            body = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "ModelVersion",
+                "metadata": {"name": name},
+                "spec": {"modelName": model, "version": version, "uri": f"file:///models/{model}/{version}"},
+            }
+            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "modelversions", body)
+            t0 = time.monotonic()
+            custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, NAMESPACE, "modelversions", name, {"status": {"phase": "Validated"}}
+            )
+            deadline = time.monotonic() + 60
+            while f"{model}-v{version}" not in creations.seen and time.monotonic() < deadline:
+                time.sleep(0.01)
+            latencies.append(creations.seen.get(f"{model}-v{version}", time.monotonic()) - t0)
+        result["validated_to_canary_under_load_ms"] = {
+            "p50": round(percentile(latencies, 50) * 1000, 1),
+            "p99": round(percentile(latencies, 99) * 1000, 1),
+            "mean": round(statistics.mean(latencies) * 1000, 1),
+        }
+        operator.stop()
+    result["load_average_at_start"] = [round(x, 2) for x in load]
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
