@@ -10,6 +10,7 @@ import kopf
 
 from slipway import GROUP, VERSION
 from slipway import reconcile as runner
+from slipway.registry import controller as registry
 from slipway.serving import controller as serving
 from slipway.serving.builders import ENDPOINT_LABEL
 from slipway.settings import settings as operator_settings
@@ -52,6 +53,12 @@ def model_versions(namespace: Any, name: Any, spec: Any, status: Any, meta: Any,
 @kopf.index(GROUP, VERSION, "servingendpoints")
 def endpoints_by_model(namespace: Any, name: Any, spec: Any, **_: Any) -> Any:
     return {(namespace, spec.get("modelName")): name}
+
+
+@kopf.index(GROUP, VERSION, "servingendpoints")
+def stable_versions(namespace: Any, spec: Any, status: Any, **_: Any) -> Any:
+    stable = (status or {}).get("stableVersion")
+    return {(namespace, spec.get("modelName")): stable} if stable else None
 
 
 @kopf.index("apps", "v1", "deployments", labels={ENDPOINT_LABEL: kopf.PRESENT})
@@ -130,6 +137,25 @@ def model_version_changed(namespace: Any, spec: Any, **kwargs: Any) -> None:
 def serving_deployment_changed(namespace: Any, labels: Any, **kwargs: Any) -> None:
     model = labels.get(serving.builders.MODEL_LABEL)
     reconcile_endpoint(namespace, labels[ENDPOINT_LABEL], model, kwargs)
+
+
+# --- ModelVersion registry ------------------------------------------------------------------------------
+
+
+@kopf.on.event(GROUP, VERSION, "modelversions")
+def model_version_registry(type: Any, namespace: Any, name: Any, spec: Any, **kwargs: Any) -> None:
+    if type == "DELETED":
+        runner.forget("ModelVersion", namespace, name)
+        return
+    key = (namespace, spec.get("modelName"))
+    stable = list(kwargs["stable_versions"].get(key, []))
+    names = {info.version: info.name for info in kwargs["model_versions"].get(key, [])}
+    runner.run(
+        "ModelVersion",
+        namespace,
+        name,
+        lambda: registry.reconcile(namespace, name, stable, names, post_event),
+    )
 
 
 # --- TrainingPipeline and ModelVersion ---

@@ -16,3 +16,11 @@ ROLLOUT_SECONDS = Histogram(
     buckets=(5, 15, 30, 60, 120, 300, 900, 3600),
 )
 ROLLBACKS = Counter("slipway_rollbacks_total", "Rollouts aborted and traffic returned to stable", ["reason"])
+MODEL_VERSIONS_VALIDATED = Counter("slipway_model_versions_evaluated_total", "Gate verdicts", ["phase"])
+GATE_FAILURES = Counter("slipway_gate_failures_total", "Failed validation gates", ["gate"])
+RUNS = Counter("slipway_runs_total", "Pipeline runs finished", ["outcome", "trigger"])
+RUN_SECONDS = Histogram(
+    "slipway_run_duration_seconds",
+    "Pipeline run wall time",
+    buckets=(10, 30, 60, 120, 300, 900, 1800, 3600, 7200),
+)

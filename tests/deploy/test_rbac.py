@@ -5,6 +5,7 @@ in a namespace that enforces the `restricted` Pod Security Standard. It cannot r
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -113,7 +114,9 @@ def test_operator_as_its_service_account_rolls_out_and_sees_only_served_secrets(
     for version in (1, 2):
         directory = tmp_path / "models" / "penguins" / str(version)
         directory.mkdir(parents=True)
-        (directory / "slipway-manifest.json").write_text('{"sampleRequest": {"instances": [{"x": 1}]}}')
+        (directory / "slipway-manifest.json").write_text(
+            json.dumps({"modelName": "rbac", "version": version, "sampleRequest": {"instances": [{"x": 1}]}})
+        )
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "ModelVersion",
@@ -146,7 +149,7 @@ def test_operator_as_its_service_account_rolls_out_and_sees_only_served_secrets(
     )
     assert final["history"][-1]["outcome"] == "Promoted"
     logs = operator.logs()
-    assert "Forbidden" not in logs and "403" not in logs, logs[-3000:]
+    assert "Forbidden" not in logs and "status=403" not in logs, logs[-3000:]
 
     core_admin, core_operator = client.CoreV1Api(api_client), client.CoreV1Api(operator_client)
     secret = client.V1Secret(metadata=client.V1ObjectMeta(name="store"), string_data={"key": "value"})

@@ -49,7 +49,7 @@ class Env:
         directory.mkdir(parents=True)
         (directory / "saved_model.pb").write_bytes(b"\x08\x01")
         (directory / "slipway-manifest.json").write_text(
-            json.dumps({"version": version, "sampleRequest": SAMPLE})
+            json.dumps({"modelName": MODEL, "version": version, "sampleRequest": SAMPLE})
         )
         name = f"{MODEL}-v{version}"
         spec: dict[str, Any] = {"modelName": MODEL, "version": version, "uri": f"file://{directory}"}

@@ -3,22 +3,20 @@ difference, record status and Events. A reconcile that changes nothing writes no
 
 from __future__ import annotations
 
-import importlib
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from slipway import GROUP
+from slipway import GROUP, manifest
 from slipway.api.common import now
 from slipway.api.serving_endpoint import ServingEndpointSpec, ServingEndpointStatus
 from slipway.kube import api_client, get_custom, is_subset, owner_reference, patch_custom_status
 from slipway.metrics import API_WRITES, ROLLBACKS, ROLLOUT_SECONDS, ROLLOUTS
+from slipway.objects import ObjectError
 from slipway.serving import analysis, builders
 from slipway.serving.rollout import DeploymentInfo, Event, Observed, Plan, VersionInfo, effective_steps, plan
 from slipway.settings import settings
@@ -102,28 +100,13 @@ def observe(
     )
 
 
-def read_manifest_bytes(model_uri: str) -> bytes:
-    try:
-        storage = importlib.import_module("slipway.storage")
-    except ImportError:
-        storage = None
-    if storage is not None and hasattr(storage, "open_store"):
-        data: bytes = storage.open_store(model_uri).read_bytes("slipway-manifest.json")
-        return data
-    if not model_uri.startswith("file://"):
-        raise ValueError(f"cannot read {model_uri}: no storage backend for its scheme")
-    return (Path(model_uri.removeprefix("file://")) / "slipway-manifest.json").read_bytes()
-
-
 def read_sample_request(model_uri: str) -> dict[str, Any] | None:
     """The manifest's sampleRequest, read from the model store."""
     try:
-        raw = read_manifest_bytes(model_uri)
-    except Exception as error:  # a missing or unreadable manifest fails the smoke test, with this reason
+        return manifest.read_sample_request(model_uri)
+    except (ObjectError, manifest.ManifestError) as error:  # the smoke test then fails with this reason
         log.warning("cannot read the manifest of %s: %s", model_uri, error)
         return None
-    sample = json.loads(raw).get("sampleRequest")
-    return sample if isinstance(sample, dict) else None
 
 
 def run_analysis(

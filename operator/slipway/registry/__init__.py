@@ -1,0 +1,1 @@
+"""ModelVersion registry: validation gates, champion comparison, lineage."""

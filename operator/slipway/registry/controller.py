@@ -1,0 +1,85 @@
+"""ModelVersion reconcile: evaluate the gates once, record one result per gate, post the verdict.
+
+A verdict is final for a generation (the spec is immutable), so later reconciles make no write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slipway.api.common import now, set_condition
+from slipway.api.model_version import ModelVersionSpec, ModelVersionStatus
+from slipway.kube import get_custom, is_subset, patch_custom_status
+from slipway.metrics import API_WRITES, GATE_FAILURES, MODEL_VERSIONS_VALIDATED
+from slipway.registry.gates import Champion, evaluate, headline
+
+PLURAL = "modelversions"
+FINAL = ("Validated", "Rejected")
+EventSink = Callable[[dict[str, Any], str, str, str], None]
+
+
+def champion_for(
+    namespace: str, version: int, stable_versions: Iterable[int], version_names: dict[int, str]
+) -> Champion | None:
+    """The newest version stable on any endpoint of this model, other than the candidate itself."""
+    candidates = sorted({v for v in stable_versions if v != version}, reverse=True)
+    for stable in candidates:
+        name = version_names.get(stable)
+        body = get_custom(PLURAL, namespace, name) if name else None
+        if body is not None:
+            return Champion(
+                name=body["metadata"]["name"], version=stable, metrics=body["spec"].get("metrics") or {}
+            )
+    return None
+
+
+def reconcile(
+    namespace: str,
+    name: str,
+    stable_versions: Iterable[int],
+    version_names: dict[int, str],
+    post_event: EventSink,
+) -> None:
+    body = get_custom(PLURAL, namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return
+    generation = int(body["metadata"].get("generation", 1))
+    status = ModelVersionStatus.model_validate(body.get("status") or {})
+    if status.phase in FINAL and status.observed_generation == generation:
+        return
+    spec = ModelVersionSpec.model_validate(body["spec"])
+    champion = champion_for(namespace, spec.version, stable_versions, version_names)
+    passed, checks = evaluate(spec, champion)
+    phase = "Validated" if passed else "Rejected"
+    failed = [f"{c.gate}: {c.message}" for c in checks if not c.passed]
+    message = f"{len(checks)} gate(s) passed" if passed else "; ".join(failed)
+    conditions = set_condition(
+        status.conditions,
+        "Validated",
+        "True" if passed else "False",
+        "GatesPassed" if passed else "GatesFailed",
+        message,
+        generation,
+    )
+    conditions = set_condition(
+        conditions, "Ready", "True", "Evaluated", f"v{spec.version} {phase}", generation
+    )
+    new = ModelVersionStatus(
+        observed_generation=generation,
+        phase=phase,
+        headline=headline(spec),
+        checks=checks,
+        champion=champion.name if champion else None,
+        served_by=status.served_by,
+        validated_at=now(),
+        conditions=conditions,
+    ).to_wire()
+    if is_subset(new, body.get("status") or {}):
+        return
+    body = patch_custom_status(PLURAL, namespace, name, new)
+    API_WRITES.labels("ModelVersion", "patch-status").inc()
+    MODEL_VERSIONS_VALIDATED.labels(phase).inc()
+    for check in checks:
+        if not check.passed:
+            GATE_FAILURES.labels(check.gate).inc()
+    post_event(body, "Normal" if passed else "Warning", phase, f"v{spec.version}: {message}")
