@@ -14,6 +14,7 @@ from slipway.registry import controller as registry
 from slipway.serving import controller as serving
 from slipway.serving.builders import ENDPOINT_LABEL
 from slipway.settings import settings as operator_settings
+from slipway.training import controller as training
 
 
 @kopf.on.startup()
@@ -158,4 +159,35 @@ def model_version_registry(type: Any, namespace: Any, name: Any, spec: Any, **kw
     )
 
 
-# --- TrainingPipeline and ModelVersion ---
+# --- TrainingPipeline ---------------------------------------------------------------------------------
+
+
+def reconcile_pipeline(namespace: str, name: str, model: str, indexes: dict[str, Any]) -> None:
+    infos = list(indexes["model_versions"].get((namespace, model), []))
+    stable = max(indexes["stable_versions"].get((namespace, model), []), default=None)
+    stable_uri = next((info.uri for info in infos if info.version == stable), None)
+    versions = [info.version for info in infos]
+    runner.run(
+        "TrainingPipeline",
+        namespace,
+        name,
+        lambda: training.reconcile(namespace, name, versions, stable_uri, post_event),
+    )
+
+
+@kopf.on.event(GROUP, VERSION, "trainingpipelines")
+def pipeline_changed(type: Any, namespace: Any, name: Any, spec: Any, **kwargs: Any) -> None:
+    if type == "DELETED":
+        runner.forget("TrainingPipeline", namespace, name)
+        return
+    reconcile_pipeline(namespace, name, spec.get("modelName"), kwargs)
+
+
+@kopf.timer(GROUP, VERSION, "trainingpipelines", interval=operator_settings().training_poll_seconds)
+def pipeline_resync(namespace: Any, name: Any, spec: Any, **kwargs: Any) -> None:
+    reconcile_pipeline(namespace, name, spec.get("modelName"), kwargs)
+
+
+@kopf.on.delete(GROUP, VERSION, "trainingpipelines")
+def pipeline_deleted(body: Any, **_: Any) -> None:
+    training.terminate_all(dict(body))

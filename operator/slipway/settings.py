@@ -29,6 +29,9 @@ class OperatorSettings(BaseSettings):
     reconcile_interval_seconds: float = Field(
         default=15.0, description="Safety-net resync; children's events trigger reconciles sooner."
     )
+    training_poll_seconds: float = Field(
+        default=5.0, description="How often running pipeline runs are checked."
+    )
     tfserving_url_template: str = Field(
         default="http://{service}.{namespace}.svc:8501",
         description="How the operator reaches a version's TF Serving REST API for analysis.",

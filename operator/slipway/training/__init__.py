@@ -1,0 +1,1 @@
+"""TrainingPipeline: pipeline sources, schedules, triggers, executors, registration."""

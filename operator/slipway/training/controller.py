@@ -1,0 +1,432 @@
+"""TrainingPipeline reconcile: validate the spec, follow active runs, register what they pushed, start
+the runs that triggers ask for (manual request, schedule, new data) under the concurrency policy, and
+record it all in status, conditions and Events. Run ids are deterministic, so nothing runs twice."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from slipway import GROUP, VERSION, manifest, objects
+from slipway.api.common import ConditionStatus, now, set_condition
+from slipway.api.model_version import Blessings, DataInput, Lineage, ModelVersionSpec, SecretRef
+from slipway.api.training_pipeline import RunRecord, TrainingPipelineSpec, TrainingPipelineStatus
+from slipway.kube import api_client, get_custom, is_subset, patch_custom_status
+from slipway.metrics import API_WRITES, RUN_SECONDS, RUNS
+from slipway.settings import settings
+from slipway.training import schedule as cron
+from slipway.training.local_executor import LocalExecutor, RunState
+from slipway.training.source import PipelineSpec, SourceError, arguments, resolve
+
+log = logging.getLogger(__name__)
+PLURAL = "trainingpipelines"
+RUN_ANNOTATION = f"{GROUP}/run"
+ACTIVE = ("Pending", "Running")
+EventSink = Callable[[dict[str, Any], str, str, str], None]
+_last_data_poll: dict[tuple[str, str], datetime] = {}
+
+
+@dataclass
+class Outcome:
+    status: TrainingPipelineStatus
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def run_id(pipeline: str, trigger: str, key: str) -> str:
+    """Deterministic, DNS-safe: the same trigger always names the same run."""
+    digest = hashlib.sha256(f"{pipeline}/{trigger}/{key}".encode()).hexdigest()[:10]
+    return f"{pipeline[:40]}-{trigger.lower()}-{digest}"
+
+
+def executor_for(namespace: str, name: str, spec: TrainingPipelineSpec) -> tuple[LocalExecutor, Path]:
+    """Run state lives next to the artifacts when the artifact root is local, else in the state dir."""
+    if spec.artifact_root.uri.startswith("file://"):
+        root = objects.local_path(spec.artifact_root.uri)
+    else:
+        root = Path(settings().artifact_state_dir)
+    base = root / namespace / name
+    return LocalExecutor(base / "runs"), base / "pipeline-root"
+
+
+def validate(spec: TrainingPipelineSpec, config_maps: Callable[[str], dict[str, str] | None]) -> PipelineSpec:
+    if spec.executor.type == "kfp":
+        if spec.artifact_root.uri.startswith("az://"):
+            raise SourceError(
+                "spec.artifactRoot.uri",
+                "UnsupportedPipelineRoot",
+                "KFP's launcher has no Azure Blob pipeline root; use s3:// or gs:// with the kfp executor",
+            )
+        raise SourceError(
+            "spec.executor.type", "ExecutorUnavailable", "the kfp executor is not available yet"
+        )
+    if spec.schedule is not None:
+        try:
+            cron.validate(spec.schedule)
+        except cron.ScheduleError as error:
+            raise SourceError(error.field, "InvalidSchedule", str(error).split(": ", 1)[1]) from error
+    pipeline = resolve(spec.pipeline, config_maps)
+    arguments(pipeline, {}, spec.parameters)  # unknown or mistyped parameters fail here, naming the field
+    return pipeline
+
+
+def config_map_reader(namespace: str) -> Callable[[str], dict[str, str] | None]:
+    def read(name: str) -> dict[str, str] | None:
+        try:
+            data: dict[str, str] = (
+                client.CoreV1Api(api_client()).read_namespaced_config_map(name, namespace).data
+            )
+            return data or {}
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    return read
+
+
+def next_version(existing: list[int], status: TrainingPipelineStatus) -> int:
+    claimed = [int(r.details["version"]) for r in status.runs if r.details.get("version", "").isdigit()]
+    return max([0, *existing, *claimed]) + 1
+
+
+def model_version_body(
+    namespace: str,
+    name: str,
+    spec: TrainingPipelineSpec,
+    record: RunRecord,
+    found: manifest.Manifest,
+    uri: str,
+) -> dict[str, Any]:
+    lineage = found.lineage
+    mv_spec = ModelVersionSpec(
+        model_name=spec.model_name,
+        version=found.version,
+        uri=uri,
+        storage_secret_ref=SecretRef(name=spec.model_store.secret_ref.name)
+        if spec.model_store.secret_ref
+        else None,
+        metrics={key: manifest.decimal_string(value) for key, value in found.metrics.items()},
+        headline_metric=_headline(spec, found),
+        blessings=Blessings(
+            evaluator=found.blessings.evaluator, infra_validator=found.blessings.infra_validator
+        ),
+        gates=spec.gates,
+        lineage=Lineage(
+            pipeline=lineage.pipeline or name,
+            run_id=record.id,
+            pipeline_digest=record.pipeline_digest,
+            trigger=record.trigger,
+            parameters=dict(lineage.parameters) or dict(spec.parameters),
+            data=[DataInput(uri=d.uri, fingerprint=d.fingerprint) for d in lineage.data][:64],
+            schema_uri=lineage.schema_uri,
+            statistics_uri=lineage.statistics_uri,
+        ),
+    )
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelVersion",
+        "metadata": {
+            "name": f"{spec.model_name}-v{found.version}",
+            "namespace": namespace,
+            "labels": {
+                f"{GROUP}/model": spec.model_name,
+                f"{GROUP}/pipeline": name,
+                f"{GROUP}/run": record.id[:63],
+                "app.kubernetes.io/managed-by": "slipway",
+            },
+        },
+        "spec": mv_spec.to_wire(),
+    }
+
+
+def _headline(spec: TrainingPipelineSpec, found: manifest.Manifest) -> str | None:
+    if spec.gates and spec.gates.metrics:
+        return spec.gates.metrics[0].name
+    return "accuracy" if "accuracy" in found.metrics else next(iter(found.metrics), None)
+
+
+def push_result(state: RunState) -> dict[str, Any] | None:
+    import json
+
+    value = (state.outputs or {}).get("push_result") or (state.outputs or {}).get("Output")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def register(
+    namespace: str, name: str, spec: TrainingPipelineSpec, record: RunRecord, state: RunState
+) -> tuple[bool | None, str, str | None]:
+    """(pushed, message, ModelVersion name). pushed None means try again on the next reconcile."""
+    result = push_result(state)
+    if result is not None and not result.get("pushed"):
+        return False, f"not pushed: {result.get('reason') or 'not blessed'}", None
+    version = int((result or {}).get("version") or record.details.get("version") or 0)
+    uri = objects.join(spec.model_store.uri, spec.model_name, str(version))
+    try:
+        found = manifest.read(uri)
+        if not objects.exists(objects.join(uri, "saved_model.pb")):
+            return False, f"pushed manifest but no saved_model.pb under {uri}", None
+    except (objects.ObjectError, manifest.ManifestError) as error:
+        return None, f"registration pending: {error}", None
+    body = model_version_body(namespace, name, spec, record, found, uri)
+    try:
+        client.CustomObjectsApi(api_client()).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "modelversions", body
+        )
+        API_WRITES.labels("ModelVersion", "create").inc()
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return True, f"pushed v{version}", body["metadata"]["name"]
+
+
+class Reconciler:
+    def __init__(self, body: dict[str, Any], existing_versions: list[int], stable_uri: str | None) -> None:
+        self.body = body
+        self.namespace = body["metadata"]["namespace"]
+        self.name = body["metadata"]["name"]
+        self.generation = int(body["metadata"].get("generation", 1))
+        self.spec = TrainingPipelineSpec.model_validate(body["spec"])
+        self.status = TrainingPipelineStatus.model_validate(body.get("status") or {})
+        self.existing_versions = existing_versions
+        self.stable_uri = stable_uri
+        self.events: list[tuple[str, str, str]] = []
+        self.now = now()
+        self.executor, self.pipeline_root = executor_for(self.namespace, self.name, self.spec)
+
+    def emit(self, type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+
+    def condition(self, type_: str, value: ConditionStatus, reason: str, message: str) -> None:
+        self.status.conditions = set_condition(
+            self.status.conditions, type_, value, reason, message, self.generation, self.now
+        )
+
+    def run(self) -> Outcome:
+        try:
+            pipeline = validate(self.spec, config_map_reader(self.namespace))
+        except SourceError as error:
+            if self.ready_reason() != error.reason:
+                self.emit("Warning", error.reason, str(error))
+            self.condition("Ready", "False", error.reason, str(error))
+            self.follow_runs()
+            return self.finish()
+        self.status.pipeline_digest = pipeline.digest
+        self.condition("Ready", "True", "Valid", f"pipeline {pipeline.name} ({pipeline.digest[:19]})")
+        self.follow_runs()
+        for trigger, key in self.requests():
+            self.start(pipeline, trigger, key)
+        return self.finish()
+
+    def ready_reason(self) -> str | None:
+        return next((c.reason for c in self.status.conditions if c.type == "Ready"), None)
+
+    # --- runs in flight ---------------------------------------------------------------------------------
+
+    def follow_runs(self) -> None:
+        for index, record in enumerate(self.status.runs):
+            if record.phase in ACTIVE:
+                state = self.executor.state(record.id)
+                if state.phase in ACTIVE:
+                    if record.phase != "Running":
+                        self.status.runs[index] = record.model_copy(update={"phase": "Running"})
+                    continue
+                self.status.runs[index] = self.finished(record, state)
+            elif record.phase == "Succeeded" and record.pushed is None:
+                self.status.runs[index] = self.registered(record, self.executor.state(record.id))
+
+    def finished(self, record: RunRecord, state: RunState) -> RunRecord:
+        phase = state.phase if state.phase in ("Succeeded", "Failed", "Cancelled") else "Failed"
+        update: dict[str, Any] = {"phase": phase, "finish_time": self.now, "message": state.message[:2000]}
+        record = record.model_copy(update=update)
+        RUNS.labels(phase, record.trigger).inc()
+        if record.start_time:
+            RUN_SECONDS.observe((self.now - record.start_time).total_seconds())
+        if phase != "Succeeded":
+            tail = self.executor.log_tail(record.id, 5)
+            self.emit(
+                "Warning", f"Run{phase}", f"run {record.id} {phase.lower()}: {state.message or tail}"[:1000]
+            )
+            return record
+        self.emit("Normal", "RunSucceeded", f"run {record.id} succeeded")
+        return self.registered(record, state)
+
+    def registered(self, record: RunRecord, state: RunState) -> RunRecord:
+        pushed, message, model_version = register(self.namespace, self.name, self.spec, record, state)
+        if pushed:
+            self.emit("Normal", "ModelVersionCreated", f"run {record.id} pushed ModelVersion {model_version}")
+        elif pushed is False:
+            self.emit("Normal", "NothingPushed", f"run {record.id}: {message}")
+        return record.model_copy(
+            update={"pushed": pushed, "message": message, "model_version": model_version}
+        )
+
+    # --- what asks for a run ----------------------------------------------------------------------------
+
+    def requests(self) -> list[tuple[str, str]]:
+        wanted: list[tuple[str, str]] = []
+        token = (self.body["metadata"].get("annotations") or {}).get(RUN_ANNOTATION)
+        if token and token != self.status.handled_run_request:
+            wanted.append(("Manual", token))
+        schedule = self.spec.schedule
+        if schedule is not None:
+            created = datetime.fromisoformat(
+                self.body["metadata"]["creationTimestamp"].replace("Z", "+00:00")
+            )
+            decision = cron.decide(schedule, self.status.last_schedule_time, created, self.now)
+            self.status.next_schedule_time = decision.next_time
+            if decision.missed is not None:
+                self.status.last_schedule_time = decision.missed
+                self.emit(
+                    "Warning", "MissedSchedule", f"skipped {decision.missed.isoformat()}: past the deadline"
+                )
+            if decision.due is not None:
+                wanted.append(("Schedule", decision.due.isoformat()))
+        if self.spec.triggers.on_new_data is not None and (change := self.new_data()) is not None:
+            wanted.append(("NewData", change))
+        return wanted
+
+    def new_data(self) -> str | None:
+        rule = self.spec.triggers.on_new_data
+        assert rule is not None
+        key = (self.namespace, self.name)
+        last = _last_data_poll.get(key)
+        if last is not None and (self.now - last).total_seconds() < rule.poll_interval_seconds:
+            return None
+        _last_data_poll[key] = self.now
+        try:
+            current = objects.fingerprint(self.spec.data.uri)
+        except (objects.ObjectError, OSError) as error:
+            self.condition("DataReachable", "False", "DataUnreadable", str(error))
+            return None
+        self.condition("DataReachable", "True", "Listed", f"data fingerprint {current[:19]}")
+        previous = self.status.data_fingerprint
+        self.status.data_fingerprint = current
+        if previous is None:
+            return None
+        return current if current != previous else None
+
+    # --- starting runs ----------------------------------------------------------------------------------
+
+    def start(self, pipeline: PipelineSpec, trigger: str, key: str) -> None:
+        identifier = run_id(self.name, trigger, key)
+        if any(r.id == identifier for r in self.status.runs):
+            self.mark_handled(trigger, key)
+            return
+        active = [r for r in self.status.runs if r.phase in ACTIVE]
+        policy = self.spec.schedule.concurrency_policy if self.spec.schedule else "Forbid"
+        if active and policy == "Forbid":
+            if trigger != "Manual":
+                self.mark_handled(trigger, key)
+                self.emit(
+                    "Normal", "RunSkipped", f"{trigger} run skipped: {active[0].id} is still running (Forbid)"
+                )
+            return
+        if active and policy == "Replace":
+            for record in active:
+                self.executor.terminate(record.id)
+                self.emit(
+                    "Normal", "RunReplaced", f"run {record.id} terminated to start a {trigger} run (Replace)"
+                )
+            self.follow_runs()
+        version = next_version(self.existing_versions, self.status)
+        standard = {
+            "data_uri": self.spec.data.uri,
+            "model_store_uri": self.spec.model_store.uri,
+            "model_name": self.spec.model_name,
+            "model_version": version,
+            "pipeline_digest": pipeline.digest,
+            "baseline_model_uri": self.stable_uri or "",
+            "run_id": identifier,
+        }
+        args = arguments(pipeline, standard, self.spec.parameters)
+        self.pipeline_root.mkdir(parents=True, exist_ok=True)
+        state = self.executor.submit(identifier, pipeline.ir_text, args, self.pipeline_root)
+        record = RunRecord(
+            id=identifier,
+            trigger=trigger,
+            phase="Running" if state.phase in ACTIVE else state.phase,
+            start_time=self.now,
+            pipeline_digest=pipeline.digest,
+            details={"version": str(version), "triggerKey": key[:200]},
+        )
+        self.status.runs.append(record)
+        self.mark_handled(trigger, key)
+        self.emit("Normal", "RunStarted", f"{trigger} run {identifier} started (model version {version})")
+
+    def mark_handled(self, trigger: str, key: str) -> None:
+        if trigger == "Manual":
+            self.status.handled_run_request = key
+        elif trigger == "Schedule":
+            self.status.last_schedule_time = datetime.fromisoformat(key)
+
+    # --- the result -------------------------------------------------------------------------------------
+
+    def finish(self) -> Outcome:
+        self.trim_history()
+        runs = self.status.runs
+        self.status.last_run = runs[-1] if runs else None
+        active = [r for r in runs if r.phase in ACTIVE]
+        if active:
+            self.condition("Running", "True", "RunInProgress", f"run {active[-1].id} running")
+        else:
+            self.condition("Running", "False", "Idle", "no run in progress")
+        finished = [r for r in runs if r.phase not in ACTIVE]
+        if finished:
+            last = finished[-1]
+            ok = last.phase == "Succeeded"
+            self.condition(
+                "Succeeded",
+                "True" if ok else "False",
+                f"Run{last.phase}",
+                f"{last.id}: {last.message}"[:1000],
+            )
+        self.status.observed_generation = self.generation
+        return Outcome(self.status, self.events)
+
+    def trim_history(self) -> None:
+        keep_ok, keep_failed = self.spec.successful_runs_history_limit, self.spec.failed_runs_history_limit
+        ok = [r for r in self.status.runs if r.phase == "Succeeded"]
+        failed = [r for r in self.status.runs if r.phase in ("Failed", "Cancelled")]
+        drop = {r.id for r in ok[: max(0, len(ok) - keep_ok)]} | {
+            r.id for r in failed[: max(0, len(failed) - keep_failed)]
+        }
+        self.status.runs = [r for r in self.status.runs if r.id not in drop]
+
+
+def reconcile(
+    namespace: str, name: str, existing_versions: list[int], stable_uri: str | None, post_event: EventSink
+) -> None:
+    body = get_custom(PLURAL, namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return
+    outcome = Reconciler(body, existing_versions, stable_uri).run()
+    new = outcome.status.to_wire()
+    old = body.get("status") or {}
+    if not is_subset(new, old) or any(key not in new for key in old):
+        body = patch_custom_status(PLURAL, namespace, name, {**{k: None for k in old if k not in new}, **new})
+        API_WRITES.labels("TrainingPipeline", "patch-status").inc()
+    for type_, reason, message in outcome.events:
+        post_event(body, type_, reason, message)
+
+
+def terminate_all(body: dict[str, Any]) -> None:
+    """On deletion: stop every run still going."""
+    spec = TrainingPipelineSpec.model_validate(body["spec"])
+    status = TrainingPipelineStatus.model_validate(body.get("status") or {})
+    executor, _ = executor_for(body["metadata"]["namespace"], body["metadata"]["name"], spec)
+    for record in status.runs:
+        if record.phase in ACTIVE:
+            executor.terminate(record.id)

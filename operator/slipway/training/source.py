@@ -1,0 +1,137 @@
+"""Where a pipeline comes from (builtin, specUri, ConfigMap), its digest, and the parameters it declares."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from slipway import objects
+from slipway.api.training_pipeline import PipelineSource
+
+REPO_PIPELINES = Path(__file__).resolve().parents[3] / "pipelines"
+
+
+class SourceError(ValueError):
+    """A pipeline source that cannot be used; `field` is the spec path to blame."""
+
+    def __init__(self, field: str, reason: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.reason = field, reason
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    ir_text: str
+    name: str
+    digest: str
+    parameters: dict[str, dict[str, Any]]
+
+
+def pipelines_dir() -> Path:
+    return Path(os.environ.get("SLIPWAY_PIPELINES_DIR") or REPO_PIPELINES)
+
+
+def builtin_names() -> list[str]:
+    root = pipelines_dir()
+    return sorted(p.parent.name for p in root.glob("*/pipeline.yaml")) if root.exists() else []
+
+
+def parse_ir(text: str, field: str) -> PipelineSpec:
+    """Accepts compiled KFP IR (what `kfp.compiler` or TFX's KubeflowV2DagRunner write)."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as error:
+        raise SourceError(field, "InvalidPipelineSpec", f"not YAML: {error}") from error
+    ir = docs[0] if docs else None
+    if not isinstance(ir, dict) or "root" not in ir or "pipelineInfo" not in ir:
+        raise SourceError(field, "InvalidPipelineSpec", "not a compiled KFP pipeline (no pipelineInfo/root)")
+    parameters = ir.get("root", {}).get("inputDefinitions", {}).get("parameters", {}) or {}
+    return PipelineSpec(
+        ir_text=text,
+        name=str(ir["pipelineInfo"].get("name", "pipeline")),
+        digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(),
+        parameters=dict(parameters),
+    )
+
+
+def _read_uri(uri: str, field: str) -> str:
+    try:
+        if uri.startswith("https://"):
+            with urllib.request.urlopen(uri, timeout=30) as response:
+                return str(response.read().decode())
+        return objects.read_bytes(uri).decode()
+    except (objects.ObjectError, urllib.error.URLError, OSError, UnicodeDecodeError) as error:
+        raise SourceError(field, "PipelineSpecUnreadable", f"cannot read {uri}: {error}") from error
+
+
+def resolve(source: PipelineSource, config_maps: Any) -> PipelineSpec:
+    """`config_maps(name) -> dict | None` reads a ConfigMap's data in the pipeline's namespace."""
+    if source.builtin is not None:
+        path = pipelines_dir() / source.builtin / "pipeline.yaml"
+        if not path.exists():
+            known = ", ".join(builtin_names()) or "none installed"
+            raise SourceError(
+                "spec.pipeline.builtin",
+                "UnknownBuiltin",
+                f"no built-in pipeline {source.builtin!r} (known: {known})",
+            )
+        return parse_ir(path.read_text(), "spec.pipeline.builtin")
+    if source.spec_uri is not None:
+        return parse_ir(_read_uri(source.spec_uri, "spec.pipeline.specUri"), "spec.pipeline.specUri")
+    assert source.config_map_ref is not None
+    ref = source.config_map_ref
+    data = config_maps(ref.name)
+    if data is None:
+        raise SourceError(
+            "spec.pipeline.configMapRef", "ConfigMapNotFound", f"ConfigMap {ref.name} not found"
+        )
+    if ref.key not in data:
+        raise SourceError(
+            "spec.pipeline.configMapRef.key",
+            "ConfigMapKeyMissing",
+            f"ConfigMap {ref.name} has no key {ref.key!r}",
+        )
+    return parse_ir(data[ref.key], "spec.pipeline.configMapRef")
+
+
+def coerce(name: str, value: str, declared: dict[str, Any]) -> Any:
+    """A spec parameter (always a string) as the type the pipeline declares."""
+    kind = declared.get("parameterType", "STRING")
+    try:
+        if kind == "NUMBER_INTEGER":
+            return int(value)
+        if kind == "NUMBER_DOUBLE":
+            return float(value)
+        if kind == "BOOLEAN":
+            if value.lower() not in ("true", "false"):
+                raise ValueError(value)
+            return value.lower() == "true"
+        if kind in ("STRUCT", "LIST"):
+            return yaml.safe_load(value)
+    except ValueError as error:
+        raise SourceError(
+            f"spec.parameters.{name}", "InvalidParameter", f"{value!r} is not a {kind}"
+        ) from error
+    return value
+
+
+def arguments(pipeline: PipelineSpec, standard: dict[str, Any], user: dict[str, str]) -> dict[str, Any]:
+    """Standard arguments the pipeline declares, plus the user's, typed; unknown user names are errors."""
+    args = {name: value for name, value in standard.items() if name in pipeline.parameters}
+    for name, value in user.items():
+        if name not in pipeline.parameters:
+            known = ", ".join(sorted(pipeline.parameters))
+            raise SourceError(
+                f"spec.parameters.{name}",
+                "UnknownParameter",
+                f"the pipeline has no parameter {name!r} (it has: {known})",
+            )
+        args[name] = coerce(name, value, pipeline.parameters[name])
+    return args

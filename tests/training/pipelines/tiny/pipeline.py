@@ -1,0 +1,86 @@
+"""A tiny real KFP v2 pipeline for the training tests: it "trains" by writing a SavedModel-shaped directory
+and the slipway manifest, with the quality and behaviour its parameters ask for.
+Compile: python tests/training/pipelines/tiny/pipeline.py (writes pipeline.yaml beside it)."""
+
+from pathlib import Path
+
+from kfp import compiler, dsl
+
+
+@dsl.component(base_image="python:3.11")
+def train_and_push(
+    data_uri: str,
+    model_store_uri: str,
+    model_name: str,
+    model_version: int,
+    pipeline_digest: str,
+    run_id: str,
+    accuracy: float,
+    blessed: bool,
+    fail: bool,
+    sleep_seconds: int,
+) -> str:
+    import json
+    import os
+    import time
+
+    time.sleep(sleep_seconds)
+    if fail:
+        raise RuntimeError("training diverged: loss is NaN")
+    if not blessed:
+        return json.dumps({"pushed": False, "reason": "evaluator: NOT_BLESSED", "version": None})
+    directory = os.path.join(model_store_uri.removeprefix("file://"), model_name, str(model_version))
+    os.makedirs(os.path.join(directory, "variables"), exist_ok=True)
+    manifest = {
+        "schemaVersion": 1,
+        "modelName": model_name,
+        "version": model_version,
+        "uri": f"{model_store_uri}/{model_name}/{model_version}",
+        "format": "SavedModel",
+        "metrics": {"accuracy": accuracy, "loss": round(1 - accuracy, 4)},
+        "blessings": {"evaluator": True, "infraValidator": True},
+        "sampleRequest": {"instances": [{"x": 1.0}]},
+        "lineage": {
+            "pipeline": "tiny",
+            "pipelineDigest": pipeline_digest,
+            "runId": run_id,
+            "parameters": {"accuracy": str(accuracy)},
+            "data": [{"uri": data_uri, "fingerprint": "sha256:test"}],
+        },
+    }
+    with open(os.path.join(directory, "slipway-manifest.json"), "w") as handle:
+        json.dump(manifest, handle)
+    with open(os.path.join(directory, "saved_model.pb"), "wb") as handle:
+        handle.write(b"\x08\x01")
+    return json.dumps({"pushed": True, "reason": "", "version": model_version})
+
+
+@dsl.pipeline(name="tiny")
+def tiny(
+    data_uri: str,
+    model_store_uri: str,
+    model_name: str,
+    model_version: int,
+    pipeline_digest: str = "",
+    run_id: str = "",
+    accuracy: float = 0.95,
+    blessed: bool = True,
+    fail: bool = False,
+    sleep_seconds: int = 0,
+) -> str:
+    return train_and_push(
+        data_uri=data_uri,
+        model_store_uri=model_store_uri,
+        model_name=model_name,
+        model_version=model_version,
+        pipeline_digest=pipeline_digest,
+        run_id=run_id,
+        accuracy=accuracy,
+        blessed=blessed,
+        fail=fail,
+        sleep_seconds=sleep_seconds,
+    ).output
+
+
+if __name__ == "__main__":
+    compiler.Compiler().compile(tiny, str(Path(__file__).with_name("pipeline.yaml")))

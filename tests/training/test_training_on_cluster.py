@@ -1,0 +1,272 @@
+"""TrainingPipeline end to end on the real API server with the operator process and the local executor
+running a real (tiny) KFP pipeline through kfp.local: runs, registration, gates, restarts, bad input."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client
+
+from slipway import GROUP, VERSION
+
+T = TypeVar("T")
+PIPELINES = Path(__file__).resolve().parent / "pipelines"
+
+
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = 90) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Training:
+    def __init__(self, api: client.ApiClient, namespace: str, root: Path) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.root = root
+        (root / "data").mkdir(parents=True)
+        (root / "data" / "batch-1.csv").write_text("x,y\n1,2\n")
+
+    def pipeline(self, name: str, **spec: Any) -> None:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "TrainingPipeline",
+            "metadata": {"name": name},
+            "spec": {
+                "pipeline": {"builtin": "tiny"},
+                "modelName": name,
+                "data": {"uri": f"file://{self.root}/data"},
+                "artifactRoot": {"uri": f"file://{self.root}/artifacts"},
+                "modelStore": {"uri": f"file://{self.root}/models"},
+                "gates": {"metrics": [{"name": "accuracy", "min": "0.9"}]},
+                **spec,
+            },
+        }
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "trainingpipelines", body)
+
+    def patch(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "trainingpipelines", name, patch
+        )
+
+    def request_run(self, name: str, token: str, **parameters: str) -> None:
+        patch: dict[str, Any] = {"metadata": {"annotations": {f"{GROUP}/run": token}}}
+        if parameters:
+            patch["spec"] = {"parameters": parameters}
+        self.patch(name, patch)
+
+    def status(self, name: str) -> dict[str, Any]:
+        body = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "trainingpipelines", name
+        )
+        return body.get("status") or {}
+
+    def model_version(self, name: str) -> dict[str, Any] | None:
+        items = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "modelversions")[
+            "items"
+        ]
+        return next((i for i in items if i["metadata"]["name"] == name), None)
+
+    def runs(self, name: str) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = self.status(name).get("runs", [])
+        return runs
+
+    def finished_runs(self, name: str, count: int) -> list[dict[str, Any]] | None:
+        runs = [r for r in self.runs(name) if r["phase"] not in ("Pending", "Running") and "pushed" in r]
+        failed = [r for r in self.runs(name) if r["phase"] in ("Failed", "Cancelled")]
+        done = len(runs) + len([r for r in failed if "pushed" not in r])
+        return self.runs(name) if done >= count else None
+
+    def reasons(self, name: str) -> list[str]:
+        selector = f"involvedObject.name={name}"
+        return [
+            e.reason for e in self.core.list_namespaced_event(self.namespace, field_selector=selector).items
+        ]
+
+    def condition(self, name: str, type_: str) -> dict[str, Any] | None:
+        return next((c for c in self.status(name).get("conditions", []) if c["type"] == type_), None)
+
+
+@pytest.fixture
+def training(api_client: client.ApiClient, namespace: str, tmp_path: Path) -> Training:
+    return Training(api_client, namespace, tmp_path)
+
+
+@pytest.fixture
+def operator(operator_process: Any) -> Iterator[Any]:
+    operator_process.env.update(
+        {"SLIPWAY_PIPELINES_DIR": str(PIPELINES), "SLIPWAY_TRAINING_POLL_SECONDS": "1"}
+    )
+    operator_process.start()
+    yield operator_process
+
+
+def test_manual_runs_register_versions_that_pass_or_fail_their_gates(
+    training: Training, operator: Any
+) -> None:
+    training.pipeline("tiny")
+    training.request_run("tiny", "first")
+    mv = wait_for(
+        lambda: (m := training.model_version("tiny-v1")) and m.get("status", {}).get("phase") and m, "v1"
+    )
+    assert mv["status"]["phase"] == "Validated"
+    assert mv["spec"]["metrics"] == {"accuracy": "0.95", "loss": "0.05"}
+    assert mv["spec"]["lineage"]["trigger"] == "Manual"
+    assert mv["spec"]["lineage"]["pipelineDigest"].startswith("sha256:")
+    assert mv["metadata"]["labels"]["slipway.dev/pipeline"] == "tiny"
+    assert "ownerReferences" not in mv["metadata"], "deleting a pipeline must not delete the registry"
+    assert [c["gate"] for c in mv["status"]["checks"]] == ["metric:accuracy"]
+    status = wait_for(
+        lambda: (s := training.status("tiny")).get("lastRun", {}).get("pushed") and s, "run recorded"
+    )
+    assert status["lastRun"]["phase"] == "Succeeded" and status["lastRun"]["modelVersion"] == "tiny-v1"
+    assert status["pipelineDigest"] == mv["spec"]["lineage"]["pipelineDigest"]
+
+    training.request_run("tiny", "second", accuracy="0.6")
+    mv = wait_for(
+        lambda: (m := training.model_version("tiny-v2")) and m.get("status", {}).get("phase") and m, "v2"
+    )
+    assert mv["status"]["phase"] == "Rejected"
+    (check,) = mv["status"]["checks"]
+    assert check == {
+        "gate": "metric:accuracy",
+        "passed": False,
+        "observed": "0.6",
+        "threshold": "min 0.9",
+        "message": "0.6 < min 0.9",
+    }
+    reasons = training.reasons("tiny")
+    assert reasons.count("RunStarted") == 2 and reasons.count("ModelVersionCreated") == 2
+    assert "Rejected" in training.reasons("tiny-v2")
+
+
+def test_failed_and_unblessed_runs_are_recorded_and_push_nothing(training: Training, operator: Any) -> None:
+    training.pipeline("flaky")
+    training.request_run("flaky", "boom", fail="true")
+    failed = wait_for(
+        lambda: (r := training.status("flaky").get("lastRun")) and r["phase"] == "Failed" and r, "fail"
+    )
+    assert "loss is NaN" in failed["message"] or "RuntimeError" in failed["message"]
+    assert training.condition("flaky", "Succeeded")["status"] == "False"  # type: ignore[index]
+    training.request_run("flaky", "meh", fail="false", blessed="false")
+    last = wait_for(
+        lambda: (r := training.status("flaky").get("lastRun")) and r.get("pushed") is False and r, "no push"
+    )
+    assert last["phase"] == "Succeeded" and "NOT_BLESSED" in last["message"]
+    assert training.model_version("flaky-v1") is None and training.model_version("flaky-v2") is None
+
+
+def test_operator_restart_mid_run_neither_duplicates_nor_loses_it(training: Training, operator: Any) -> None:
+    training.pipeline("slow", parameters={"sleep_seconds": "6"})
+    training.request_run("slow", "once")
+    running = wait_for(lambda: (r := training.runs("slow")) and r[0]["phase"] == "Running" and r, "running")
+    operator.restart(kill=True)
+    mv = wait_for(
+        lambda: (m := training.model_version("slow-v1")) and m.get("status", {}).get("phase") and m, "v1"
+    )
+    assert mv["status"]["phase"] == "Validated"
+    time.sleep(3)
+    runs = training.runs("slow")
+    assert [r["id"] for r in runs] == [running[0]["id"]]
+    assert training.model_version("slow-v2") is None
+
+
+def test_replace_terminates_the_active_run_and_forbid_waits(training: Training, operator: Any) -> None:
+    policy = {"cron": "0 0 1 1 *", "suspend": True, "concurrencyPolicy": "Replace"}
+    training.pipeline("swap", schedule=policy, parameters={"sleep_seconds": "30"})
+    training.request_run("swap", "a")
+    first = wait_for(
+        lambda: (r := training.runs("swap")) and r[0]["phase"] == "Running" and r[0], "a running"
+    )
+    training.request_run("swap", "b", sleep_seconds="0")
+    runs = wait_for(
+        lambda: (r := training.runs("swap")) and len(r) == 2 and r[1].get("pushed") and r, "b done"
+    )
+    assert runs[0]["id"] == first["id"] and runs[0]["phase"] == "Cancelled"
+    assert "RunReplaced" in training.reasons("swap")
+
+    training.pipeline(
+        "wait", schedule={**policy, "concurrencyPolicy": "Forbid"}, parameters={"sleep_seconds": "4"}
+    )
+    training.request_run("wait", "a")
+    wait_for(lambda: (r := training.runs("wait")) and r[0]["phase"] == "Running", "a running")
+    training.request_run("wait", "b")
+    time.sleep(1.5)
+    assert len(training.runs("wait")) == 1, "Forbid: the manual request waits for the active run"
+    runs = wait_for(
+        lambda: (r := training.runs("wait")) and len(r) == 2 and r, "b started after a", timeout=60
+    )
+    assert runs[0]["phase"] == "Succeeded"
+
+
+def test_new_data_triggers_a_run(training: Training, operator: Any) -> None:
+    training.pipeline("fresh", triggers={"onNewData": {"pollIntervalSeconds": 5}})
+    wait_for(lambda: training.status("fresh").get("dataFingerprint"), "baseline fingerprint")
+    assert training.runs("fresh") == []
+    (training.root / "data" / "batch-2.csv").write_text("x,y\n3,4\n")
+    run = wait_for(lambda: (r := training.runs("fresh")) and r[0], "NewData run", timeout=30)
+    assert run["trigger"] == "NewData"
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason", "field"),
+    [
+        ({"pipeline": {"builtin": "nope"}}, "UnknownBuiltin", "spec.pipeline.builtin"),
+        ({"parameters": {"epochz": "3"}}, "UnknownParameter", "spec.parameters.epochz"),
+        ({"parameters": {"accuracy": "high"}}, "InvalidParameter", "spec.parameters.accuracy"),
+        ({"schedule": {"cron": "every day"}}, "InvalidSchedule", "spec.schedule.cron"),
+        (
+            {"pipeline": {"specUri": "file:///nonexistent/p.yaml"}},
+            "PipelineSpecUnreadable",
+            "spec.pipeline.specUri",
+        ),
+        (
+            {"pipeline": {"configMapRef": {"name": "missing"}}},
+            "ConfigMapNotFound",
+            "spec.pipeline.configMapRef",
+        ),
+        (
+            {
+                "executor": {"type": "kfp", "kfp": {"endpoint": "http://kfp:8888"}},
+                "artifactRoot": {"uri": "az://acct/c/root"},
+            },
+            "UnsupportedPipelineRoot",
+            "spec.artifactRoot.uri",
+        ),
+    ],
+)
+def test_bad_input_is_a_clear_condition_and_one_event(
+    training: Training, operator: Any, spec: dict[str, Any], reason: str, field: str
+) -> None:
+    training.pipeline("bad", **spec)
+    ready = wait_for(lambda: (c := training.condition("bad", "Ready")) and c, "Ready condition")
+    assert ready["status"] == "False" and ready["reason"] == reason and ready["message"].startswith(field)
+    training.request_run("bad", "try")
+    time.sleep(3)
+    assert training.runs("bad") == []
+    assert training.reasons("bad").count(reason) == 1, "no event storm"
+
+
+def test_spec_uri_and_config_map_sources(training: Training, operator: Any) -> None:
+    ir = (PIPELINES / "tiny" / "pipeline.yaml").read_text()
+    (training.root / "ir.yaml").write_text(ir)
+    training.core.create_namespaced_config_map(
+        training.namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="ir"), data={"pipeline.yaml": ir}),
+    )
+    training.pipeline("by-uri", pipeline={"specUri": f"file://{training.root}/ir.yaml"})
+    training.pipeline("by-cm", pipeline={"configMapRef": {"name": "ir"}})
+    for name in ("by-uri", "by-cm"):
+        ready = wait_for(
+            lambda n=name: (c := training.condition(n, "Ready")) and c["status"] == "True" and c, name
+        )
+        assert "pipeline tiny" in ready["message"]
+    assert training.status("by-uri")["pipelineDigest"] == training.status("by-cm")["pipelineDigest"]
