@@ -10,8 +10,10 @@ import kopf
 
 from slipway import GROUP, VERSION
 from slipway import reconcile as runner
+from slipway.kube import api_client
 from slipway.registry import controller as registry
 from slipway.serving import controller as serving
+from slipway.serving import views
 from slipway.serving.builders import ENDPOINT_LABEL
 from slipway.settings import settings as operator_settings
 from slipway.training import controller as training
@@ -46,66 +48,15 @@ def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> N
 # --- ServingEndpoint ---------------------------------------------------------------------------------
 
 
-@kopf.index(GROUP, VERSION, "modelversions")
-def model_versions(namespace: Any, name: Any, spec: Any, status: Any, meta: Any, **_: Any) -> Any:
-    return {(namespace, spec.get("modelName")): serving.summarize_version(name, spec, status, meta)}
+@kopf.on.startup()
+def prime_views(logger: Any, **_: Any) -> None:
+    counts = views.prime(api_client(), operator_settings().namespaces)
+    logger.info(f"views primed: {counts}")
 
 
-@kopf.index(GROUP, VERSION, "servingendpoints")
-def endpoints_by_model(namespace: Any, name: Any, spec: Any, **_: Any) -> Any:
-    return {(namespace, spec.get("modelName")): name}
-
-
-@kopf.index(GROUP, VERSION, "servingendpoints")
-def stable_versions(namespace: Any, spec: Any, status: Any, **_: Any) -> Any:
-    stable = (status or {}).get("stableVersion")
-    return {(namespace, spec.get("modelName")): stable} if stable else None
-
-
-@kopf.index("apps", "v1", "deployments", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_deployments(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
-    return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("Deployment", body)}
-
-
-@kopf.index("", "v1", "services", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_services(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
-    return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("Service", body)}
-
-
-@kopf.index("", "v1", "configmaps", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_configmaps(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
-    return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("ConfigMap", body)}
-
-
-@kopf.index("autoscaling", "v2", "horizontalpodautoscalers", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_autoscalers(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
-    return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("HorizontalPodAutoscaler", body)}
-
-
-@kopf.index("gateway.networking.k8s.io", "v1", "httproutes", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_routes(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
-    return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("HTTPRoute", body)}
-
-
-@kopf.index("monitoring.coreos.com", "v1", "servicemonitors", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_monitors(namespace: Any, labels: Any, body: Any, **_: Any) -> Any:
-    return {(namespace, labels[ENDPOINT_LABEL]): serving.summarize_child("ServiceMonitor", body)}
-
-
-CHILD_INDEXES = (
-    "serving_deployments",
-    "serving_services",
-    "serving_configmaps",
-    "serving_autoscalers",
-    "serving_routes",
-    "serving_monitors",
-)
-
-
-def reconcile_endpoint(namespace: str, name: str, model: str, indexes: dict[str, Any]) -> None:
-    versions = list(indexes["model_versions"].get((namespace, model), []))
-    key = (namespace, name)
-    children = [child for index in CHILD_INDEXES for child in indexes[index].get(key, [])]
+def reconcile_endpoint(namespace: str, name: str, model: str) -> None:
+    versions = views.VERSIONS.get((namespace, model))
+    children = views.CHILDREN.get((namespace, name))
     runner.run(
         "ServingEndpoint",
         namespace,
@@ -115,56 +66,85 @@ def reconcile_endpoint(namespace: str, name: str, model: str, indexes: dict[str,
 
 
 @kopf.on.event(GROUP, VERSION, "servingendpoints")
-def endpoint_changed(type: Any, namespace: Any, name: Any, spec: Any, **kwargs: Any) -> None:
+def endpoint_changed(type: Any, body: Any, namespace: Any, name: Any, spec: Any, **_: Any) -> None:
+    views.observe_endpoint(type, body)
     if type == "DELETED":
         runner.forget("ServingEndpoint", namespace, name)
         return
-    reconcile_endpoint(namespace, name, spec.get("modelName"), kwargs)
+    reconcile_endpoint(namespace, name, spec.get("modelName"))
 
 
 @kopf.timer(GROUP, VERSION, "servingendpoints", interval=operator_settings().reconcile_interval_seconds)
-def endpoint_resync(namespace: Any, name: Any, spec: Any, **kwargs: Any) -> None:
-    reconcile_endpoint(namespace, name, spec.get("modelName"), kwargs)
+def endpoint_resync(namespace: Any, name: Any, spec: Any, **_: Any) -> None:
+    reconcile_endpoint(namespace, name, spec.get("modelName"))
 
 
-@kopf.on.event(GROUP, VERSION, "modelversions")
-def model_version_changed(namespace: Any, spec: Any, **kwargs: Any) -> None:
-    model = spec.get("modelName")
-    for endpoint in list(kwargs["endpoints_by_model"].get((namespace, model), [])):
-        reconcile_endpoint(namespace, endpoint, model, kwargs)
+def _child_changed(kind: str, type: Any, body: Any, namespace: Any, labels: Any) -> None:
+    if views.observe_child(kind, type, body):
+        model = labels.get(serving.builders.MODEL_LABEL, "")
+        reconcile_endpoint(namespace, labels[ENDPOINT_LABEL], model)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_deployment_changed(namespace: Any, labels: Any, **kwargs: Any) -> None:
-    model = labels.get(serving.builders.MODEL_LABEL)
-    reconcile_endpoint(namespace, labels[ENDPOINT_LABEL], model, kwargs)
+def serving_deployment_changed(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
+    _child_changed("Deployment", type, body, namespace, labels)
 
 
-# --- ModelVersion registry ------------------------------------------------------------------------------
+@kopf.on.event("", "v1", "services", labels={ENDPOINT_LABEL: kopf.PRESENT})
+def serving_service_changed(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
+    _child_changed("Service", type, body, namespace, labels)
+
+
+@kopf.on.event("", "v1", "configmaps", labels={ENDPOINT_LABEL: kopf.PRESENT})
+def serving_configmap_changed(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
+    _child_changed("ConfigMap", type, body, namespace, labels)
+
+
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels={ENDPOINT_LABEL: kopf.PRESENT})
+def serving_autoscaler_changed(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
+    _child_changed("HorizontalPodAutoscaler", type, body, namespace, labels)
+
+
+@kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", labels={ENDPOINT_LABEL: kopf.PRESENT})
+def serving_route_changed(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
+    _child_changed("HTTPRoute", type, body, namespace, labels)
+
+
+@kopf.on.event("monitoring.coreos.com", "v1", "servicemonitors", labels={ENDPOINT_LABEL: kopf.PRESENT})
+def serving_monitor_changed(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
+    _child_changed("ServiceMonitor", type, body, namespace, labels)
+
+
+# --- ModelVersion: registry and serving ----------------------------------------------------------------
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
-def model_version_registry(type: Any, namespace: Any, name: Any, spec: Any, **kwargs: Any) -> None:
+def model_version_changed(type: Any, body: Any, namespace: Any, name: Any, spec: Any, **_: Any) -> None:
+    model = spec.get("modelName")
+    servable_changed = views.observe_version(type, body)
     if type == "DELETED":
         runner.forget("ModelVersion", namespace, name)
-        return
-    key = (namespace, spec.get("modelName"))
-    stable = list(kwargs["stable_versions"].get(key, []))
-    names = {info.version: info.name for info in kwargs["model_versions"].get(key, [])}
-    runner.run(
-        "ModelVersion",
-        namespace,
-        name,
-        lambda: registry.reconcile(namespace, name, stable, names, post_event),
-    )
+    elif registry.needs_verdict(body):
+        stable = [ref.stable_version for ref in views.ENDPOINTS.get((namespace, model)) if ref.stable_version]
+        names = {info.version: info.name for info in views.VERSIONS.get((namespace, model))}
+        runner.run(
+            "ModelVersion",
+            namespace,
+            name,
+            lambda: registry.reconcile(namespace, name, stable, names, post_event),
+        )
+    if servable_changed:
+        for ref in views.ENDPOINTS.get((namespace, model)):
+            reconcile_endpoint(namespace, ref.name, model)
 
 
 # --- TrainingPipeline ---------------------------------------------------------------------------------
 
 
-def reconcile_pipeline(namespace: str, name: str, model: str, indexes: dict[str, Any]) -> None:
-    infos = list(indexes["model_versions"].get((namespace, model), []))
-    stable = max(indexes["stable_versions"].get((namespace, model), []), default=None)
+def reconcile_pipeline(namespace: str, name: str, model: str) -> None:
+    infos = views.VERSIONS.get((namespace, model))
+    refs = views.ENDPOINTS.get((namespace, model))
+    stable = max((ref.stable_version for ref in refs if ref.stable_version), default=None)
     stable_uri = next((info.uri for info in infos if info.version == stable), None)
     versions = [info.version for info in infos]
     runner.run(
@@ -176,16 +156,16 @@ def reconcile_pipeline(namespace: str, name: str, model: str, indexes: dict[str,
 
 
 @kopf.on.event(GROUP, VERSION, "trainingpipelines")
-def pipeline_changed(type: Any, namespace: Any, name: Any, spec: Any, **kwargs: Any) -> None:
+def pipeline_changed(type: Any, namespace: Any, name: Any, spec: Any, **_: Any) -> None:
     if type == "DELETED":
         runner.forget("TrainingPipeline", namespace, name)
         return
-    reconcile_pipeline(namespace, name, spec.get("modelName"), kwargs)
+    reconcile_pipeline(namespace, name, spec.get("modelName"))
 
 
 @kopf.timer(GROUP, VERSION, "trainingpipelines", interval=operator_settings().training_poll_seconds)
-def pipeline_resync(namespace: Any, name: Any, spec: Any, **kwargs: Any) -> None:
-    reconcile_pipeline(namespace, name, spec.get("modelName"), kwargs)
+def pipeline_resync(namespace: Any, name: Any, spec: Any, **_: Any) -> None:
+    reconcile_pipeline(namespace, name, spec.get("modelName"))
 
 
 @kopf.on.delete(GROUP, VERSION, "trainingpipelines")

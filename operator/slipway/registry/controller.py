@@ -18,6 +18,13 @@ FINAL = ("Validated", "Rejected")
 EventSink = Callable[[dict[str, Any], str, str, str], None]
 
 
+def needs_verdict(body: dict[str, Any]) -> bool:
+    """False when the object already carries the final verdict for its generation (no GET needed)."""
+    status = body.get("status") or {}
+    generation = body.get("metadata", {}).get("generation", 1)
+    return not (status.get("phase") in FINAL and status.get("observedGeneration") == generation)
+
+
 def champion_for(
     namespace: str, version: int, stable_versions: Iterable[int], version_names: dict[int, str]
 ) -> Champion | None:

@@ -1,0 +1,111 @@
+"""In-memory views of watched objects, primed by one LIST per kind at start-up and kept current by watch
+events.
+
+kopf's own indexes hold the operator back until every object is indexed, re-checking readiness over all
+objects for each new one: with 10,000 ModelVersions start-up did not finish in 20 minutes. These views
+cost O(1) per event and are complete before the first handler runs (they are primed in a startup
+handler, which kopf finishes before it starts watching)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from slipway import GROUP, VERSION
+
+V = TypeVar("V")
+Key = tuple[str, str]
+
+
+class View(Generic[V]):
+    """Values grouped by a key (namespace, model or endpoint), one per object uid."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_key: dict[Key, dict[str, V]] = {}
+        self._key_of: dict[str, Key] = {}
+
+    def put(self, key: Key, uid: str, value: V) -> V | None:
+        """Stores the value; returns what the object had before (under any key), or None."""
+        with self._lock:
+            previous = self._pop(uid)
+            self._by_key.setdefault(key, {})[uid] = value
+            self._key_of[uid] = key
+            return previous
+
+    def delete(self, uid: str) -> V | None:
+        with self._lock:
+            return self._pop(uid)
+
+    def _pop(self, uid: str) -> V | None:
+        key = self._key_of.pop(uid, None)
+        if key is None:
+            return None
+        group = self._by_key.get(key, {})
+        previous = group.pop(uid, None)
+        if not group:
+            self._by_key.pop(key, None)
+        return previous
+
+    def get(self, key: Key) -> list[V]:
+        with self._lock:
+            return list(self._by_key.get(key, {}).values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._key_of)
+
+
+@dataclass(frozen=True)
+class EndpointRef:
+    name: str
+    stable_version: int | None
+
+
+def list_all(
+    api: client.ApiClient, namespaces: list[str], lister: Callable[..., Any], **kwargs: Any
+) -> Iterable[dict[str, Any]]:
+    """Every object a list call returns, cluster-wide or in the served namespaces, as plain dicts."""
+    calls = [lister(**kwargs)] if not namespaces else [lister(namespace=ns, **kwargs) for ns in namespaces]
+    for result in calls:
+        items = (
+            result["items"] if isinstance(result, dict) else api.sanitize_for_serialization(result)["items"]
+        )
+        yield from items
+
+
+def list_custom(
+    api: client.ApiClient,
+    namespaces: list[str],
+    group: str,
+    version: str,
+    plural: str,
+    label_selector: str = "",
+) -> Iterable[dict[str, Any]]:
+    custom = client.CustomObjectsApi(api)
+    try:
+        if not namespaces:
+            yield from custom.list_cluster_custom_object(
+                group, version, plural, label_selector=label_selector
+            )["items"]
+            return
+        for namespace in namespaces:
+            yield from custom.list_namespaced_custom_object(
+                group, version, namespace, plural, label_selector=label_selector
+            )["items"]
+    except ApiException as error:
+        if error.status != 404:  # a kind this cluster does not serve (Gateway API, prometheus-operator)
+            raise
+
+
+def model_version_items(api: client.ApiClient, namespaces: list[str]) -> Iterable[dict[str, Any]]:
+    return list_custom(api, namespaces, GROUP, VERSION, "modelversions")
+
+
+def endpoint_items(api: client.ApiClient, namespaces: list[str]) -> Iterable[dict[str, Any]]:
+    return list_custom(api, namespaces, GROUP, VERSION, "servingendpoints")

@@ -1,0 +1,89 @@
+"""The operator's views of ModelVersions, ServingEndpoints and endpoint children (see slipway.cache)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kubernetes import client
+
+from slipway import cache
+from slipway.serving.builders import ENDPOINT_LABEL
+from slipway.serving.controller import CUSTOM_CHILDREN, ChildSummary, summarize_child, summarize_version
+from slipway.serving.rollout import VersionInfo
+
+VERSIONS: cache.View[VersionInfo] = cache.View()
+ENDPOINTS: cache.View[cache.EndpointRef] = cache.View()
+CHILDREN: cache.View[ChildSummary] = cache.View()
+
+
+def _servable_fields(info: VersionInfo | None) -> tuple[Any, ...] | None:
+    return None if info is None else (info.version, info.phase, info.uri, info.deleting, info.storage_secret)
+
+
+def observe_version(event: str | None, body: dict[str, Any]) -> bool:
+    """Updates the view; True when what serving cares about changed (so endpoints should look again)."""
+    meta, spec = body["metadata"], body.get("spec") or {}
+    if event == "DELETED":
+        return VERSIONS.delete(meta["uid"]) is not None
+    info = summarize_version(meta["name"], spec, body.get("status") or {}, meta)
+    previous = VERSIONS.put((meta["namespace"], spec.get("modelName", "")), meta["uid"], info)
+    return _servable_fields(previous) != _servable_fields(info)
+
+
+def observe_endpoint(event: str | None, body: dict[str, Any]) -> None:
+    meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+    if event == "DELETED":
+        ENDPOINTS.delete(meta["uid"])
+        return
+    ref = cache.EndpointRef(meta["name"], status.get("stableVersion"))
+    ENDPOINTS.put((meta["namespace"], spec.get("modelName", "")), meta["uid"], ref)
+
+
+def observe_child(kind: str, event: str | None, body: dict[str, Any]) -> bool:
+    meta = body["metadata"]
+    if event == "DELETED":
+        return CHILDREN.delete(meta["uid"]) is not None
+    summary = summarize_child(kind, body)
+    endpoint = (meta.get("labels") or {}).get(ENDPOINT_LABEL, "")
+    return CHILDREN.put((meta["namespace"], endpoint), meta["uid"], summary) != summary
+
+
+def _child_listers(api: client.ApiClient) -> dict[str, tuple[Callable[..., Any], Callable[..., Any]]]:
+    apps, core, scaling = client.AppsV1Api(api), client.CoreV1Api(api), client.AutoscalingV2Api(api)
+    return {
+        "Deployment": (apps.list_deployment_for_all_namespaces, apps.list_namespaced_deployment),
+        "Service": (core.list_service_for_all_namespaces, core.list_namespaced_service),
+        "ConfigMap": (core.list_config_map_for_all_namespaces, core.list_namespaced_config_map),
+        "HorizontalPodAutoscaler": (
+            scaling.list_horizontal_pod_autoscaler_for_all_namespaces,
+            scaling.list_namespaced_horizontal_pod_autoscaler,
+        ),
+    }
+
+
+def _items(api: client.ApiClient, result: Any) -> Iterable[dict[str, Any]]:
+    items: list[dict[str, Any]] = api.sanitize_for_serialization(result)["items"]
+    return items
+
+
+def prime(api: client.ApiClient, namespaces: list[str]) -> dict[str, int]:
+    """One LIST per kind, before any handler runs; returns how many objects each view holds."""
+    for body in cache.model_version_items(api, namespaces):
+        observe_version(None, body)
+    for body in cache.endpoint_items(api, namespaces):
+        observe_endpoint(None, body)
+    for kind, (everywhere, namespaced) in _child_listers(api).items():
+        results = (
+            [everywhere(label_selector=ENDPOINT_LABEL)]
+            if not namespaces
+            else [namespaced(ns, label_selector=ENDPOINT_LABEL) for ns in namespaces]
+        )
+        for result in results:
+            for body in _items(api, result):
+                body.setdefault("kind", kind)
+                observe_child(kind, None, body)
+    for kind, (group, version, plural) in CUSTOM_CHILDREN.items():
+        for body in cache.list_custom(api, namespaces, group, version, plural, label_selector=ENDPOINT_LABEL):
+            observe_child(kind, None, body)
+    return {"modelversions": len(VERSIONS), "servingendpoints": len(ENDPOINTS), "children": len(CHILDREN)}
