@@ -19,11 +19,11 @@ $(VENV)/.stamp-install: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,pipelines]'
 	touch $@
 
 .PHONY: install
-install: $(VENV)/.stamp-install ## Create the virtual environment with the operator and dev tools
+install: $(VENV)/.stamp-install ## Create the virtual environment: operator, dev tools, TensorFlow for pipelines/
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build (or reuse from ~/.cache/slipway) etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok
@@ -32,6 +32,18 @@ k8s-binaries: ## Build (or reuse from ~/.cache/slipway) etcd, kube-apiserver, co
 .PHONY: gateway-api-crds
 gateway-api-crds: ## Fetch the Gateway API CRDs (HTTPRoute) into ~/.cache/slipway for the traffic-routing tests
 	@bash hack/gateway-api-crds.sh >/dev/null
+
+.PHONY: pipelines
+pipelines: install ## Recompile pipelines/*/pipeline.yaml from their Python definitions
+	$(PY) -m pipelines.penguins.pipeline
+
+.PHONY: demo
+demo: install k8s-binaries ## The whole loop on the embedded control plane, narrated; leaves it up for you
+	$(PY) -m slipway.demo up --workdir .demo
+
+.PHONY: demo-down
+demo-down: ## Stop what `make demo` left running and remove .demo/
+	$(PY) -m slipway.demo down --workdir .demo
 
 .PHONY: crds
 crds: install ## Regenerate crds/*.yaml from the pydantic models

@@ -358,7 +358,7 @@ def admin_kubeconfig(server: str, pki: certs.Pki) -> str:
 
 
 def fake_node(name: str) -> dict[str, Any]:
-    capacity = {"cpu": "64", "memory": "512Gi", "pods": "5000", "ephemeral-storage": "1Ti"}
+    capacity = {"cpu": "1000", "memory": "4Ti", "pods": "10000", "ephemeral-storage": "10Ti"}
     return {
         "apiVersion": "v1",
         "kind": "Node",
