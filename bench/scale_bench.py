@@ -13,7 +13,6 @@ Usage: python bench/scale_bench.py [--endpoints 1000] [--versions 10] [--probes 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -26,7 +25,15 @@ from typing import Any
 from kubernetes import client, config
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serving_bench import NAMESPACE, DeploymentCreations, percentile, writes_on_touched_resources
+from serving_bench import (
+    NAMESPACE,
+    DeploymentCreations,
+    model_version,
+    percentile,
+    validate,
+    write_result,
+    writes_on_touched_resources,
+)
 from slipway import GROUP, VERSION
 from slipway.api.crd import KINDS, crd
 from slipway.devcluster import DevCluster
@@ -41,21 +48,12 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def create_all(custom: client.CustomObjectsApi, endpoints: int, versions: int) -> None:
+def create_all(custom: client.CustomObjectsApi, store: Path, endpoints: int, versions: int) -> None:
     def one_model(index: int) -> None:
         model = f"m{index}"
         for version in range(1, versions + 1):
-            name = f"{model}-v{version}"
-            body = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "ModelVersion",
-                "metadata": {"name": name},
-                "spec": {"modelName": model, "version": version, "uri": f"file:///models/{model}/{version}"},
-            }
-            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "modelversions", body)
-            custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, NAMESPACE, "modelversions", name, {"status": {"phase": "Validated"}}
-            )
+            model_version(custom, store, model, version)
+            validate(custom, model, version)
         endpoint = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "ServingEndpoint",
@@ -97,7 +95,7 @@ def main() -> None:
         client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
         custom = client.CustomObjectsApi(api)
         started = time.monotonic()
-        create_all(custom, args.endpoints, args.versions)
+        create_all(custom, work / "models", args.endpoints, args.versions)
         result["create_objects_seconds"] = round(time.monotonic() - started, 1)
 
         operator = OperatorProcess(kubeconfig=cluster.kubeconfig, log_dir=work)
@@ -126,18 +124,9 @@ def main() -> None:
         latencies = []
         for index in range(args.probes):
             model, version = f"m{index}", args.versions + 1
-            name = f"{model}-v{version}"
-            body = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "ModelVersion",
-                "metadata": {"name": name},
-                "spec": {"modelName": model, "version": version, "uri": f"file:///models/{model}/{version}"},
-            }
-            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "modelversions", body)
+            model_version(custom, work / "models", model, version)
             t0 = time.monotonic()
-            custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, NAMESPACE, "modelversions", name, {"status": {"phase": "Validated"}}
-            )
+            validate(custom, model, version)
             deadline = time.monotonic() + 60
             while f"{model}-v{version}" not in creations.seen and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -149,10 +138,7 @@ def main() -> None:
         }
         operator.stop()
     result["load_average_at_start"] = [round(x, 2) for x in load]
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("scale", result)
 
 
 if __name__ == "__main__":

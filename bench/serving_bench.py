@@ -127,6 +127,13 @@ def floor_once(api: client.ApiClient, custom: client.CustomObjectsApi, index: in
     return time.monotonic() - started
 
 
+def write_result(name: str, result: dict[str, Any]) -> None:
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -196,10 +203,7 @@ def main() -> None:
         "writes_in_quiet_window": after - before,
         "load_average_at_start": [round(x, 2) for x in load],
     }
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "serving.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("serving", result)
 
 
 if __name__ == "__main__":

@@ -79,40 +79,19 @@ def endpoint_resync(namespace: Any, name: Any, spec: Any, **_: Any) -> None:
     reconcile_endpoint(namespace, name, spec.get("modelName"))
 
 
-def _child_changed(kind: str, type: Any, body: Any, namespace: Any, labels: Any) -> None:
-    if views.observe_child(kind, type, body):
-        model = labels.get(serving.builders.MODEL_LABEL, "")
-        reconcile_endpoint(namespace, labels[ENDPOINT_LABEL], model)
+def _child_changed(kind: str) -> Any:
+    def handler(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
+        if views.observe_child(kind, type, body):
+            model = labels.get(serving.builders.MODEL_LABEL, "")
+            reconcile_endpoint(namespace, labels[ENDPOINT_LABEL], model)
+
+    return handler
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_deployment_changed(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
-    _child_changed("Deployment", type, body, namespace, labels)
-
-
-@kopf.on.event("", "v1", "services", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_service_changed(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
-    _child_changed("Service", type, body, namespace, labels)
-
-
-@kopf.on.event("", "v1", "configmaps", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_configmap_changed(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
-    _child_changed("ConfigMap", type, body, namespace, labels)
-
-
-@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_autoscaler_changed(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
-    _child_changed("HorizontalPodAutoscaler", type, body, namespace, labels)
-
-
-@kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_route_changed(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
-    _child_changed("HTTPRoute", type, body, namespace, labels)
-
-
-@kopf.on.event("monitoring.coreos.com", "v1", "servicemonitors", labels={ENDPOINT_LABEL: kopf.PRESENT})
-def serving_monitor_changed(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
-    _child_changed("ServiceMonitor", type, body, namespace, labels)
+for _kind, (_group, _version, _plural) in serving.CHILD_RESOURCES.items():
+    kopf.on.event(_group, _version, _plural, labels={ENDPOINT_LABEL: kopf.PRESENT}, id=f"serving-{_plural}")(
+        _child_changed(_kind)
+    )
 
 
 # --- ModelVersion: registry and serving ----------------------------------------------------------------

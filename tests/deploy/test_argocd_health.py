@@ -37,7 +37,7 @@ def captured(name: str) -> dict[str, Any]:
         ("servingendpoint-healthy", "Healthy", "v1 serving"),
         ("servingendpoint-progressing", "Progressing", "v2 at step"),
         ("servingendpoint-paused", "Suspended", "v2 at step 1"),
-        ("servingendpoint-degraded", "Degraded", "v3 rolled back: smoke test: predict answered HTTP 500"),
+        ("servingendpoint-degraded", "Degraded", "v3 rolled back: smoke test: predict answered HTTP"),
     ],
 )
 def test_serving_endpoint_health(capture: str, expected: str, message_part: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
 from slipway.devcluster import DevCluster
 from slipway.devcluster.binaries import find_tool
@@ -26,15 +26,6 @@ from slipway.devcluster.operator_process import OperatorProcess
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 SERVED = "ml"
 OPERATOR_NAMESPACE = "slipway-system"
-
-
-def wait_for(check: Any, what: str, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

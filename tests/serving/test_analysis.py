@@ -62,7 +62,7 @@ def test_model_status_and_smoke_test_pass_on_a_healthy_version(fake_tfserving: A
 def test_smoke_test_reports_what_failed(fake_tfserving: Any) -> None:
     fake_tfserving.broken_versions.add(2)
     problem = analysis.smoke_test(target(fake_tfserving, 2), 1, 2000, None)
-    assert problem is not None and "HTTP 500" in problem and "reshape" in problem
+    assert problem is not None and "HTTP 400" in problem and "reshape" in problem
     problem = analysis.smoke_test(target(fake_tfserving, 1), 1, 2000, expected_key="probabilities")
     assert problem == "predictions lack the key 'probabilities'"
     assert "no sample request" in (analysis.smoke_test(target(fake_tfserving, 1, None), 1, 2000, None) or "")

@@ -9,29 +9,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
 
-T = TypeVar("T")
 MODEL = "penguins"
 SAMPLE = {"instances": [{"island": "Biscoe", "bill_length_mm": 46.1, "body_mass_g": 5200}]}
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Env:
@@ -201,7 +191,15 @@ def test_first_rollout_then_canary_through_steps_to_promotion(
         )
         capture("servingendpoint-progressing", canary)
         status = wait_for(lambda: (s := env.status("web")).get("stableVersion") == 2 and s, "v2 promoted", 90)
-    steps = sorted(message for reason, message in env.event_messages("web") if reason == "StepCompleted")
+    # Events are posted asynchronously by kopf: the last ones may land just after the status.
+    steps = wait_for(
+        lambda: (
+            len(m := sorted(msg for why, msg in env.event_messages("web") if why == "StepCompleted")) >= 6
+            and m
+        ),
+        "six StepCompleted events",
+        timeout=15,
+    )
     assert [m.split(": ")[1] for m in steps] == [
         "canary at 25% of traffic",
         "analysis passed",

@@ -4,26 +4,17 @@ running a real (tiny) KFP pipeline through kfp.local: runs, registration, gates,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
 
+from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
 
-T = TypeVar("T")
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 90) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Training:

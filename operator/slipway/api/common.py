@@ -113,33 +113,16 @@ def set_condition(
     at: datetime | None = None,
 ) -> list[Condition]:
     """Returns the conditions with `type_` set; lastTransitionTime moves only when the status changes."""
-    result: list[Condition] = []
-    found = False
-    for condition in conditions:
-        if condition.type != type_:
-            result.append(condition)
-            continue
-        found = True
-        changed = condition.status != status
-        result.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=(at or now()) if changed else condition.last_transition_time,
-                observed_generation=generation,
-            )
-        )
-    if not found:
-        result.append(
-            Condition(
-                type=type_,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=at or now(),
-                observed_generation=generation,
-            )
-        )
-    return result
+    current = next((c for c in conditions if c.type == type_), None)
+    unchanged = current is not None and current.status == status
+    condition = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=current.last_transition_time if unchanged and current else (at or now()),
+        observed_generation=generation,
+    )
+    if current is None:
+        return [*conditions, condition]
+    return [condition if c.type == type_ else c for c in conditions]

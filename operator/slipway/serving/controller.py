@@ -24,6 +24,14 @@ from slipway.settings import settings
 log = logging.getLogger(__name__)
 PLURAL = "servingendpoints"
 REQUEST_ANNOTATIONS = {kind: f"{GROUP}/{kind}" for kind in ("promote", "abort", "retry")}
+CHILD_RESOURCES = {
+    "Deployment": ("apps", "v1", "deployments"),
+    "Service": ("", "v1", "services"),
+    "ConfigMap": ("", "v1", "configmaps"),
+    "HorizontalPodAutoscaler": ("autoscaling", "v2", "horizontalpodautoscalers"),
+    "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
+    "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
+}
 CUSTOM_CHILDREN = {
     "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
     "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
