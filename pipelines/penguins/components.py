@@ -1,460 +1,1101 @@
-"""The penguins pipeline's components: KFP v2 lightweight components on real TensorFlow.
+"""The TFX standard chain as KFP v2 lightweight components on TensorFlow, TF Transform, TFMA and tfx-bsl.
 
-Each function is self-contained (KFP ships its source to the step), imports inside. They run offline under
-`kfp.local` (subprocess runner, no venv) in an environment with the `pipelines` extra, or on a Kubeflow
-cluster with the image in BASE_IMAGE.
+KFP ships each function's source on its own to the step, so every component is self-contained: imports and
+helpers live inside the function. Artifacts keep TFX's on-disk layout (`Split-train/`, `Format-Serving/`,
+`schema.pbtxt`, `FeatureStats.pb`, `SchemaDiff.pb`, `BLESSED`/`NOT_BLESSED`), so TFX tooling can read them.
+
+No component installs anything at run time (`install_kfp_package=False`, no `packages_to_install`): under
+`kfp.local` (SubprocessRunner(use_venv=False)) they run in the caller's interpreter, which has the
+`pipelines` extra; on a cluster they run in BASE_IMAGE, which has the same pins.
 """
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 BASE_IMAGE = "ghcr.io/slipway-dev/slipway-pipelines:0.1.0"
-LABEL = "species"
 
 
-@dsl.component(base_image=BASE_IMAGE)
-def example_gen(data_uri: str, eval_percent: int, examples: Output[Dataset]) -> str:
-    """CSV from a URI -> deterministic hash-based train/eval split (a row's content decides its side)."""
-    import csv
+def component(func):
+    return dsl.component(func, base_image=BASE_IMAGE, install_kfp_package=False)
+
+
+@component
+def example_gen(data_uri: str, eval_buckets: int, examples: Output[Dataset]) -> str:
+    """ExampleGen: CSV at a file://, s3://, gs:// or az:// URI (one file, or a prefix of *.csv files) ->
+    `tf.train.Example` TFRecords split train/eval by a hash of each serialized example (deterministic: a
+    row's content alone decides its side, out of 100 buckets). Returns the data lineage as JSON:
+    [{"uri", "fingerprint"}]."""
     import hashlib
-    import io
     import json
+    import os
+    import struct
+    import urllib.parse
+
+    import google_crc32c
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+    from tfx_bsl.coders import example_coder
+
+    def read_sources(uri: str) -> list[tuple[str, bytes]]:
+        if uri.startswith("file://") or "://" not in uri:
+            path = urllib.parse.urlparse(uri).path if uri.startswith("file://") else uri
+            if os.path.isdir(path):
+                names = sorted(n for n in os.listdir(path) if n.endswith(".csv"))
+                return [
+                    (f"file://{os.path.join(path, n)}", open(os.path.join(path, n), "rb").read())
+                    for n in names
+                ]
+            return [(f"file://{path}", open(path, "rb").read())]
+        from slipway import storage  # object stores: the operator's storage layer, in the pipelines image
+
+        store = storage.open_store(uri)
+        if uri.endswith(".csv"):
+            return [(uri, store.read_bytes(uri))]
+        return [(u, store.read_bytes(u)) for u in sorted(store.list(uri)) if u.endswith(".csv")]
+
+    def as_list_column(column: pa.ChunkedArray) -> pa.Array:
+        """One value per row -> the list-of-values column a tf.Example encoding wants; null = absent."""
+        values = column.combine_chunks()
+        if pa.types.is_floating(values.type):
+            values = values.cast(pa.float32())
+        elif pa.types.is_integer(values.type):
+            values = values.cast(pa.int64())
+        else:
+            values = values.cast(pa.large_binary())
+        present = pc.is_valid(values)
+        offsets = pa.array([0, *pc.cumulative_sum(present.cast(pa.int64())).to_pylist()], pa.int32())
+        return pa.ListArray.from_arrays(offsets, values.drop_null(), mask=pc.invert(present))
+
+    def tfrecord(payload: bytes) -> bytes:
+        def masked_crc(data: bytes) -> bytes:
+            crc = google_crc32c.value(data)
+            return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+        length = struct.pack("<Q", len(payload))
+        return length + masked_crc(length) + payload + masked_crc(payload)
+
+    sources = read_sources(data_uri)
+    if not sources:
+        raise ValueError(f"{data_uri}: no CSV files")
+    options = pcsv.ConvertOptions(null_values=["", "NA", "NaN"], strings_can_be_null=True)
+    tables = [pcsv.read_csv(pa.BufferReader(raw), convert_options=options) for _, raw in sources]
+    table = pa.concat_tables(tables, promote_options="permissive")
+    batch = pa.RecordBatch.from_arrays(
+        [as_list_column(table.column(name)) for name in table.column_names], names=table.column_names
+    )
+    serialized = example_coder.RecordBatchToExamplesEncoder().encode(batch)
+    counts = {"train": 0, "eval": 0}
+    handles = {}
+    for split in counts:
+        os.makedirs(os.path.join(examples.path, f"Split-{split}"), exist_ok=True)
+        handles[split] = open(
+            os.path.join(examples.path, f"Split-{split}", "data_tfrecord-00000-of-00001"), "wb"
+        )
+    for record in serialized:
+        bucket = int.from_bytes(hashlib.md5(record).digest()[:8], "big") % 100
+        split = "eval" if bucket < eval_buckets else "train"
+        handles[split].write(tfrecord(record))
+        counts[split] += 1
+    for handle in handles.values():
+        handle.close()
+    lineage = [
+        {"uri": uri, "fingerprint": "sha256:" + hashlib.sha256(raw).hexdigest()} for uri, raw in sources
+    ]
+    examples.metadata.update(
+        {"split_names": '["train", "eval"]', "tfx_type": "Examples", "payload_format": "FORMAT_TF_EXAMPLE"}
+    )
+    examples.metadata.update({f"{split}_count": n for split, n in counts.items()})
+    return json.dumps(lineage)
+
+
+@component
+def statistics_gen(examples: Input[Dataset], statistics: Output[Artifact]) -> None:
+    """StatisticsGen: a tensorflow-metadata `DatasetFeatureStatisticsList` per split
+    (`Split-*/FeatureStats.pb`): presence, numeric moments with a 10-bucket histogram, string top values;
+    decoded with tfx-bsl."""
+    import os
+    import struct
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+    from tfx_bsl.coders import example_coder
+
+    def read_tfrecords(path: str) -> list[bytes]:
+        records, data, offset = [], open(path, "rb").read(), 0
+        while offset < len(data):
+            (length,) = struct.unpack_from("<Q", data, offset)
+            records.append(data[offset + 12 : offset + 12 + length])
+            offset += 12 + length + 4
+        return records
+
+    def feature_statistics(name: str, column: pa.Array, rows: int) -> statistics_pb2.FeatureNameStatistics:
+        feature = statistics_pb2.FeatureNameStatistics()
+        feature.path.step.append(name)
+        lengths = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False)
+        values = pc.list_flatten(column)
+        present = int((lengths > 0).sum())
+        common = statistics_pb2.CommonStatistics(
+            num_non_missing=present,
+            num_missing=rows - present,
+            min_num_values=int(lengths[lengths > 0].min()) if present else 0,
+            max_num_values=int(lengths.max()) if rows else 0,
+            avg_num_values=float(lengths[lengths > 0].mean()) if present else 0.0,
+            tot_num_values=int(lengths.sum()),
+        )
+        if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+            feature.type = statistics_pb2.FeatureNameStatistics.INT
+            if pa.types.is_floating(values.type):
+                feature.type = statistics_pb2.FeatureNameStatistics.FLOAT
+            numbers = values.to_numpy(zero_copy_only=False).astype("float64")
+            numbers = numbers[~np.isnan(numbers)]
+            stats = feature.num_stats
+            stats.common_stats.CopyFrom(common)
+            if numbers.size:
+                stats.mean, stats.std_dev = float(numbers.mean()), float(numbers.std())
+                stats.min, stats.max = float(numbers.min()), float(numbers.max())
+                stats.median = float(np.median(numbers))
+                stats.num_zeros = int((numbers == 0).sum())
+                counts, edges = np.histogram(numbers, bins=10)
+                histogram = stats.histograms.add(type=statistics_pb2.Histogram.STANDARD)
+                for count, low, high in zip(counts, edges[:-1], edges[1:], strict=True):
+                    histogram.buckets.add(
+                        low_value=float(low), high_value=float(high), sample_count=float(count)
+                    )
+        else:
+            feature.type = statistics_pb2.FeatureNameStatistics.STRING
+            stats = feature.string_stats
+            stats.common_stats.CopyFrom(common)
+            frequencies = pc.value_counts(values).to_pylist()
+            frequencies.sort(key=lambda item: (-item["counts"], item["values"]))
+            stats.unique = len(frequencies)
+            for rank, item in enumerate(frequencies):
+                value = item["values"].decode() if isinstance(item["values"], bytes) else str(item["values"])
+                stats.top_values.add(value=value, frequency=float(item["counts"]))
+                stats.rank_histogram.buckets.add(
+                    low_rank=rank, high_rank=rank, label=value, sample_count=float(item["counts"])
+                )
+            if len(values):
+                stats.avg_length = float(pc.mean(pc.binary_length(values)).as_py())
+        return feature
+
+    decoder = example_coder.ExamplesToRecordBatchDecoder()
+    for split in ("train", "eval"):
+        directory = os.path.join(examples.path, f"Split-{split}")
+        records = [
+            r for n in sorted(os.listdir(directory)) for r in read_tfrecords(os.path.join(directory, n))
+        ]
+        batch = decoder.DecodeBatch(records)
+        dataset = statistics_pb2.DatasetFeatureStatistics(name=split, num_examples=batch.num_rows)
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            dataset.features.append(feature_statistics(name, column, batch.num_rows))
+        os.makedirs(os.path.join(statistics.path, f"Split-{split}"), exist_ok=True)
+        with open(os.path.join(statistics.path, f"Split-{split}", "FeatureStats.pb"), "wb") as handle:
+            handle.write(statistics_pb2.DatasetFeatureStatisticsList(datasets=[dataset]).SerializeToString())
+    statistics.metadata.update({"split_names": '["train", "eval"]', "tfx_type": "ExampleStatistics"})
+
+
+@component
+def schema_gen(
+    statistics: Input[Artifact], curated_schema_uri: str, max_categories: int, schema: Output[Artifact]
+) -> None:
+    """SchemaGen: a tensorflow-metadata `Schema` (`schema.pbtxt`) inferred from the train statistics -- type,
+    presence, shape, a string domain for categorical features, and a numeric domain (the observed range
+    widened by half its span) -- or, when curated_schema_uri is set, that curated schema as it is."""
     import os
     import urllib.parse
 
-    def read(uri: str) -> bytes:
-        if uri.startswith("file://"):
-            path = urllib.parse.urlparse(uri).path
-            if os.path.isdir(path):
-                parts = [os.path.join(path, n) for n in sorted(os.listdir(path)) if n.endswith(".csv")]
-                chunks = [open(p, "rb").read() for p in parts]
-                header = chunks[0].split(b"\n", 1)[0]
-                return chunks[0] + b"".join(c.split(b"\n", 1)[1] for c in chunks[1:] if c.startswith(header))
-            return open(path, "rb").read()
-        from slipway import objects
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-        return objects.read_bytes(uri)
-
-    raw = read(data_uri)
-    rows = list(csv.DictReader(io.StringIO(raw.decode())))
-    os.makedirs(examples.path, exist_ok=True)
-    fieldnames = list(rows[0].keys()) if rows else []
-    splits: dict[str, list[dict[str, str]]] = {"train": [], "eval": []}
-    for row in rows:
-        key = hashlib.sha256(json.dumps(row, sort_keys=True).encode()).digest()[0] % 100
-        splits["eval" if key < eval_percent else "train"].append(row)
-    for name, part in splits.items():
-        with open(os.path.join(examples.path, f"{name}.csv"), "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=fieldnames)
-            writer.writeheader()
-            writer.writerows(part)
-    fingerprint = "sha256:" + hashlib.sha256(raw).hexdigest()
-    examples.metadata.update(
-        {"train": len(splits["train"]), "eval": len(splits["eval"]), "fingerprint": fingerprint}
-    )
-    return json.dumps({"uri": data_uri, "fingerprint": fingerprint})
-
-
-@dsl.component(base_image=BASE_IMAGE)
-def statistics_and_schema(
-    examples: Input[Dataset], statistics: Output[Artifact], schema: Output[Artifact]
-) -> None:
-    """Per-feature statistics of the train split, and the schema inferred from them (types, domains,
-    presence)."""
-    import csv
-    import json
-    import math
-    import os
-
-    rows = list(csv.DictReader(open(os.path.join(examples.path, "train.csv"))))
-    stats: dict[str, dict] = {}
-    feature_schema: dict[str, dict] = {}
-    for name in rows[0]:
-        values = [r[name] for r in rows if r[name] not in ("", "NA")]
-        try:
-            numbers = [float(v) for v in values]
-        except ValueError:
-            numbers = []
-        present = len(values) / len(rows)
-        if numbers and len(numbers) == len(values):
-            mean = sum(numbers) / len(numbers)
-            std = math.sqrt(sum((x - mean) ** 2 for x in numbers) / max(1, len(numbers) - 1))
-            counts, low, high = [0] * 10, min(numbers), max(numbers)
-            for x in numbers:
-                counts[min(9, int((x - low) / ((high - low) or 1) * 10))] += 1
-            stats[name] = {
-                "type": "FLOAT",
-                "mean": mean,
-                "std": std,
-                "min": low,
-                "max": high,
-                "histogram": counts,
-                "presence": present,
-            }
-            feature_schema[name] = {"type": "FLOAT", "min": low, "max": high, "required": present > 0.9}
+    if curated_schema_uri:
+        if curated_schema_uri.startswith("file://") or "://" not in curated_schema_uri:
+            path = urllib.parse.urlparse(curated_schema_uri).path or curated_schema_uri
+            text = open(path).read()
         else:
-            frequencies: dict[str, int] = {}
-            for v in values:
-                frequencies[v] = frequencies.get(v, 0) + 1
-            stats[name] = {"type": "BYTES", "frequencies": frequencies, "presence": present}
-            feature_schema[name] = {"type": "BYTES", "domain": sorted(frequencies), "required": present > 0.9}
-    os.makedirs(statistics.path, exist_ok=True)
+            from slipway import storage
+
+            text = storage.open_store(curated_schema_uri).read_bytes(curated_schema_uri).decode()
+        curated = text_format.Parse(text, schema_pb2.Schema())
+        os.makedirs(schema.path, exist_ok=True)
+        open(os.path.join(schema.path, "schema.pbtxt"), "w").write(text_format.MessageToString(curated))
+        schema.metadata.update({"tfx_type": "Schema", "curated": True})
+        return
+
+    def infer(feature_stats: statistics_pb2.FeatureNameStatistics, num_examples: int) -> schema_pb2.Feature:
+        name = feature_stats.path.step[0]
+        feature = schema_pb2.Feature(name=name)
+        kind = feature_stats.WhichOneof("stats")
+        common = getattr(feature_stats, kind).common_stats
+        feature.presence.min_count = 1
+        if common.num_missing == 0 and common.max_num_values == 1:
+            feature.presence.min_fraction = 1.0
+            feature.shape.dim.add(size=1)
+        else:
+            feature.value_count.min = 1
+            feature.value_count.max = max(1, common.max_num_values)
+        if kind == "num_stats":
+            low, high = feature_stats.num_stats.min, feature_stats.num_stats.max
+            margin = (high - low) / 2
+            if feature_stats.type == statistics_pb2.FeatureNameStatistics.INT:
+                feature.type = schema_pb2.INT
+                feature.int_domain.min, feature.int_domain.max = int(low - margin), int(high + margin + 1)
+            else:
+                feature.type = schema_pb2.FLOAT
+                feature.float_domain.min, feature.float_domain.max = low - margin, high + margin
+        else:
+            feature.type = schema_pb2.BYTES
+            values = [v.value for v in feature_stats.string_stats.top_values]
+            if len(values) <= max_categories:
+                feature.domain = name
+        return feature
+
+    train = statistics_pb2.DatasetFeatureStatisticsList()
+    train.ParseFromString(open(os.path.join(statistics.path, "Split-train", "FeatureStats.pb"), "rb").read())
+    dataset = train.datasets[0]
+    inferred = schema_pb2.Schema()
+    for feature_stats in dataset.features:
+        feature = inferred.feature.add()
+        feature.CopyFrom(infer(feature_stats, dataset.num_examples))
+        if feature.domain:
+            inferred.string_domain.add(
+                name=feature.name, value=sorted(v.value for v in feature_stats.string_stats.top_values)
+            )
     os.makedirs(schema.path, exist_ok=True)
-    json.dump(
-        {"numExamples": len(rows), "features": stats}, open(os.path.join(statistics.path, "stats.json"), "w")
-    )
-    json.dump({"features": feature_schema}, open(os.path.join(schema.path, "schema.json"), "w"))
+    open(os.path.join(schema.path, "schema.pbtxt"), "w").write(text_format.MessageToString(inferred))
+    schema.metadata.update({"tfx_type": "Schema", "curated": False})
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@component
 def example_validator(
-    examples: Input[Dataset],
     statistics: Input[Artifact],
     schema: Input[Artifact],
-    numeric_drift_threshold: float,
     categorical_drift_threshold: float,
+    numeric_drift_threshold: float,
     fail_on_anomalies: bool,
     anomalies: Output[Artifact],
 ) -> int:
-    """Eval split against the schema (missing columns, unknown categories, out-of-range values) and its
-    skew from train: Jensen-Shannon for numeric histograms, L-infinity for categorical frequencies."""
-    import csv
+    """ExampleValidator: each split's statistics against the schema (missing columns, unknown categories,
+    values outside the domain, type changes) and eval against train (L-infinity distance of categorical
+    frequencies, Jensen-Shannon divergence of numeric histograms). Writes `Split-*/SchemaDiff.pb`
+    (tensorflow-metadata `Anomalies`); fails the run on anomalies unless fail_on_anomalies is false."""
     import json
     import math
     import os
 
-    spec = json.load(open(os.path.join(schema.path, "schema.json")))["features"]
-    train = json.load(open(os.path.join(statistics.path, "stats.json")))["features"]
-    rows = list(csv.DictReader(open(os.path.join(examples.path, "eval.csv"))))
-    found: list[dict] = []
-    columns = set(rows[0]) if rows else set()
-    for name, feature in spec.items():
-        if name not in columns:
-            found.append({"feature": name, "kind": "MISSING_COLUMN", "detail": "column absent"})
-            continue
-        values = [r[name] for r in rows if r[name] not in ("", "NA")]
-        if feature["type"] == "BYTES":
-            unknown = sorted(set(values) - set(feature["domain"]))
-            if unknown:
-                found.append({"feature": name, "kind": "UNKNOWN_CATEGORY", "detail": ", ".join(unknown[:5])})
-            total = max(1, len(values))
-            train_freq = train[name]["frequencies"]
-            train_total = max(1, sum(train_freq.values()))
-            keys = set(train_freq) | set(values)
-            linf = max(
-                (abs(values.count(k) / total - train_freq.get(k, 0) / train_total) for k in keys), default=0.0
-            )
-            if linf > categorical_drift_threshold:
-                found.append({"feature": name, "kind": "DRIFT", "detail": f"L-infinity {linf:.3f}"})
-        else:
-            try:
-                numbers = [float(v) for v in values]
-            except ValueError:
-                found.append({"feature": name, "kind": "WRONG_TYPE", "detail": "non-numeric values"})
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+
+    Reason = anomalies_pb2.AnomalyInfo
+
+    def load_statistics(split: str) -> statistics_pb2.DatasetFeatureStatistics:
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        stats.ParseFromString(
+            open(os.path.join(statistics.path, f"Split-{split}", "FeatureStats.pb"), "rb").read()
+        )
+        return stats.datasets[0]
+
+    def frequencies(feature: statistics_pb2.FeatureNameStatistics) -> dict[str, float]:
+        total = sum(v.frequency for v in feature.string_stats.top_values) or 1.0
+        return {v.value: v.frequency / total for v in feature.string_stats.top_values}
+
+    def l_infinity(current: dict[str, float], reference: dict[str, float]) -> float:
+        return max(
+            (abs(current.get(k, 0.0) - reference.get(k, 0.0)) for k in {*current, *reference}), default=0.0
+        )
+
+    def histogram_mass(feature: statistics_pb2.FeatureNameStatistics, edges: list[float]) -> list[float]:
+        """Spreads each bucket's count uniformly over its range and re-buckets onto shared edges."""
+        mass = [0.0] * (len(edges) - 1)
+        for bucket in feature.num_stats.histograms[0].buckets if feature.num_stats.histograms else []:
+            width = bucket.high_value - bucket.low_value
+            for i in range(len(mass)):
+                if width <= 0:
+                    inside = 1.0 if edges[i] <= bucket.low_value <= edges[i + 1] else 0.0
+                else:
+                    overlap = min(bucket.high_value, edges[i + 1]) - max(bucket.low_value, edges[i])
+                    inside = max(0.0, overlap) / width
+                mass[i] += bucket.sample_count * inside
+        total = sum(mass) or 1.0
+        return [m / total for m in mass]
+
+    def jensen_shannon(p: list[float], q: list[float]) -> float:
+        m = [(a + b) / 2 for a, b in zip(p, q, strict=True)]
+
+        def kl(a: list[float], b: list[float]) -> float:
+            return sum(x * math.log2(x / y) for x, y in zip(a, b, strict=True) if x > 0 and y > 0)
+
+        return (kl(p, m) + kl(q, m)) / 2
+
+    def shared_edges(
+        a: statistics_pb2.FeatureNameStatistics, b: statistics_pb2.FeatureNameStatistics
+    ) -> list[float]:
+        low = min(a.num_stats.min, b.num_stats.min)
+        high = max(a.num_stats.max, b.num_stats.max)
+        if high <= low:
+            return [low, low + 1.0]
+        return [low + (high - low) * i / 20 for i in range(21)]
+
+    def schema_anomalies(
+        dataset: statistics_pb2.DatasetFeatureStatistics, spec: schema_pb2.Schema
+    ) -> dict[str, list[tuple[int, str]]]:
+        found: dict[str, list[tuple[int, str]]] = {}
+        by_name = {f.path.step[0]: f for f in dataset.features}
+        domains = {d.name: set(d.value) for d in spec.string_domain}
+        for feature in spec.feature:
+            stats = by_name.get(feature.name)
+            reasons = found.setdefault(feature.name, [])
+            if stats is None:
+                reasons.append((Reason.SCHEMA_MISSING_COLUMN, "Column dropped: the feature is absent"))
                 continue
-            span = (feature["max"] - feature["min"]) or 1.0
-            outside = [x for x in numbers if x < feature["min"] - span or x > feature["max"] + span]
-            if outside:
-                found.append({"feature": name, "kind": "OUT_OF_RANGE", "detail": f"{len(outside)} values"})
-            low, high = train[name]["min"], train[name]["max"]
-            counts = [0] * 10
-            for x in numbers:
-                counts[min(9, max(0, int((x - low) / ((high - low) or 1) * 10)))] += 1
-            p = [c / max(1, sum(counts)) for c in counts]
-            q = [c / max(1, sum(train[name]["histogram"])) for c in train[name]["histogram"]]
-            m = [(a + b) / 2 for a, b in zip(p, q, strict=True)]
+            kind = stats.WhichOneof("stats")
+            common = getattr(stats, kind).common_stats
+            total = common.num_non_missing + common.num_missing
+            if (
+                feature.presence.min_fraction
+                and total
+                and common.num_non_missing / total < feature.presence.min_fraction
+            ):
+                reasons.append(
+                    (
+                        Reason.FEATURE_TYPE_LOW_FRACTION_PRESENT,
+                        f"present in {common.num_non_missing}/{total} examples",
+                    )
+                )
+            expected_numeric = feature.type in (schema_pb2.INT, schema_pb2.FLOAT)
+            if expected_numeric != (kind == "num_stats") or (
+                feature.type == schema_pb2.INT and stats.type == statistics_pb2.FeatureNameStatistics.FLOAT
+            ):
+                reasons.append(
+                    (Reason.UNEXPECTED_DATA_TYPE, f"expected {schema_pb2.FeatureType.Name(feature.type)}")
+                )
+                continue
+            domain = domains.get(feature.domain) if feature.domain else None
+            if feature.HasField("string_domain"):
+                domain = set(feature.string_domain.value)
+            if domain is not None and kind == "string_stats":
+                unknown = sorted({v.value for v in stats.string_stats.top_values} - domain)
+                if unknown:
+                    reasons.append(
+                        (
+                            Reason.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
+                            "Unexpected values: " + ", ".join(unknown[:10]),
+                        )
+                    )
+            if kind == "num_stats" and common.num_non_missing:
+                bounds = feature.int_domain if feature.type == schema_pb2.INT else feature.float_domain
+                big, small = (
+                    (Reason.INT_TYPE_BIG_INT, Reason.INT_TYPE_SMALL_INT)
+                    if feature.type == schema_pb2.INT
+                    else (Reason.FLOAT_TYPE_BIG_FLOAT, Reason.FLOAT_TYPE_SMALL_FLOAT)
+                )
+                if bounds.HasField("max") and stats.num_stats.max > bounds.max:
+                    reasons.append((big, f"max {stats.num_stats.max:g} above the domain's {bounds.max:g}"))
+                if bounds.HasField("min") and stats.num_stats.min < bounds.min:
+                    reasons.append((small, f"min {stats.num_stats.min:g} below the domain's {bounds.min:g}"))
+        return {name: reasons for name, reasons in found.items() if reasons}
 
-            def kl(a: list, b: list) -> float:
-                return sum(x * math.log2(x / y) for x, y in zip(a, b, strict=True) if x > 0 and y > 0)
+    def drift_anomalies(
+        current: statistics_pb2.DatasetFeatureStatistics, reference: statistics_pb2.DatasetFeatureStatistics
+    ) -> dict[str, list[tuple[int, str]]]:
+        found: dict[str, list[tuple[int, str]]] = {}
+        reference_by_name = {f.path.step[0]: f for f in reference.features}
+        for feature in current.features:
+            name = feature.path.step[0]
+            baseline = reference_by_name.get(name)
+            if baseline is None or feature.WhichOneof("stats") != baseline.WhichOneof("stats"):
+                continue
+            if feature.WhichOneof("stats") == "string_stats":
+                distance = l_infinity(frequencies(feature), frequencies(baseline))
+                if distance > categorical_drift_threshold:
+                    found[name] = [
+                        (
+                            Reason.COMPARATOR_L_INFINITY_HIGH,
+                            f"L-infinity {distance:.3f} > {categorical_drift_threshold} (eval/train)",
+                        )
+                    ]
+            else:
+                edges = shared_edges(feature, baseline)
+                divergence = jensen_shannon(histogram_mass(feature, edges), histogram_mass(baseline, edges))
+                if divergence > numeric_drift_threshold:
+                    found[name] = [
+                        (
+                            Reason.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH,
+                            f"Jensen-Shannon {divergence:.3f} > {numeric_drift_threshold} (eval/train)",
+                        )
+                    ]
+        return found
 
-            js = (kl(p, m) + kl(q, m)) / 2
-            if js > numeric_drift_threshold:
-                found.append({"feature": name, "kind": "DRIFT", "detail": f"Jensen-Shannon {js:.3f}"})
-    os.makedirs(anomalies.path, exist_ok=True)
-    json.dump({"anomalies": found}, open(os.path.join(anomalies.path, "anomalies.json"), "w"))
-    if found and fail_on_anomalies:
-        raise RuntimeError(f"{len(found)} anomalies: {found[:5]}")
-    return len(found)
+    def as_proto(found: dict[str, list[tuple[int, str]]], spec: schema_pb2.Schema) -> anomalies_pb2.Anomalies:
+        result = anomalies_pb2.Anomalies(anomaly_name_format=anomalies_pb2.Anomalies.SERIALIZED_PATH)
+        result.baseline.CopyFrom(spec)
+        for name, reasons in found.items():
+            info = result.anomaly_info[name]
+            info.path.step.append(name)
+            info.severity = anomalies_pb2.AnomalyInfo.ERROR
+            info.short_description = reasons[0][1] if len(reasons) == 1 else "Multiple errors"
+            info.description = "; ".join(text for _, text in reasons)
+            for kind, text in reasons:
+                info.reason.add(type=kind, short_description=Reason.Type.Name(kind), description=text)
+        return result
+
+    spec = text_format.Parse(open(os.path.join(schema.path, "schema.pbtxt")).read(), schema_pb2.Schema())
+    train, evaluation = load_statistics("train"), load_statistics("eval")
+    per_split = {"train": schema_anomalies(train, spec), "eval": schema_anomalies(evaluation, spec)}
+    for name, reasons in drift_anomalies(evaluation, train).items():
+        per_split["eval"].setdefault(name, []).extend(reasons)
+    summary = []
+    for split, found in per_split.items():
+        os.makedirs(os.path.join(anomalies.path, f"Split-{split}"), exist_ok=True)
+        with open(os.path.join(anomalies.path, f"Split-{split}", "SchemaDiff.pb"), "wb") as handle:
+            handle.write(as_proto(found, spec).SerializeToString())
+        for name, reasons in sorted(found.items()):
+            summary.extend(f"{split}/{name}: {Reason.Type.Name(kind)} ({text})" for kind, text in reasons)
+    anomalies.metadata.update({"tfx_type": "ExampleAnomalies", "anomalies": json.dumps(summary)})
+    if summary:
+        print("anomalies:\n  " + "\n  ".join(summary))
+    if summary and fail_on_anomalies:
+        raise RuntimeError(f"ExampleValidator found {len(summary)} anomalies: " + "; ".join(summary[:8]))
+    return len(summary)
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@component
+def transform(
+    examples: Input[Dataset],
+    schema: Input[Artifact],
+    label: str,
+    beam_pipeline_args: str,
+    transform_graph: Output[Artifact],
+) -> None:
+    """Transform: a TF Transform preprocessing_fn -- z-score for numeric features (missing -> the mean),
+    a vocabulary for categorical ones -- analysed over the train split on Beam. The transform graph it
+    writes is embedded into the exported model by the Trainer, so serving takes raw features."""
+    import os
+    import shlex
+    import tempfile
+
+    import apache_beam as beam
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
+    from tfx_bsl.public import tfxio
+
+    spec = text_format.Parse(open(os.path.join(schema.path, "schema.pbtxt")).read(), schema_pb2.Schema())
+    numeric = sorted(
+        f.name for f in spec.feature if f.type in (schema_pb2.INT, schema_pb2.FLOAT) and f.name != label
+    )
+    categorical = sorted(f.name for f in spec.feature if f.type == schema_pb2.BYTES and f.name != label)
+
+    def dense(value: tf.Tensor | tf.SparseTensor, default: tf.Tensor | float | str) -> tf.Tensor:
+        """[batch, 1] dense or sparse (missing values) -> [batch], absent values replaced by default."""
+        if isinstance(value, tf.SparseTensor):
+            value = tf.sparse.to_dense(
+                tf.SparseTensor(value.indices, value.values, [value.dense_shape[0], 1]),
+                default_value=tf.cast(default, value.dtype),
+            )
+        return tf.reshape(value, [-1])
+
+    def preprocessing_fn(inputs: dict) -> dict:
+        outputs = {}
+        for name in numeric:
+            value = inputs[name]
+            present = tf.cast(value.values if isinstance(value, tf.SparseTensor) else value, tf.float32)
+            filled = dense(
+                tf.cast(value, tf.float32)
+                if not isinstance(value, tf.SparseTensor)
+                else tf.SparseTensor(value.indices, tf.cast(value.values, tf.float32), value.dense_shape),
+                tft.mean(present),
+            )
+            outputs[f"{name}_xf"] = tft.scale_to_z_score(filled)
+        for name in categorical:
+            outputs[f"{name}_xf"] = tft.compute_and_apply_vocabulary(
+                dense(inputs[name], ""), num_oov_buckets=1, vocab_filename=name
+            )
+        if label in inputs:
+            outputs[label] = dense(inputs[label], "")
+        return outputs
+
+    train_pattern = os.path.join(examples.path, "Split-train", "*")
+    options = PipelineOptions(shlex.split(beam_pipeline_args))
+    with beam.Pipeline(options=options) as pipeline, tft_beam.Context(temp_dir=tempfile.mkdtemp()):
+        source = tfxio.TFExampleRecord(file_pattern=train_pattern, schema=spec)
+        raw = pipeline | "ReadTrain" >> source.BeamSource()
+        transform_fn = (raw, source.TensorAdapterConfig()) | tft_beam.AnalyzeDataset(preprocessing_fn)
+        _ = transform_fn | tft_beam.WriteTransformFn(transform_graph.path)
+    # TFTransformOutput reads the raw (input) schema from metadata/, beside transform_fn/.
+    metadata_io.write_metadata(
+        dataset_metadata.DatasetMetadata(spec), os.path.join(transform_graph.path, "metadata")
+    )
+    transform_graph.metadata.update(
+        {"tfx_type": "TransformGraph", "numeric": ",".join(numeric), "categorical": ",".join(categorical)}
+    )
+
+
+@component
 def trainer(
     examples: Input[Dataset],
     schema: Input[Artifact],
+    transform_graph: Input[Artifact],
+    label: str,
     epochs: int,
+    batch_size: int,
     learning_rate: float,
+    hidden_units: int,
+    seed: int,
     model: Output[Model],
 ) -> None:
-    """A Keras classifier whose preprocessing (z-score for numbers, vocabularies for strings) lives inside the
-    exported SavedModel, so TF Serving takes raw features: no training/serving skew."""
-    import csv
-    import json
+    """Trainer: a Keras classifier on the transformed features. The exported SavedModel (`Format-Serving/`)
+    embeds the transform graph and has two signatures: `serving_default` takes raw features as batched 1-D
+    tensors (TF Serving REST `{"instances": [{feature: value}, ...]}`) and returns `probabilities` and the
+    predicted `<label>`; `serving_examples` takes serialized tf.Examples (what TFMA feeds it)."""
     import os
 
-    import numpy as np
     import tensorflow as tf
+    import tensorflow_transform as tft
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
 
-    label = "species"
-    spec = json.load(open(os.path.join(schema.path, "schema.json")))["features"]
-    rows = [
-        r
-        for r in csv.DictReader(open(os.path.join(examples.path, "train.csv")))
-        if r[label] not in ("", "NA")
+    tf.keras.utils.set_random_seed(seed)
+    spec = text_format.Parse(open(os.path.join(schema.path, "schema.pbtxt")).read(), schema_pb2.Schema())
+    domains = {d.name: list(d.value) for d in spec.string_domain}
+    label_feature = next(f for f in spec.feature if f.name == label)
+    classes = sorted(domains[label_feature.domain])
+    transform_output = tft.TFTransformOutput(transform_graph.path)
+    raw_spec = transform_output.raw_feature_spec()
+    feature_names = sorted(n for n in raw_spec if n != label)
+    class_table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(classes), tf.range(len(classes), dtype=tf.int64)), -1
+    )
+
+    def dataset(split: str, shuffle: bool) -> tf.data.Dataset:
+        files = tf.io.gfile.glob(os.path.join(examples.path, f"Split-{split}", "*"))
+        layer = transform_output.transform_features_layer()
+
+        def to_features(serialized: tf.Tensor) -> tuple:
+            transformed = layer(tf.io.parse_example(serialized, raw_spec))
+            target = class_table.lookup(transformed.pop(label))
+            return transformed, target
+
+        # Transform once (in large batches), keep the transformed rows in memory for every epoch.
+        data = tf.data.TFRecordDataset(files).batch(4096).map(to_features).unbatch()
+        data = data.filter(lambda _, y: y >= 0).cache()
+        if shuffle:
+            data = data.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+        return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    transformed_spec = transform_output.transformed_feature_spec()
+    inputs = {
+        name: tf.keras.Input(shape=(), name=name, dtype=transformed_spec[name].dtype)
+        for name in sorted(transformed_spec)
+        if name != label
+    }
+    vocabulary_sizes = {
+        name: transform_output.vocabulary_size_by_name(name[: -len("_xf")]) + 1
+        for name, value in inputs.items()
+        if value.dtype == tf.int64
+    }
+    encoded = [
+        tf.keras.layers.CategoryEncoding(vocabulary_sizes[name], output_mode="one_hot")(value)
+        if name in vocabulary_sizes
+        else tf.keras.layers.Reshape((1,))(value)
+        for name, value in inputs.items()
     ]
-    numeric = sorted(n for n, f in spec.items() if f["type"] == "FLOAT" and n != label and n != "year")
-    categorical = sorted(n for n, f in spec.items() if f["type"] == "BYTES" and n != label)
-    classes = sorted(spec[label]["domain"])
-    tf.keras.utils.set_random_seed(7)
+    hidden = tf.keras.layers.Dense(hidden_units, activation="relu")(tf.keras.layers.Concatenate()(encoded))
+    hidden = tf.keras.layers.Dense(hidden_units, activation="relu")(hidden)
+    probabilities = tf.keras.layers.Dense(len(classes), activation="softmax")(hidden)
+    net = tf.keras.Model(inputs, probabilities)
+    net.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["sparse_categorical_accuracy"],
+    )
+    history = net.fit(dataset("train", shuffle=True), epochs=epochs, verbose=0)
 
-    def column(name: str, kind: str) -> np.ndarray:
-        if kind == "FLOAT":
-            values = [float(r[name]) if r[name] not in ("", "NA") else float("nan") for r in rows]
-            array = np.array(values, dtype="float32")
-            return np.where(np.isnan(array), np.nanmean(array), array).reshape(-1, 1)
-        return np.array([r[name] or "NA" for r in rows]).reshape(-1, 1)
+    class ServingModule(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.tft_layer = transform_output.transform_features_layer()
+            self.classes = tf.constant(classes)
 
-    inputs, encoded, data = {}, [], {}
-    for name in numeric:
-        inputs[name] = tf.keras.Input(shape=(1,), name=name, dtype="float32")
-        data[name] = column(name, "FLOAT")
-        norm = tf.keras.layers.Normalization()
-        norm.adapt(data[name])
-        encoded.append(norm(inputs[name]))
-    for name in categorical:
-        inputs[name] = tf.keras.Input(shape=(1,), name=name, dtype="string")
-        data[name] = column(name, "BYTES")
-        lookup = tf.keras.layers.StringLookup(output_mode="one_hot")
-        lookup.adapt(data[name])
-        encoded.append(lookup(inputs[name]))
-    hidden = tf.keras.layers.Dense(16, activation="relu")(tf.keras.layers.Concatenate()(encoded))
-    outputs = tf.keras.layers.Dense(len(classes), activation="softmax")(hidden)
-    net = tf.keras.Model(inputs, outputs)
-    net.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy")
-    labels = np.array([classes.index(r[label]) for r in rows])
-    net.fit(data, labels, epochs=epochs, batch_size=32, verbose=0)
+        def predict(self, raw: dict) -> dict:
+            transformed = self.tft_layer(raw)
+            transformed.pop(label, None)
+            scores = self.net(transformed)
+            batch = tf.shape(scores)[0]
+            return {
+                "probabilities": scores,
+                label: tf.gather(self.classes, tf.argmax(scores, axis=1)),
+                "all_classes": tf.tile(tf.expand_dims(self.classes, 0), [batch, 1]),
+            }
 
-    signature_inputs = {
-        name: tf.TensorSpec([None], tf.float32 if name in numeric else tf.string, name=name)
-        for name in numeric + categorical
+    module = ServingModule()
+
+    def raw_tensor(name: str, value: tf.Tensor) -> tf.Tensor | tf.SparseTensor:
+        """A batched 1-D input -> the representation the transform graph was analysed with."""
+        feature_spec = raw_spec[name]
+        value = tf.cast(value, feature_spec.dtype)
+        if isinstance(feature_spec, tf.io.VarLenFeature):
+            count = tf.shape(value, out_type=tf.int64)[0]
+            indices = tf.stack([tf.range(count), tf.zeros([count], tf.int64)], axis=1)
+            return tf.SparseTensor(indices, value, tf.stack([count, tf.constant(1, tf.int64)]))
+        return tf.reshape(value, [-1, 1])
+
+    serving_inputs = {
+        name: tf.TensorSpec([None], tf.string if raw_spec[name].dtype == tf.string else tf.float32, name=name)
+        for name in feature_names
     }
 
-    @tf.function(input_signature=[signature_inputs])
-    def serve(features: dict) -> dict:
-        batch = {k: tf.reshape(v, [-1, 1]) for k, v in features.items()}
-        probabilities = net(batch)
-        index = tf.argmax(probabilities, axis=1)
-        return {"probabilities": probabilities, "species": tf.gather(tf.constant(classes), index)}
+    @tf.function(input_signature=[serving_inputs])
+    def serve_raw(features: dict) -> dict:
+        outputs = module.predict({name: raw_tensor(name, value) for name, value in features.items()})
+        return {"probabilities": outputs["probabilities"], label: outputs[label]}
 
-    tf.saved_model.save(net, model.path, signatures={"serving_default": serve})
-    model.metadata.update({"numeric": numeric, "categorical": categorical, "classes": classes})
+    example_spec = {name: value for name, value in raw_spec.items() if name != label}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(serialized: tf.Tensor) -> dict:
+        return module.predict(tf.io.parse_example(serialized, example_spec))
+
+    export_dir = os.path.join(model.path, "Format-Serving")
+    tf.saved_model.save(
+        module,
+        export_dir,
+        signatures={
+            "serving_default": serve_raw.get_concrete_function(),
+            "serving_examples": serve_examples.get_concrete_function(),
+        },
+    )
+    model.metadata.update(
+        {
+            "tfx_type": "Model",
+            "classes": ",".join(classes),
+            "train_accuracy": float(history.history["sparse_categorical_accuracy"][-1]),
+            "train_loss": float(history.history["loss"][-1]),
+        }
+    )
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@component
 def evaluator(
     examples: Input[Dataset],
     model: Input[Model],
+    label: str,
     baseline_model_uri: str,
     min_accuracy: float,
     max_accuracy_drop: float,
+    beam_pipeline_args: str,
+    evaluation: Output[Artifact],
+    blessing: Output[Artifact],
     metrics: Output[Metrics],
 ) -> str:
-    """Accuracy on the eval split against an absolute threshold and, when a champion exists, against the
-    champion on the same examples; the blessing is BLESSED or NOT_BLESSED, as TFX writes it."""
-    import csv
+    """Evaluator: TensorFlow Model Analysis over the eval split -- accuracy, loss, AUC, example count --
+    with a value threshold (accuracy >= min_accuracy) and, when a baseline (the champion) is given, a change
+    threshold (accuracy may not drop by more than max_accuracy_drop). Writes BLESSED or NOT_BLESSED into the
+    blessing artifact, as TFX does; returns {"blessed", "metrics", "reasons"} as JSON."""
     import json
     import os
+    import shlex
     import urllib.parse
 
-    import numpy as np
-    import tensorflow as tf
+    import tensorflow_model_analysis as tfma
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tensorflow_model_analysis.proto import config_pb2
 
-    rows = [
-        r
-        for r in csv.DictReader(open(os.path.join(examples.path, "eval.csv")))
-        if r["species"] not in ("", "NA")
-    ]
+    def local_model_dir(uri: str) -> str:
+        if uri.startswith("file://") or "://" not in uri:
+            return urllib.parse.urlparse(uri).path if uri.startswith("file://") else uri
+        return uri  # gs:// and s3:// are read by TensorFlow's own file systems
 
-    def accuracy(path: str) -> float:
-        loaded = tf.saved_model.load(path)
-        serve = loaded.signatures["serving_default"]
-        args = {}
-        for name, spec in serve.structured_input_signature[1].items():
-            if spec.dtype == tf.string:
-                args[name] = tf.constant([r.get(name) or "NA" for r in rows])
-            else:
-                values = np.array(
-                    [float(r[name]) if r.get(name) not in (None, "", "NA") else np.nan for r in rows]
-                )
-                args[name] = tf.constant(
-                    np.where(np.isnan(values), np.nanmean(values), values), dtype=tf.float32
-                )
-        predicted = [p.decode() for p in serve(**args)["species"].numpy()]
-        return float(np.mean([p == r["species"] for p, r in zip(predicted, rows, strict=True)]))
+    def threshold(lower: float | None, change: float | None) -> config_pb2.MetricThreshold:
+        result = config_pb2.MetricThreshold()
+        if lower is not None:
+            result.value_threshold.lower_bound.value = lower
+        if change is not None:
+            result.change_threshold.direction = config_pb2.MetricDirection.HIGHER_IS_BETTER
+            result.change_threshold.absolute.value = -change
+        return result
 
-    mine = accuracy(model.path)
-    metrics.log_metric("accuracy", mine)
-    metrics.log_metric("example_count", len(rows))
-    verdict = {"accuracy": mine, "exampleCount": len(rows), "blessed": mine >= min_accuracy, "reasons": []}
-    if mine < min_accuracy:
-        verdict["reasons"].append(f"accuracy {mine:.3f} < {min_accuracy}")
-    if baseline_model_uri:
-        baseline_path = (
-            urllib.parse.urlparse(baseline_model_uri).path if baseline_model_uri.startswith("file://") else ""
+    has_baseline = bool(baseline_model_uri)
+    model_specs = [config_pb2.ModelSpec(name="candidate", signature_name="serving_examples", label_key=label)]
+    if has_baseline:
+        model_specs.append(
+            config_pb2.ModelSpec(
+                name="baseline", signature_name="serving_examples", label_key=label, is_baseline=True
+            )
         )
-        if baseline_path and os.path.exists(os.path.join(baseline_path, "saved_model.pb")):
-            theirs = accuracy(baseline_path)
-            verdict["baselineAccuracy"] = theirs
-            if mine < theirs - max_accuracy_drop:
-                verdict["blessed"] = False
-                verdict["reasons"].append(f"accuracy {mine:.3f} below champion {theirs:.3f}")
-    open(os.path.join(os.path.dirname(metrics.path), "blessing.json"), "w").write(json.dumps(verdict))
-    return json.dumps(verdict)
+    accuracy = config_pb2.MetricConfig(
+        class_name="SparseCategoricalAccuracy",
+        threshold=threshold(min_accuracy, max_accuracy_drop if has_baseline else None),
+    )
+    config = config_pb2.EvalConfig(
+        model_specs=model_specs,
+        slicing_specs=[config_pb2.SlicingSpec()],
+        metrics_specs=[
+            config_pb2.MetricsSpec(
+                metrics=[
+                    config_pb2.MetricConfig(class_name="ExampleCount"),
+                    accuracy,
+                    config_pb2.MetricConfig(class_name="SparseCategoricalCrossentropy"),
+                    config_pb2.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+                ]
+            )
+        ],
+    )
+    shared = [
+        tfma.default_eval_shared_model(
+            os.path.join(model.path, "Format-Serving"), model_name="candidate", eval_config=config
+        )
+    ]
+    if has_baseline:
+        shared.append(
+            tfma.default_eval_shared_model(
+                local_model_dir(baseline_model_uri), model_name="baseline", eval_config=config
+            )
+        )
+    os.makedirs(evaluation.path, exist_ok=True)
+    tfma.run_model_analysis(
+        eval_shared_model=shared if has_baseline else shared[0],
+        eval_config=config,
+        data_location=os.path.join(examples.path, "Split-eval", "*"),
+        output_path=evaluation.path,
+        pipeline_options=PipelineOptions(shlex.split(beam_pipeline_args)),
+    )
+    result = tfma.load_metrics(evaluation.path)
+    values: dict[str, float] = {}
+    for slice_metrics in result:
+        if slice_metrics.slice_key.single_slice_keys:
+            continue
+        for key_and_value in slice_metrics.metric_keys_and_values:
+            key = key_and_value.key
+            if key.model_name not in ("candidate", "") or key.HasField("sub_key") or key.is_diff:
+                continue
+            value = key_and_value.value
+            if value.HasField("double_value"):
+                values[key.name] = value.double_value.value
+    renamed = {
+        "accuracy": values.get("sparse_categorical_accuracy"),
+        "loss": values.get("sparse_categorical_crossentropy"),
+        "example_count": values.get("example_count"),
+    }
+    renamed = {k: v for k, v in renamed.items() if v is not None}
+    validation = tfma.load_validation_result(evaluation.path)
+    reasons = []
+    for failure in validation.metric_validations_per_slice:
+        for failed in failure.failures:
+            name = failed.metric_key.name
+            kind = "change against the baseline" if failed.metric_key.is_diff else "value"
+            reasons.append(
+                f"{name} {kind} {failed.metric_value.double_value.value:.4f} fails {failed.metric_threshold}"
+            )
+    blessed = bool(validation.validation_ok)
+    if not blessed and not reasons:
+        reasons.append("TFMA validation failed: " + str(validation)[:300])
+    for name, value in renamed.items():
+        metrics.log_metric(name, value)
+    os.makedirs(blessing.path, exist_ok=True)
+    open(os.path.join(blessing.path, "BLESSED" if blessed else "NOT_BLESSED"), "w").close()
+    blessing.metadata.update(
+        {"tfx_type": "ModelBlessing", "blessed": int(blessed), "current_model": model.uri}
+    )
+    if has_baseline:
+        blessing.metadata["baseline_model"] = baseline_model_uri
+    print(f"evaluator: {'BLESSED' if blessed else 'NOT_BLESSED'} {renamed} {reasons}")
+    return json.dumps(
+        {"blessed": blessed, "metrics": renamed, "reasons": [" ".join(r.split()) for r in reasons]}
+    )
 
 
-@dsl.component(base_image=BASE_IMAGE)
-def infra_validator(examples: Input[Dataset], model: Input[Model], max_latency_ms: int) -> str:
-    """Loads the SavedModel in a fresh process and calls its serving signature with real examples in TF
-    Serving's REST request format; checks the outputs and the latency."""
-    import csv
+@component
+def infra_validator(
+    examples: Input[Dataset],
+    model: Input[Model],
+    label: str,
+    request_size: int,
+    max_latency_ms: float,
+    infra_blessing: Output[Artifact],
+) -> str:
+    """InfraValidator: loads the exported SavedModel in a fresh process, sends it real eval examples in TF
+    Serving's REST request format (`{"instances": [...]}`) through `serving_default`, and checks that one
+    prediction with a known class and probabilities summing to 1 comes back per instance within
+    max_latency_ms. Writes INFRA_BLESSED or INFRA_NOT_BLESSED; returns {"blessed", "reason",
+    "sampleRequest", "signature"} as JSON."""
     import json
     import os
+    import struct
     import subprocess
     import sys
 
-    rows = list(csv.DictReader(open(os.path.join(examples.path, "eval.csv"))))[:3]
-    numeric = set(model.metadata.get("numeric", []))
-    instances = [
-        {
-            name: (float(r[name]) if r[name] not in ("", "NA") else 0.0)
-            if name in numeric
-            else (r[name] or "NA")
-            for name in [*model.metadata.get("numeric", []), *model.metadata.get("categorical", [])]
-        }
-        for r in rows
+    import numpy as np
+    from tfx_bsl.coders import example_coder
+
+    def read_tfrecords(path: str) -> list[bytes]:
+        records, data, offset = [], open(path, "rb").read(), 0
+        while offset < len(data):
+            (length,) = struct.unpack_from("<Q", data, offset)
+            records.append(data[offset + 12 : offset + 12 + length])
+            offset += 12 + length + 4
+        return records
+
+    def complete_instances(records: list[bytes], wanted: int) -> list[dict]:
+        """The first examples with every feature present, as REST instances of raw features (no label)."""
+        instances = []
+        for record in records:
+            example = example_coder.ExampleToNumpyDict(record)
+            if any(v is None or len(v) != 1 for v in example.values()):
+                continue
+            instance = {}
+            for name, value in sorted(example.items()):
+                if name == label:
+                    continue
+                item = value[0]
+                if isinstance(item, bytes):
+                    instance[name] = item.decode()
+                elif isinstance(item, np.floating):
+                    instance[name] = float(f"{item:.7g}")  # the CSV's decimal, not float32 noise
+                else:
+                    instance[name] = int(item)
+            instances.append(instance)
+            if len(instances) == wanted:
+                break
+        return instances
+
+    directory = os.path.join(examples.path, "Split-eval")
+    records = [r for n in sorted(os.listdir(directory)) for r in read_tfrecords(os.path.join(directory, n))][
+        :500
     ]
-    probe = (
-        "import json, sys, time\n"
-        "import tensorflow as tf\n"
-        "request = json.loads(sys.stdin.read())\n"
-        "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
-        "columns = {k: [i[k] for i in request['instances']] for k in request['instances'][0]}\n"
-        "specs = serve.structured_input_signature[1]\n"
-        "args = {k: tf.constant(v, dtype=specs[k].dtype) for k, v in columns.items()}\n"
-        "start = time.monotonic(); out = serve(**args); ms = (time.monotonic() - start) * 1000\n"
-        "print(json.dumps({'n': int(out['probabilities'].shape[0]), 'ms': ms}))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe, model.path],
-        input=json.dumps({"instances": instances}),
+    request = {"instances": complete_instances(records, request_size)}
+    probe = r"""
+import json, sys, time
+import tensorflow as tf
+export_dir, label = sys.argv[1], sys.argv[2]
+request = json.loads(sys.stdin.read())
+serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+specs = serve.structured_input_signature[1]
+columns = {name: [instance[name] for instance in request["instances"]] for name in specs}
+arguments = {name: tf.constant(values, dtype=specs[name].dtype) for name, values in columns.items()}
+serve(**arguments)  # warm-up: the first call traces
+start = time.perf_counter()
+outputs = serve(**arguments)
+latency_ms = (time.perf_counter() - start) * 1000
+print(json.dumps({
+    "latencyMs": latency_ms,
+    "outputs": {k: v.numpy().tolist() for k, v in outputs.items()},
+    "inputs": {k: v.dtype.name for k, v in specs.items()},
+    "outputDtypes": {k: v.dtype.name for k, v in serve.structured_outputs.items()},
+}, default=lambda b: b.decode()))
+"""
+    export_dir = os.path.join(model.path, "Format-Serving")
+    completed = subprocess.run(
+        [sys.executable, "-c", probe, export_dir, label],
+        input=json.dumps(request),
         capture_output=True,
         text=True,
         timeout=300,
     )
-    verdict = {"blessed": False, "sampleRequest": {"instances": instances}}
-    if result.returncode != 0:
-        verdict["reason"] = result.stderr[-500:]
+    verdict: dict = {"blessed": False, "reason": "", "sampleRequest": request, "signature": None}
+    if completed.returncode != 0:
+        verdict["reason"] = "the model did not load or answer in a fresh process: " + completed.stderr[-800:]
     else:
-        answer = json.loads(result.stdout.strip().splitlines()[-1])
-        verdict["latencyMs"] = answer["ms"]
-        verdict["blessed"] = answer["n"] == len(instances) and answer["ms"] <= max_latency_ms
-        verdict["reason"] = "" if verdict["blessed"] else f"{answer['n']} outputs in {answer['ms']:.0f} ms"
+        answer = json.loads(completed.stdout.strip().splitlines()[-1])
+        classes = set(model.metadata.get("classes", "").split(","))
+        probabilities = answer["outputs"].get("probabilities", [])
+        predicted = answer["outputs"].get(label, [])
+        problems = []
+        if len(probabilities) != len(request["instances"]) or len(predicted) != len(request["instances"]):
+            problems.append(f"{len(predicted)} predictions for {len(request['instances'])} instances")
+        if any(abs(sum(row) - 1.0) > 1e-3 for row in probabilities):
+            problems.append("probabilities do not sum to 1")
+        if not set(predicted) <= classes:
+            problems.append(f"unknown classes {sorted(set(predicted) - classes)}")
+        if answer["latencyMs"] > max_latency_ms:
+            problems.append(f"latency {answer['latencyMs']:.1f} ms > {max_latency_ms} ms")
+        verdict.update(
+            blessed=not problems and bool(request["instances"]),
+            reason="; ".join(problems) or ("" if request["instances"] else "no complete eval example"),
+            latencyMs=answer["latencyMs"],
+            signature={
+                "name": "serving_default",
+                "inputs": answer["inputs"],
+                "outputs": answer["outputDtypes"],
+            },
+        )
+    os.makedirs(infra_blessing.path, exist_ok=True)
+    open(
+        os.path.join(infra_blessing.path, "INFRA_BLESSED" if verdict["blessed"] else "INFRA_NOT_BLESSED"), "w"
+    ).close()
+    infra_blessing.metadata.update({"tfx_type": "InfraBlessing", "blessed": int(verdict["blessed"])})
+    outcome = "INFRA_BLESSED" if verdict["blessed"] else "INFRA_NOT_BLESSED"
+    print(f"infra_validator: {outcome} {verdict['reason']}")
     return json.dumps(verdict)
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@component
 def pusher(
     model: Input[Model],
     statistics: Input[Artifact],
     schema: Input[Artifact],
     evaluation: str,
-    infra: str,
-    data: str,
+    infra_validation: str,
+    data_lineage: str,
     model_store_uri: str,
     model_name: str,
     model_version: int,
+    pipeline_name: str,
     pipeline_digest: str,
     run_id: str,
+    pipeline_job_name: str,
+    data_uri: str,
+    eval_buckets: int,
     epochs: int,
+    batch_size: int,
     learning_rate: float,
+    hidden_units: int,
+    seed: int,
     min_accuracy: float,
-    eval_percent: int,
+    max_accuracy_drop: float,
+    baseline_model_uri: str,
+    curated_schema_uri: str,
+    pushed_model: Output[Artifact],
 ) -> str:
-    """Only when both blessings hold: copies the SavedModel to <store>/<model>/<version>/ with saved_model.pb
-    written last (TF Serving loads a version once that file appears) and writes slipway-manifest.json."""
+    """Pusher: only when the evaluator and the infra validator both blessed the model, copies the SavedModel
+    to <model_store_uri>/<model_name>/<version>/ (version = model_version, or the next free integer when
+    0), writing saved_model.pb LAST (TF Serving loads a version once it appears) after slipway-manifest.json.
+    Otherwise pushes nothing. Either way returns push_result JSON: {"pushed", "reason", "version",
+    "manifestUri"}."""
     import datetime
     import json
     import os
-    import shutil
     import urllib.parse
 
-    evaluated, validated = json.loads(evaluation), json.loads(infra)
-    if not (evaluated["blessed"] and validated["blessed"]):
-        reasons = evaluated.get("reasons", []) + (
-            [validated.get("reason", "")] if not validated["blessed"] else []
+    evaluated, validated = json.loads(evaluation), json.loads(infra_validation)
+    parameters = {
+        "data_uri": data_uri,
+        "model_name": model_name,
+        "eval_buckets": eval_buckets,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "hidden_units": hidden_units,
+        "seed": seed,
+        "min_accuracy": min_accuracy,
+        "max_accuracy_drop": max_accuracy_drop,
+        "baseline_model_uri": baseline_model_uri,
+        "curated_schema_uri": curated_schema_uri,
+    }
+
+    def as_uri(uri_or_path: str) -> str:
+        return uri_or_path if "://" in uri_or_path else f"file://{uri_or_path}"
+
+    def not_pushed(reason: str) -> str:
+        result = {"pushed": False, "reason": reason, "version": None, "manifestUri": None}
+        pushed_model.metadata.update({"tfx_type": "PushedModel", "pushed": 0, "reason": reason})
+        print(f"pusher: not pushed: {reason}")
+        return json.dumps(result)
+
+    reasons = []
+    if not evaluated["blessed"]:
+        reasons.append(
+            "evaluator did not bless the model: " + ("; ".join(evaluated["reasons"]) or "NOT_BLESSED")
         )
-        return json.dumps(
-            {
-                "pushed": False,
-                "reason": "; ".join(r for r in reasons if r),
-                "version": None,
-                "manifestUri": None,
-            }
+    if not validated["blessed"]:
+        reasons.append(
+            "infra validator did not bless the model: " + (validated["reason"] or "INFRA_NOT_BLESSED")
         )
-    if not model_store_uri.startswith("file://"):
-        raise ValueError(
-            f"{model_store_uri}: this pusher writes file:// stores; use the storage-aware image for others"
-        )
-    root = os.path.join(urllib.parse.urlparse(model_store_uri).path, model_name)
-    os.makedirs(root, exist_ok=True)
-    if model_version <= 0:
-        existing = [int(n) for n in os.listdir(root) if n.isdigit()]
-        model_version = max(existing, default=0) + 1
-    target = os.path.join(root, str(model_version))
-    staging = target + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(model.path, staging, ignore=shutil.ignore_patterns("saved_model.pb"))
-    uri = f"{model_store_uri.rstrip('/')}/{model_name}/{model_version}"
+    if reasons:
+        return not_pushed(" | ".join(reasons))
+
+    class FileStore:
+        def __init__(self, root: str) -> None:
+            self.root = urllib.parse.urlparse(root).path if root.startswith("file://") else root
+
+        def list_versions(self, name: str) -> list[int]:
+            directory = os.path.join(self.root, name)
+            return [int(n) for n in os.listdir(directory) if n.isdigit()] if os.path.isdir(directory) else []
+
+        def write(self, key: str, data: bytes) -> None:
+            path = os.path.join(self.root, key)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".partial", "wb") as handle:
+                handle.write(data)
+            os.replace(path + ".partial", path)
+
+    class ObjectStore:
+        def __init__(self, root: str) -> None:
+            from slipway import storage  # s3://, gs://, az://: the operator's storage layer
+
+            self.root = root.rstrip("/")
+            self.store = storage.open_store(self.root)
+
+        def list_versions(self, name: str) -> list[int]:
+            prefix = f"{self.root}/{name}/"
+            names = {u[len(prefix) :].split("/", 1)[0] for u in self.store.list(prefix)}
+            return [int(n) for n in names if n.isdigit()]
+
+        def write(self, key: str, data: bytes) -> None:
+            self.store.write_bytes(f"{self.root}/{key}", data)
+
+    local = model_store_uri.startswith("file://") or "://" not in model_store_uri
+    store = FileStore(model_store_uri) if local else ObjectStore(model_store_uri)
+    version = model_version if model_version > 0 else max(store.list_versions(model_name), default=0) + 1
+    if version in store.list_versions(model_name):
+        return not_pushed(f"version {version} of {model_name} already exists in the store")
+    root_uri = (
+        model_store_uri.rstrip("/") if "://" in model_store_uri else f"file://{model_store_uri.rstrip('/')}"
+    )
+    version_uri = f"{root_uri}/{model_name}/{version}"
+    export_dir = os.path.join(model.path, "Format-Serving")
+    files = sorted(
+        os.path.relpath(os.path.join(directory, name), export_dir)
+        for directory, _, names in os.walk(export_dir)
+        for name in names
+    )
     manifest = {
         "schemaVersion": 1,
         "modelName": model_name,
-        "version": model_version,
-        "uri": uri,
+        "version": version,
+        "uri": version_uri,
         "format": "SavedModel",
         "createdAt": datetime.datetime.now(datetime.UTC)
         .replace(microsecond=0)
         .isoformat()
         .replace("+00:00", "Z"),
-        "metrics": {"accuracy": round(evaluated["accuracy"], 6), "example_count": evaluated["exampleCount"]},
+        "metrics": evaluated["metrics"],
         "blessings": {"evaluator": True, "infraValidator": True},
-        "signature": {
-            "name": "serving_default",
-            "outputs": {"probabilities": "float32", "species": "string"},
-        },
+        "signature": validated["signature"],
         "sampleRequest": validated["sampleRequest"],
         "lineage": {
-            "pipeline": "penguins",
+            "pipeline": pipeline_name,
             "pipelineDigest": pipeline_digest,
-            "runId": run_id,
-            "parameters": {
-                "epochs": str(epochs),
-                "learning_rate": str(learning_rate),
-                "min_accuracy": str(min_accuracy),
-                "eval_percent": str(eval_percent),
-            },
-            "data": [json.loads(data)],
-            "schemaUri": "file://" + os.path.join(schema.path, "schema.json"),
-            "statisticsUri": "file://" + os.path.join(statistics.path, "stats.json"),
+            "runId": run_id or pipeline_job_name,
+            "parameters": {k: str(v) for k, v in parameters.items()},
+            "data": json.loads(data_lineage),
+            "schemaUri": as_uri(schema.uri.rstrip("/") + "/schema.pbtxt"),
+            "statisticsUri": as_uri(statistics.uri.rstrip("/") + "/Split-train/FeatureStats.pb"),
         },
     }
-    json.dump(manifest, open(os.path.join(staging, "slipway-manifest.json"), "w"), indent=2)
-    os.replace(staging, target)
-    shutil.copyfile(os.path.join(model.path, "saved_model.pb"), os.path.join(target, "saved_model.pb.tmp"))
-    os.replace(os.path.join(target, "saved_model.pb.tmp"), os.path.join(target, "saved_model.pb"))
+    for relative in [f for f in files if f != "saved_model.pb"]:
+        store.write(
+            f"{model_name}/{version}/{relative}", open(os.path.join(export_dir, relative), "rb").read()
+        )
+    store.write(f"{model_name}/{version}/slipway-manifest.json", json.dumps(manifest, indent=2).encode())
+    store.write(
+        f"{model_name}/{version}/saved_model.pb",
+        open(os.path.join(export_dir, "saved_model.pb"), "rb").read(),
+    )
+    pushed_model.metadata.update({"tfx_type": "PushedModel", "pushed": 1, "pushed_destination": version_uri})
+    print(f"pusher: pushed {version_uri}")
     return json.dumps(
         {
             "pushed": True,
             "reason": "",
-            "version": model_version,
-            "manifestUri": uri + "/slipway-manifest.json",
+            "version": version,
+            "manifestUri": f"{version_uri}/slipway-manifest.json",
         }
     )

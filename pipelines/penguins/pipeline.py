@@ -1,7 +1,10 @@
-"""The built-in penguins pipeline: ExampleGen -> statistics and schema -> ExampleValidator -> Trainer ->
-Evaluator and InfraValidator -> Pusher. `python pipelines/penguins/pipeline.py` writes pipeline.yaml."""
+"""The built-in pipeline: TFX's standard chain on the Palmer penguins (or any CSV with a categorical label).
+
+ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer -> Evaluator and
+InfraValidator -> Pusher. `python -m pipelines.penguins.pipeline` rewrites pipeline.yaml (the compiled IR)."""
 
 from pathlib import Path
+from typing import NamedTuple
 
 from kfp import compiler, dsl
 
@@ -11,12 +14,19 @@ from pipelines.penguins.components import (
     example_validator,
     infra_validator,
     pusher,
-    statistics_and_schema,
+    schema_gen,
+    statistics_gen,
     trainer,
+    transform,
 )
 
+PIPELINE_NAME = "penguins"
+IR_PATH = Path(__file__).with_name("pipeline.yaml")
 
-@dsl.pipeline(name="penguins", description="Tabular classification of Palmer penguins, TFX-style.")
+
+@dsl.pipeline(
+    name=PIPELINE_NAME, description="TFX-style tabular classification (Palmer penguins by default)."
+)
 def penguins(
     data_uri: str,
     model_store_uri: str,
@@ -25,60 +35,104 @@ def penguins(
     pipeline_digest: str = "",
     baseline_model_uri: str = "",
     run_id: str = "",
-    eval_percent: int = 25,
-    epochs: int = 60,
-    learning_rate: float = 0.02,
-    min_accuracy: float = 0.9,
-    max_accuracy_drop: float = 0.02,
-    numeric_drift_threshold: float = 0.3,
+    label: str = "species",
+    curated_schema_uri: str = "",
+    eval_buckets: int = 30,
+    max_categories: int = 50,
     categorical_drift_threshold: float = 0.3,
+    numeric_drift_threshold: float = 0.3,
     fail_on_anomalies: bool = True,
-    max_latency_ms: int = 2000,
-) -> str:
-    split = example_gen(data_uri=data_uri, eval_percent=eval_percent)
-    described = statistics_and_schema(examples=split.outputs["examples"])
-    validated = example_validator(
-        examples=split.outputs["examples"],
-        statistics=described.outputs["statistics"],
-        schema=described.outputs["schema"],
-        numeric_drift_threshold=numeric_drift_threshold,
+    epochs: int = 40,
+    batch_size: int = 32,
+    learning_rate: float = 0.01,
+    hidden_units: int = 16,
+    seed: int = 7,
+    min_accuracy: float = 0.9,
+    max_accuracy_drop: float = 0.01,
+    request_size: int = 3,
+    max_latency_ms: float = 2000.0,
+    # DirectRunner first tries Prism, which downloads a binary: name the in-process runner it falls back to.
+    beam_pipeline_args: str = "--runner=apache_beam.runners.portability.fn_api_runner.FnApiRunner",
+) -> NamedTuple("Outputs", push_result=str):
+    examples = example_gen(data_uri=data_uri, eval_buckets=eval_buckets).set_display_name("ExampleGen")
+    statistics = statistics_gen(examples=examples.outputs["examples"]).set_display_name("StatisticsGen")
+    schema = schema_gen(
+        statistics=statistics.outputs["statistics"],
+        curated_schema_uri=curated_schema_uri,
+        max_categories=max_categories,
+    ).set_display_name("SchemaGen")
+    validation = example_validator(
+        statistics=statistics.outputs["statistics"],
+        schema=schema.outputs["schema"],
         categorical_drift_threshold=categorical_drift_threshold,
+        numeric_drift_threshold=numeric_drift_threshold,
         fail_on_anomalies=fail_on_anomalies,
+    ).set_display_name("ExampleValidator")
+    transformed = (
+        transform(
+            examples=examples.outputs["examples"],
+            schema=schema.outputs["schema"],
+            label=label,
+            beam_pipeline_args=beam_pipeline_args,
+        )
+        .set_display_name("Transform")
+        .after(validation)
     )
     trained = trainer(
-        examples=split.outputs["examples"],
-        schema=described.outputs["schema"],
+        examples=examples.outputs["examples"],
+        schema=schema.outputs["schema"],
+        transform_graph=transformed.outputs["transform_graph"],
+        label=label,
         epochs=epochs,
+        batch_size=batch_size,
         learning_rate=learning_rate,
-    ).after(validated)
+        hidden_units=hidden_units,
+        seed=seed,
+    ).set_display_name("Trainer")
     evaluation = evaluator(
-        examples=split.outputs["examples"],
+        examples=examples.outputs["examples"],
         model=trained.outputs["model"],
+        label=label,
         baseline_model_uri=baseline_model_uri,
         min_accuracy=min_accuracy,
         max_accuracy_drop=max_accuracy_drop,
-    )
+        beam_pipeline_args=beam_pipeline_args,
+    ).set_display_name("Evaluator")
     infra = infra_validator(
-        examples=split.outputs["examples"], model=trained.outputs["model"], max_latency_ms=max_latency_ms
-    )
+        examples=examples.outputs["examples"],
+        model=trained.outputs["model"],
+        label=label,
+        request_size=request_size,
+        max_latency_ms=max_latency_ms,
+    ).set_display_name("InfraValidator")
     pushed = pusher(
         model=trained.outputs["model"],
-        statistics=described.outputs["statistics"],
-        schema=described.outputs["schema"],
+        statistics=statistics.outputs["statistics"],
+        schema=schema.outputs["schema"],
         evaluation=evaluation.outputs["Output"],
-        infra=infra.output,
-        data=split.outputs["Output"],
+        infra_validation=infra.outputs["Output"],
+        data_lineage=examples.outputs["Output"],
         model_store_uri=model_store_uri,
         model_name=model_name,
         model_version=model_version,
+        pipeline_name=PIPELINE_NAME,
         pipeline_digest=pipeline_digest,
         run_id=run_id,
+        pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        data_uri=data_uri,
+        eval_buckets=eval_buckets,
         epochs=epochs,
+        batch_size=batch_size,
         learning_rate=learning_rate,
+        hidden_units=hidden_units,
+        seed=seed,
         min_accuracy=min_accuracy,
-        eval_percent=eval_percent,
-    )
-    return pushed.output
+        max_accuracy_drop=max_accuracy_drop,
+        baseline_model_uri=baseline_model_uri,
+        curated_schema_uri=curated_schema_uri,
+    ).set_display_name("Pusher")
+    outputs = NamedTuple("Outputs", push_result=str)  # noqa: UP014
+    return outputs(push_result=pushed.outputs["Output"])
 
 
 def compile_to(path: Path) -> None:
@@ -86,4 +140,4 @@ def compile_to(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    compile_to(Path(__file__).with_name("pipeline.yaml"))
+    compile_to(IR_PATH)
