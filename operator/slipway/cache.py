@@ -38,6 +38,18 @@ class View(Generic[V]):
             self._key_of[uid] = key
             return previous
 
+    def put_newer(self, key: Key, uid: str, value: V, version: int) -> V | None:
+        """Like put, unless the view already holds a newer resourceVersion of the object (a watch event
+        can overtake the response of the write that caused it)."""
+        with self._lock:
+            current = self._by_key.get(self._key_of.get(uid, key), {}).get(uid)
+            if current is not None and getattr(current, "resource_version", 0) > version:
+                return current
+            previous = self._pop(uid)
+            self._by_key.setdefault(key, {})[uid] = value
+            self._key_of[uid] = key
+            return previous
+
     def delete(self, uid: str) -> V | None:
         with self._lock:
             return self._pop(uid)

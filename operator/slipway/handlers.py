@@ -54,6 +54,10 @@ def prime_views(logger: Any, **_: Any) -> None:
     logger.info(f"views primed: {counts}")
 
 
+def remember_child(kind: str, body: dict[str, Any]) -> None:
+    views.observe_child(kind, "MODIFIED", body)
+
+
 def reconcile_endpoint(namespace: str, name: str, model: str) -> None:
     versions = views.VERSIONS.get((namespace, model))
     children = views.CHILDREN.get((namespace, name))
@@ -61,7 +65,7 @@ def reconcile_endpoint(namespace: str, name: str, model: str) -> None:
         "ServingEndpoint",
         namespace,
         name,
-        lambda: serving.reconcile(namespace, name, versions, children, post_event),
+        lambda: serving.reconcile(namespace, name, versions, children, post_event, remember_child),
     )
 
 

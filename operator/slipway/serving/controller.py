@@ -36,6 +36,7 @@ CUSTOM_CHILDREN = {
     "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
     "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
 }
+Remember = Callable[[str, dict[str, Any]], object]
 EventSink = Callable[[dict[str, Any], str, str, str], None]
 
 
@@ -50,6 +51,7 @@ class ChildSummary:
     replicas: int = 0
     ready: int = 0
     up_to_date: bool = True
+    resource_version: int = 0
 
 
 def summarize_child(kind: str, body: Mapping[str, Any]) -> ChildSummary:
@@ -65,6 +67,7 @@ def summarize_child(kind: str, body: Mapping[str, Any]) -> ChildSummary:
         replicas=int(spec.get("replicas") or 0),
         ready=int(status.get("readyReplicas") or 0),
         up_to_date=up_to_date,
+        resource_version=int(meta.get("resourceVersion") or 0),
     )
 
 
@@ -141,8 +144,9 @@ def run_analysis(
     return analysis.judge(spec.rollout.analysis, step, step_index, progress, found)
 
 
-def _apply(body: dict[str, Any], observed: ChildSummary | None) -> bool:
-    """Creates or patches one child when its applied hash differs; returns whether it wrote."""
+def _apply(body: dict[str, Any], observed: ChildSummary | None, remember: Remember) -> bool:
+    """Creates or patches one child when its applied hash differs; returns whether it wrote. What was
+    written is remembered at once, so the next reconcile does not write it again before its watch event."""
     digest = body["metadata"]["annotations"][builders.HASH_ANNOTATION]
     replicas = body.get("spec", {}).get("replicas")
     if (
@@ -156,13 +160,13 @@ def _apply(body: dict[str, Any], observed: ChildSummary | None) -> bool:
     try:
         if observed is None:
             try:
-                create(namespace, body)
+                remember(kind, _plain(create(namespace, body)))
                 API_WRITES.labels(kind, "create").inc()
                 return True
             except ApiException as error:
                 if error.status != 409:
                     raise
-        patch(name, namespace, body)
+        remember(kind, _plain(patch(name, namespace, body)))
         API_WRITES.labels(kind, "patch").inc()
     except ApiException as error:
         if error.status == 404 and kind in CUSTOM_CHILDREN:
@@ -170,6 +174,13 @@ def _apply(body: dict[str, Any], observed: ChildSummary | None) -> bool:
             return False
         raise
     return True
+
+
+def _plain(written: Any) -> dict[str, Any]:
+    plain: dict[str, Any] = (
+        written if isinstance(written, dict) else api_client().sanitize_for_serialization(written)
+    )
+    return plain
 
 
 def _verbs(kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -223,6 +234,7 @@ def apply_children(
     result: Plan,
     versions: dict[int, VersionInfo],
     children: Iterable[ChildSummary],
+    remember: Remember,
 ) -> list[ChildSummary]:
     """Creates and updates what the plan wants; returns the children it no longer wants, to be deleted
     only after the status records the change (so status never names a version whose pods are gone)."""
@@ -236,7 +248,7 @@ def apply_children(
         result.route_weights,
     )
     for body in desired:
-        _apply(body, observed.get((body["kind"], body["metadata"]["name"])))
+        _apply(body, observed.get((body["kind"], body["metadata"]["name"])), remember)
     wanted = {(body["kind"], body["metadata"]["name"]) for body in desired}
     return [
         c
@@ -268,6 +280,7 @@ def reconcile(
     versions: Iterable[VersionInfo],
     children: Iterable[ChildSummary],
     post_event: EventSink,
+    remember: Remember,
 ) -> dict[str, Any] | None:
     body = get_custom(PLURAL, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
@@ -282,7 +295,7 @@ def reconcile(
         result = plan(spec, status, observed, measured)
     endpoint = builders.Endpoint(name, namespace, spec, owner_reference(body), settings().image)
     result.status.url = builders.url(endpoint)
-    obsolete = apply_children(endpoint, result, observed.versions, children)
+    obsolete = apply_children(endpoint, result, observed.versions, children, remember)
     new_status = result.status.to_wire()
     if not is_subset(new_status, body.get("status") or {}) or _removed_keys(
         body.get("status") or {}, new_status

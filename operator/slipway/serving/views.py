@@ -46,7 +46,10 @@ def observe_child(kind: str, event: str | None, body: dict[str, Any]) -> bool:
         return CHILDREN.delete(meta["uid"]) is not None
     summary = summarize_child(kind, body)
     endpoint = (meta.get("labels") or {}).get(ENDPOINT_LABEL, "")
-    return CHILDREN.put((meta["namespace"], endpoint), meta["uid"], summary) != summary
+    previous = CHILDREN.put_newer(
+        (meta["namespace"], endpoint), meta["uid"], summary, summary.resource_version
+    )
+    return previous != summary
 
 
 def _child_listers(api: client.ApiClient) -> dict[str, tuple[Callable[..., Any], Callable[..., Any]]]:
