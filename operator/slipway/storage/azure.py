@@ -1,0 +1,149 @@
+"""az://container/prefix on azure-storage-blob. The account comes from the credentials (connection string,
+AZURE_STORAGE_ACCOUNT) or from the URI itself: az://container@account/prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from slipway.storage.base import ObjectInfo, ObjectStore, RetryPolicy
+from slipway.storage.credentials import StorageCredentials
+from slipway.storage.errors import AccessDenied, BucketNotFound, ObjectNotFound, StorageError
+from slipway.storage.uri import ParsedUri
+
+
+def blob_service_client(
+    credentials: StorageCredentials, account: str | None = None, max_connections: int = 32
+) -> Any:
+    import requests
+    import requests.adapters
+    from azure.core.pipeline.transport import RequestsTransport
+    from azure.storage.blob import BlobServiceClient, LinearRetry
+
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max_connections)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    options: dict[str, Any] = {
+        "transport": RequestsTransport(session=session, session_owner=False),
+        # Short SDK-level retries: the callers (RetryPolicy) retry whole operations with their own backoff.
+        "retry_policy": LinearRetry(backoff=0.5, random_jitter_range=1, retry_total=2),
+        "max_single_get_size": 8 << 20,
+        "max_chunk_get_size": 8 << 20,
+    }
+    if credentials.azure_connection_string and not account:
+        return BlobServiceClient.from_connection_string(credentials.azure_connection_string, **options)
+    account = account or credentials.azure_account_name
+    if not account:
+        raise ValueError(
+            "az:// needs a storage account: AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT, "
+            "or az://<container>@<account>/<prefix>"
+        )
+    endpoint = credentials.azure_blob_endpoint or f"https://{account}.blob.core.windows.net"
+    credential: Any
+    if credentials.azure_account_key:
+        credential = {"account_name": account, "account_key": credentials.azure_account_key}
+    elif credentials.azure_sas_token:
+        credential = credentials.azure_sas_token
+    else:
+        try:
+            from azure.identity import DefaultAzureCredential
+        except ImportError as error:
+            raise ValueError(
+                f"az:// account {account!r}: no key, SAS token or connection string was given, and "
+                "workload identity needs the azure-identity package"
+            ) from error
+        credential = DefaultAzureCredential()
+    return BlobServiceClient(account_url=endpoint, credential=credential, **options)
+
+
+class AzureBlobStore(ObjectStore):
+    def __init__(
+        self, location: ParsedUri, credentials: StorageCredentials, retry: RetryPolicy | None = None
+    ) -> None:
+        super().__init__(location, retry)
+        self.service = blob_service_client(credentials, location.account)
+        self.container = self.service.get_container_client(location.bucket)
+
+    def translate(self, error: Exception, uri: str) -> StorageError | None:
+        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+
+        code = str(getattr(error, "error_code", "") or "")
+        if isinstance(error, ResourceNotFoundError):
+            if code == "ContainerNotFound":
+                return BucketNotFound(uri, f"container {self.location.bucket!r} does not exist")
+            return ObjectNotFound(uri, "no such object")
+        if isinstance(error, ClientAuthenticationError) or (
+            isinstance(error, HttpResponseError) and error.status_code == 403
+        ):
+            return AccessDenied(uri, f"access denied ({code or 403})")
+        if isinstance(error, HttpResponseError):
+            return StorageError(uri, f"Azure Blob error {code or error.status_code}")
+        return None
+
+    def is_transient(self, error: BaseException) -> bool:
+        from azure.core.exceptions import (
+            HttpResponseError,
+            IncompleteReadError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+        from requests.exceptions import ChunkedEncodingError
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+
+        if isinstance(
+            error,
+            ServiceRequestError
+            | ServiceResponseError
+            | IncompleteReadError
+            | ChunkedEncodingError
+            | RequestsConnectionError
+            | ConnectionError,
+        ):
+            return True
+        return isinstance(error, HttpResponseError) and error.status_code in (408, 429, 500, 502, 503, 504)
+
+    def _info_from(self, props: Any) -> ObjectInfo:
+        md5_bytes = props.content_settings.content_md5 if props.content_settings else None
+        md5 = bytes(md5_bytes).hex() if md5_bytes else None
+        etag = str(props.etag).strip('"')
+        return self.info(props.name, int(props.size), etag, md5, props.last_modified)
+
+    def _list(self, full_prefix: str) -> Iterator[ObjectInfo]:
+        for props in self.container.list_blobs(name_starts_with=full_prefix or None):
+            yield self._info_from(props)
+
+    def _stat(self, full_key: str) -> ObjectInfo | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            props = self.container.get_blob_client(full_key).get_blob_properties()
+        except ResourceNotFoundError:
+            if not self.container.exists():
+                raise BucketNotFound(
+                    self.location.root, f"container {self.location.bucket!r} does not exist"
+                ) from None
+            return None
+        return self._info_from(props)
+
+    def _read(self, full_key: str) -> bytes:
+        data: bytes = self.container.download_blob(full_key, max_concurrency=1).readall()
+        return data
+
+    def _write(self, full_key: str, data: bytes) -> None:
+        self.container.upload_blob(full_key, data, overwrite=True)
+
+    def _upload_file(self, full_key: str, path: str) -> None:
+        with open(path, "rb") as handle:
+            self.container.upload_blob(full_key, handle, overwrite=True, max_concurrency=4)
+
+    def _download(self, full_key: str, out: BinaryIO, start: int = 0, length: int | None = None) -> None:
+        if length == 0:
+            return
+        downloader = self.container.download_blob(
+            full_key, offset=start if start or length is not None else None, length=length, max_concurrency=1
+        )
+        downloader.readinto(out)
+
+    def _delete(self, full_key: str) -> None:
+        self.container.delete_blob(full_key)
