@@ -54,30 +54,26 @@ def penguins(
     # DirectRunner first tries Prism, which downloads a binary: name the in-process runner it falls back to.
     beam_pipeline_args: str = "--runner=apache_beam.runners.portability.fn_api_runner.FnApiRunner",
 ) -> NamedTuple("Outputs", push_result=str):
-    examples = example_gen(data_uri=data_uri, eval_buckets=eval_buckets).set_display_name("ExampleGen")
-    statistics = statistics_gen(examples=examples.outputs["examples"]).set_display_name("StatisticsGen")
+    examples = example_gen(data_uri=data_uri, eval_buckets=eval_buckets)
+    statistics = statistics_gen(examples=examples.outputs["examples"])
     schema = schema_gen(
         statistics=statistics.outputs["statistics"],
         curated_schema_uri=curated_schema_uri,
         max_categories=max_categories,
-    ).set_display_name("SchemaGen")
+    )
     validation = example_validator(
         statistics=statistics.outputs["statistics"],
         schema=schema.outputs["schema"],
         categorical_drift_threshold=categorical_drift_threshold,
         numeric_drift_threshold=numeric_drift_threshold,
         fail_on_anomalies=fail_on_anomalies,
-    ).set_display_name("ExampleValidator")
-    transformed = (
-        transform(
-            examples=examples.outputs["examples"],
-            schema=schema.outputs["schema"],
-            label=label,
-            beam_pipeline_args=beam_pipeline_args,
-        )
-        .set_display_name("Transform")
-        .after(validation)
     )
+    transformed = transform(
+        examples=examples.outputs["examples"],
+        schema=schema.outputs["schema"],
+        label=label,
+        beam_pipeline_args=beam_pipeline_args,
+    ).after(validation)
     trained = trainer(
         examples=examples.outputs["examples"],
         schema=schema.outputs["schema"],
@@ -88,7 +84,7 @@ def penguins(
         learning_rate=learning_rate,
         hidden_units=hidden_units,
         seed=seed,
-    ).set_display_name("Trainer")
+    )
     evaluation = evaluator(
         examples=examples.outputs["examples"],
         model=trained.outputs["model"],
@@ -97,14 +93,14 @@ def penguins(
         min_accuracy=min_accuracy,
         max_accuracy_drop=max_accuracy_drop,
         beam_pipeline_args=beam_pipeline_args,
-    ).set_display_name("Evaluator")
+    )
     infra = infra_validator(
         examples=examples.outputs["examples"],
         model=trained.outputs["model"],
         label=label,
         request_size=request_size,
         max_latency_ms=max_latency_ms,
-    ).set_display_name("InfraValidator")
+    )
     pushed = pusher(
         model=trained.outputs["model"],
         statistics=statistics.outputs["statistics"],
@@ -130,7 +126,7 @@ def penguins(
         max_accuracy_drop=max_accuracy_drop,
         baseline_model_uri=baseline_model_uri,
         curated_schema_uri=curated_schema_uri,
-    ).set_display_name("Pusher")
+    )
     outputs = NamedTuple("Outputs", push_result=str)  # noqa: UP014
     return outputs(push_result=pushed.outputs["Output"])
 

@@ -227,6 +227,7 @@ def test_no_step_installs_packages_at_run_time() -> None:
     executors = ir["deploymentSpec"]["executors"]
     assert len(executors) == 9
     for name, executor in executors.items():
-        command = " ".join(executor["container"]["command"])
-        assert "pip install" not in command, name
-        assert executor["container"]["command"][:3] == ["python3", "-m", "kfp.dsl.executor_main"], name
+        shell, flags, script, _source = executor["container"]["command"]
+        assert (shell, flags) == ("sh", "-ec"), name
+        assert "pip" not in script, name
+        assert "python3 -m kfp.dsl.executor_main" in script, name

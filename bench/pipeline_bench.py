@@ -1,0 +1,140 @@
+"""Wall time of each component of the built-in pipeline and of the whole chain, run from the compiled IR with
+kfp.local as the operator runs it: on the Palmer penguins (344 rows) and on a synthetic penguin-like table of
+1,000,000 rows, to show how cost grows with data.
+
+`python bench/pipeline_bench.py [--rows N] [--skip-large]`: figures to stdout and bench/results/pipeline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "pipeline.json"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+TASK_EVENT = re.compile(
+    r"^(\d\d:\d\d:\d\d\.\d+) - \w+ - (?:Executing task '([\w-]+)'|Task '([\w-]+)' finished)"
+)
+
+# The step that runs one chain: a child process, so its kfp.local log lines can be read back with their times.
+RUN_CHAIN = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from pipelines.local import run_compiled_locally
+outputs = run_compiled_locally(Path(sys.argv[2]), json.loads(sys.argv[3]), Path(sys.argv[4]))
+print("PUSH_RESULT " + json.dumps(outputs["push_result"]))
+"""
+
+
+def task_durations(log: str) -> dict[str, float]:
+    """{task: seconds} from kfp.local's "Executing task 'x'" / "Task 'x' finished" lines."""
+    started: dict[str, datetime] = {}
+    durations: dict[str, float] = {}
+    for line in ANSI.sub("", log).splitlines():
+        match = TASK_EVENT.match(line)
+        if match is None:
+            continue
+        stamp = datetime.strptime(match[1], "%H:%M:%S.%f")
+        if match[2]:
+            started[match[2]] = stamp
+        elif match[3] in started:
+            durations[match[3]] = (stamp - started[match[3]]).total_seconds()
+    return durations
+
+
+def synthetic_penguins(rows: int, path: Path, seed: int = 0) -> None:
+    """Penguin-like rows: species-conditional measurements, islands and sexes, a few missing values."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    species = np.array(["Adelie", "Chinstrap", "Gentoo"])[rng.choice(3, rows, p=[0.44, 0.2, 0.36])]
+    means = {
+        "Adelie": (38.8, 18.3, 190.0, 3700.0),
+        "Chinstrap": (48.8, 18.4, 195.8, 3733.0),
+        "Gentoo": (47.5, 15.0, 217.2, 5076.0),
+    }
+    spreads = (2.7, 1.2, 6.7, 480.0)
+    table = {"species": species}
+    islands = {"Adelie": ["Torgersen", "Biscoe", "Dream"], "Chinstrap": ["Dream"], "Gentoo": ["Biscoe"]}
+    table["island"] = np.array([islands[s][rng.integers(len(islands[s]))] for s in species])
+    for index, column in enumerate(["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]):
+        centre = np.array([means[s][index] for s in species])
+        values = rng.normal(centre, spreads[index])
+        table[column] = np.round(values, 1) if index < 2 else np.round(values).astype(int)
+    table["sex"] = np.where(rng.random(rows) < 0.5, "male", "female")
+    table["year"] = rng.integers(2007, 2010, rows)
+    frame = pd.DataFrame(table)
+    frame.loc[rng.random(rows) < 0.01, "sex"] = None
+    frame.to_csv(path, index=False, na_rep="NA")
+
+
+def run_chain(name: str, data: Path, workdir: Path, overrides: dict[str, object]) -> dict[str, object]:
+    arguments = {
+        "data_uri": f"file://{data}",
+        "model_store_uri": f"file://{workdir / 'models'}",
+        "model_name": name,
+        **overrides,
+    }
+    ir = REPO / "pipelines" / "penguins" / "pipeline.yaml"
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-c", RUN_CHAIN, str(REPO), str(ir), json.dumps(arguments), str(workdir / "root")],
+        capture_output=True,
+        text=True,
+    )
+    wall = time.monotonic() - started
+    log = completed.stdout + completed.stderr
+    if completed.returncode != 0:
+        print(log[-4000:], file=sys.stderr)
+        raise SystemExit(f"{name}: the chain failed")
+    push_line = next(line for line in log.splitlines() if line.startswith("PUSH_RESULT "))
+    return {
+        "components_s": {task: round(s, 1) for task, s in task_durations(log).items()},
+        "chain_s": round(wall, 1),
+        "push_result": json.loads(push_line.removeprefix("PUSH_RESULT ")),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--skip-large", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as temporary:
+        root = Path(temporary)
+        penguins = root / "penguins.csv"
+        penguins.write_bytes((resources.files("palmerpenguins") / "data" / "penguins.csv").read_bytes())
+        results["penguins_344_rows"] = run_chain("penguins", penguins, root / "penguins", {})
+        print(json.dumps({"penguins_344_rows": results["penguins_344_rows"]}, indent=2), flush=True)
+        if not args.skip_large:
+            synthetic = root / "synthetic.csv"
+            started = time.monotonic()
+            synthetic_penguins(args.rows, synthetic)
+            generated = time.monotonic() - started
+            # One pass over the data: the point is how each step's cost grows with rows, not a better model.
+            overrides = {"epochs": 1, "batch_size": 1024, "eval_buckets": 10}
+            key = f"synthetic_{args.rows}_rows"
+            results[key] = run_chain("synthetic", synthetic, root / "synthetic", overrides)
+            results[key]["csv_mb"] = round(synthetic.stat().st_size / 1e6, 1)  # type: ignore[index]
+            results[key]["generate_csv_s"] = round(generated, 1)  # type: ignore[index]
+            print(json.dumps({key: results[key]}, indent=2), flush=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
