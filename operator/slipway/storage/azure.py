@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from slipway.storage.base import ObjectInfo, ObjectStore, RetryPolicy
+from slipway.storage.base import ObjectInfo, ObjectStore, RetryPolicy, is_network_error
 from slipway.storage.credentials import StorageCredentials
 from slipway.storage.errors import AccessDenied, BucketNotFound, ObjectNotFound, StorageError
 from slipway.storage.uri import ParsedUri
@@ -27,7 +27,7 @@ def blob_service_client(
     options: dict[str, Any] = {
         "transport": RequestsTransport(session=session, session_owner=False),
         # Short SDK-level retries: the callers (RetryPolicy) retry whole operations with their own backoff.
-        "retry_policy": LinearRetry(backoff=0.5, random_jitter_range=1, retry_total=2),
+        "retry_policy": LinearRetry(backoff=1, random_jitter_range=1, retry_total=2),
         "max_single_get_size": 8 << 20,
         "max_chunk_get_size": 8 << 20,
     }
@@ -91,6 +91,8 @@ class AzureBlobStore(ObjectStore):
         from requests.exceptions import ChunkedEncodingError
         from requests.exceptions import ConnectionError as RequestsConnectionError
 
+        if is_network_error(error):
+            return True
         if isinstance(
             error,
             ServiceRequestError

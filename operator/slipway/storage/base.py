@@ -180,11 +180,11 @@ class ObjectStore(ABC):
 
     # ---- the interface ----
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object whose key starts with `prefix` (a plain string prefix, not only a directory)."""
+        """Every object whose key starts with `prefix` (a string prefix, not just a directory), by key."""
         full = self.full_key(prefix) if prefix else self._prefix
         uri = self.location.uri(full)
         # Listing pages are fetched lazily; the whole listing is retried as one operation.
-        return iter(self._run(uri, lambda: list(self._list(full))))
+        return iter(self._run(uri, lambda: sorted(self._list(full), key=lambda info: info.key)))
 
     def stat(self, key: str) -> ObjectInfo | None:
         full = self.full_key(key)
@@ -242,6 +242,25 @@ class ObjectStore(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"
+
+
+def is_network_error(error: BaseException) -> bool:
+    """Dropped connections, truncated bodies and timeouts, however deep in the HTTP stack they surface."""
+    import http.client
+
+    import requests
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    return isinstance(
+        error,
+        ConnectionError
+        | TimeoutError
+        | http.client.HTTPException
+        | Urllib3Error
+        | requests.ConnectionError
+        | requests.Timeout
+        | requests.exceptions.ChunkedEncodingError,
+    )
 
 
 def _short(error: BaseException) -> str:

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from slipway.storage.base import ObjectInfo, ObjectStore, RetryPolicy
+from slipway.storage.base import ObjectInfo, ObjectStore, RetryPolicy, is_network_error
 from slipway.storage.credentials import StorageCredentials
 from slipway.storage.errors import AccessDenied, BucketNotFound, ObjectNotFound, StorageError
 from slipway.storage.uri import ParsedUri
@@ -77,6 +77,8 @@ class GCSStore(ObjectStore):
         from google.api_core import exceptions
         from google.resumable_media import common as media_common
 
+        if is_network_error(error):
+            return True
         if isinstance(
             error,
             exceptions.TooManyRequests

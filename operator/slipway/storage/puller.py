@@ -248,6 +248,13 @@ def cli_main(argv: list[str]) -> int:
     except (StorageError, OSError) as error:
         print(f"slipway pull: {args.uri}: failed, {args.dir} left unchanged: {error}", file=sys.stderr)
         return 1
+    except Exception as error:  # an SDK that could not even start (no credentials found, ...)
+        reason = str(error).splitlines()[0][:300] if str(error) else ""
+        print(
+            f"slipway pull: {args.uri}: failed, {args.dir} left unchanged: {type(error).__name__}: {reason}",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         halt()
     if result.skipped:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from slipway.storage.base import ObjectInfo, ObjectStore, RetryPolicy
+from slipway.storage.base import ObjectInfo, ObjectStore, RetryPolicy, is_network_error
 from slipway.storage.credentials import StorageCredentials
 from slipway.storage.errors import AccessDenied, BucketNotFound, ObjectNotFound, StorageError
 from slipway.storage.uri import ParsedUri
@@ -78,6 +78,8 @@ class S3Store(ObjectStore):
         )
         from urllib3.exceptions import HTTPError, ProtocolError
 
+        if is_network_error(error):
+            return True
         if isinstance(
             error,
             ConnectionClosedError

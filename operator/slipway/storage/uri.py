@@ -36,7 +36,7 @@ class ParsedUri:
         """The URI of `key` (a path below the bucket root, as the backend stores it)."""
         if self.scheme == "file":
             return f"file://{key}" if key.startswith("/") else f"file:///{key}"
-        return f"{self.root}/{key}"
+        return f"{self.root}/{key}" if key else self.root
 
     def __str__(self) -> str:
         return self.uri(self.prefix)

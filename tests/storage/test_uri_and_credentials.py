@@ -1,0 +1,80 @@
+"""Pure parsing: URIs and credentials."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from slipway.storage import StorageCredentials, parse_uri
+
+
+@pytest.mark.parametrize(
+    ("uri", "scheme", "bucket", "prefix", "account"),
+    [
+        ("s3://models/penguins/3", "s3", "models", "penguins/3", None),
+        ("gs://my-bucket", "gs", "my-bucket", "", None),
+        ("az://models@myaccount/penguins/", "az", "models", "penguins/", "myaccount"),
+        ("az://models/penguins", "az", "models", "penguins", None),
+        ("file:///var/models/x", "file", "", "/var/models/x", None),
+    ],
+)
+def test_parse_uri(uri: str, scheme: str, bucket: str, prefix: str, account: str | None) -> None:
+    parsed = parse_uri(uri)
+    assert (parsed.scheme, parsed.bucket, parsed.prefix, parsed.account) == (scheme, bucket, prefix, account)
+    assert str(parsed) == uri
+
+
+@pytest.mark.parametrize(
+    ("uri", "names"),
+    [
+        ("models/penguins", "no scheme"),
+        ("http://host/x", "unsupported scheme 'http'"),
+        ("s3:///prefix", "missing bucket name"),
+        ("az:///prefix", "missing container name"),
+        ("s3://Bad_Bucket/x", "invalid bucket name 'Bad_Bucket'"),
+        ("gs://bucket/a//b", "empty path segment"),
+        ("s3://bucket/a/../b", "'..'"),
+        ("file://host/x", "take no host"),
+        ("file://relative", "take no host"),
+        ("az://c@Not-An-Account/x", "storage account 'Not-An-Account'"),
+    ],
+)
+def test_parse_uri_names_the_bad_part(uri: str, names: str) -> None:
+    with pytest.raises(ValueError, match="storage URI") as error:
+        parse_uri(uri)
+    assert names in str(error.value)
+
+
+def test_credentials_from_secret_data_decode_and_keep_secrets_out_of_repr() -> None:
+    encoded = {
+        k: base64.b64encode(v.encode()).decode()
+        for k, v in {
+            "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "very-secret-value",
+            "AWS_ENDPOINT_URL": "http://minio:9000",
+            "AZURE_STORAGE_ACCOUNT_NAME": "acct",
+        }.items()
+    }
+    credentials = StorageCredentials.from_secret_data(encoded)
+    assert credentials.aws_access_key_id == "AKIAEXAMPLE"
+    assert credentials.aws_secret_access_key == "very-secret-value"
+    assert credentials.aws_endpoint_url == "http://minio:9000"
+    assert credentials.azure_account_name == "acct"
+    assert "very-secret-value" not in repr(credentials)
+    assert "aws_secret_access_key" in credentials.names()
+
+
+def test_credentials_reject_bad_base64_naming_the_key_only() -> None:
+    with pytest.raises(ValueError, match="'AWS_SECRET_ACCESS_KEY'") as error:
+        StorageCredentials.from_secret_data({"AWS_SECRET_ACCESS_KEY": "not base64!!"})
+    assert "not base64!!" not in str(error.value)
+
+
+def test_explicit_credentials_win_over_the_environment() -> None:
+    given = StorageCredentials(aws_region="eu-west-1")
+    merged = given.merged_over(
+        StorageCredentials.from_env({"AWS_REGION": "us-east-2", "AWS_ACCESS_KEY_ID": "x"})
+    )
+    assert merged.aws_region == "eu-west-1"
+    assert merged.aws_access_key_id == "x"
