@@ -13,17 +13,17 @@ TEST_PREREQS ?=
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.stamp-install: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
-	$(PY) -m pip install --quiet -e '.[dev,pipelines]'
+	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
 .PHONY: install
-install: $(VENV)/.stamp-install ## Create the virtual environment: operator, dev tools, TensorFlow for pipelines/
+install: $(VENV)/.stamp-install ## Create the virtual environment with the operator and dev tools
 
 .PHONY: k8s-binaries
 k8s-binaries: ## Build (or reuse from ~/.cache/slipway) etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok
@@ -33,12 +33,8 @@ k8s-binaries: ## Build (or reuse from ~/.cache/slipway) etcd, kube-apiserver, co
 gateway-api-crds: ## Fetch the Gateway API CRDs (HTTPRoute) into ~/.cache/slipway for the traffic-routing tests
 	@bash hack/gateway-api-crds.sh >/dev/null
 
-.PHONY: pipelines
-pipelines: install ## Recompile pipelines/*/pipeline.yaml from their Python definitions
-	$(PY) -m pipelines.penguins.pipeline
-
 .PHONY: demo
-demo: install k8s-binaries ## The whole loop on the embedded control plane, narrated; leaves it up for you
+demo: install install-pipelines k8s-binaries ## The whole loop on the embedded control plane, narrated; leaves it up for you
 	$(PY) -m slipway.demo up --workdir .demo
 
 .PHONY: demo-down
@@ -64,6 +60,7 @@ lint: install ## ruff, mypy and the import layering contract
 test: install k8s-binaries gateway-api-crds $(TEST_PREREQS) ## Install what is missing, then run every test (unit, integration on a real API server, e2e)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: that is a failure" >&2; fi; exit $$rc
 
