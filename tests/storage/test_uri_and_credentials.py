@@ -78,3 +78,36 @@ def test_explicit_credentials_win_over_the_environment() -> None:
     )
     assert merged.aws_region == "eu-west-1"
     assert merged.aws_access_key_id == "x"
+
+
+def test_sdk_errors_are_translated_naming_the_uri() -> None:
+    """The error mapping for answers the loopback servers do not give (moto does not check signatures)."""
+    from botocore.exceptions import ClientError
+    from google.api_core import exceptions as google_exceptions
+
+    from slipway.storage import AccessDenied, BucketNotFound, ObjectNotFound, StorageCredentials
+    from slipway.storage.gcs import GCSStore
+    from slipway.storage.s3 import S3Store
+
+    s3 = S3Store(parse_uri("s3://bucket/models"), StorageCredentials(aws_endpoint_url="http://127.0.0.1:9"))
+
+    def client_error(code: str, status: int) -> ClientError:
+        return ClientError(
+            {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject"
+        )
+
+    uri = "s3://bucket/models/x"
+    assert isinstance(s3.translate(client_error("AccessDenied", 403), uri), AccessDenied)
+    assert isinstance(s3.translate(client_error("NoSuchBucket", 404), uri), BucketNotFound)
+    assert isinstance(s3.translate(client_error("NoSuchKey", 404), uri), ObjectNotFound)
+    assert s3.is_transient(client_error("SlowDown", 503))
+    assert not s3.is_transient(client_error("AccessDenied", 403))
+    denied = s3.translate(client_error("SignatureDoesNotMatch", 403), uri)
+    assert denied is not None and str(denied) == f"{uri}: access denied (SignatureDoesNotMatch)"
+
+    gcs = GCSStore(
+        parse_uri("gs://bucket/models"), StorageCredentials(storage_emulator_host="http://127.0.0.1:9")
+    )
+    assert isinstance(gcs.translate(google_exceptions.Forbidden("no"), "gs://bucket/models/x"), AccessDenied)
+    assert gcs.is_transient(google_exceptions.TooManyRequests("slow down"))
+    assert not gcs.is_transient(google_exceptions.Forbidden("no"))

@@ -17,6 +17,7 @@ from slipway.storage.errors import ObjectNotFound, StorageError, TransientError
 from slipway.storage.uri import ParsedUri
 
 T = TypeVar("T")
+_ZEROS = memoryview(bytes(1 << 20))
 
 
 @dataclass(frozen=True)
@@ -34,17 +35,25 @@ class ObjectInfo:
 
 class OffsetWriter:
     """A file-like sink that writes at a fixed offset of an open file descriptor (os.pwrite), so several
-    threads can fill disjoint ranges of one file. Optionally hashes what passes through."""
+    threads can fill disjoint ranges of one file. Optionally hashes what passes through. With `over_hole`
+    (the range lies in a freshly truncated, sparse file) all-zero chunks are skipped: they read back as zeros
+    anyway, and sparse files stay sparse."""
 
-    def __init__(self, fd: int, offset: int = 0, digest: hashlib._Hash | None = None) -> None:
+    def __init__(
+        self, fd: int, offset: int = 0, digest: hashlib._Hash | None = None, over_hole: bool = False
+    ) -> None:
         self.fd = fd
         self.offset = offset
         self.written = 0
         self.digest = digest
+        self.over_hole = over_hole
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data)
         total = len(view)
+        if self.over_hole and total <= len(_ZEROS) and view == _ZEROS[:total]:
+            self.written += total
+            view = view[total:]
         while view:
             count = os.pwrite(self.fd, view, self.offset + self.written)
             self.written += count
@@ -111,12 +120,16 @@ class ObjectStore(ABC):
         return str(self.location)
 
     def full_key(self, key: str) -> str:
-        """The backend's key for `key` (relative, or a full URI under this store)."""
+        """The backend's key for `key`: relative to the prefix, or a full URI below the store. The store's own
+        URI (without a trailing slash) names the object sitting exactly at the prefix, so that
+        `open_store(object_uri).read_bytes(object_uri)` reads that object."""
         if "://" in key:
             own = self.location.uri(self._prefix)
-            if not key.startswith(own) and key.rstrip("/") != own.rstrip("/"):
+            if self.location.prefix and key == str(self.location) and not key.endswith("/"):
+                return self.location.prefix
+            if not key.startswith(own):
                 raise ValueError(f"{key}: not under {own}")
-            key = key[len(own) :] if key.startswith(own) else ""
+            key = key[len(own) :]
         key = key.lstrip("/")
         if any(part in (".", "..") for part in key.split("/")):
             raise ValueError(f"{self.uri_of(key)}: '.' or '..' in key")

@@ -127,7 +127,7 @@ def download_tree(
         fd = os.open(part.path, flags, 0o644)
         try:
             digest = hashlib.md5(usedforsecurity=False) if single and verify and part.info.md5 else None
-            writer = OffsetWriter(fd, part.start, digest)
+            writer = OffsetWriter(fd, part.start, digest, over_hole=not single)
             store.download_range(part.info.key, writer, part.start, part.length if not single else None)
             if writer.written != part.length:
                 raise IntegrityError(
