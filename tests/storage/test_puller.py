@@ -184,3 +184,17 @@ def test_pull_verifies_what_the_store_reports(any_backend: BackendLocation, tmp_
 def test_open_store_reads_env_credentials(model_uri: tuple[str, dict[str, bytes]]) -> None:
     uri, files = model_uri
     assert open_store(uri).read_bytes("saved_model.pb") == files["saved_model.pb"]
+
+
+def test_directory_placeholders_are_not_files(
+    network_backend: BackendLocation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Consoles create zero-byte `dir/` objects; a pull ignores them instead of failing or writing them."""
+    store = network_backend.store()
+    store.write_bytes("m/1/variables/", b"")
+    store.write_bytes("m/1/saved_model.pb", b"pb")
+    store.write_bytes("m/1/variables/variables.index", b"ix")
+    _credentials_into_env(monkeypatch, network_backend.credentials)
+    dest = tmp_path / "1"
+    assert cli_main([network_backend.uri + "/m/1", str(dest), "--quiet"]) == 0
+    assert tree(dest) == {"saved_model.pb": b"pb", "variables/variables.index": b"ix"}

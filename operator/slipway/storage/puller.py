@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from slipway.storage.base import RetryPolicy
+from slipway.storage.base import ObjectInfo, ObjectStore, RetryPolicy, listing_fingerprint
 from slipway.storage.errors import StorageError
 from slipway.storage.transfer import MiB, TransferProgress, download_tree
 
@@ -68,6 +68,11 @@ def remove_leftovers(dest: str) -> None:
             shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
+def model_objects(store: ObjectStore) -> list[ObjectInfo]:
+    """The objects a pull downloads: everything below the URI except 'directory' placeholders (`key/`)."""
+    return [info for info in store.list() if not info.key.endswith("/")]
+
+
 def already_pulled(dest: str, fingerprint: str) -> bool:
     try:
         with open(receipt_path(dest)) as handle:
@@ -98,16 +103,13 @@ def pull(
     parent, name = os.path.split(dest)
     os.makedirs(parent, exist_ok=True)
     remove_leftovers(dest)
-    listing = list(store.list())
-    if not [o for o in listing if not o.key.endswith("/")]:
+    listing = model_objects(store)
+    if not listing:
         raise StorageError(store.uri, "no objects under this URI (is the model path right?)")
-    from slipway.storage.base import listing_fingerprint
-
     fingerprint = listing_fingerprint(listing)
     if not options.force and already_pulled(dest, fingerprint):
-        return PullResult(
-            len(listing), sum(o.size for o in listing), time.monotonic() - started, fingerprint, True
-        )
+        size = sum(o.size for o in listing)
+        return PullResult(len(listing), size, time.monotonic() - started, fingerprint, skipped=True)
     temp = tempfile.mkdtemp(prefix=f".{name}{PARTIAL_MARKER}", dir=parent)
     try:
         objects = download_tree(
@@ -119,7 +121,11 @@ def pull(
             verify=options.verify,
             progress=progress,
         )
-        if listing_fingerprint(objects) != fingerprint:
+        # Listed again after the bytes have landed: an object rewritten during the pull changes its etag.
+        if (
+            listing_fingerprint(objects) != fingerprint
+            or listing_fingerprint(model_objects(store)) != fingerprint
+        ):
             raise StorageError(store.uri, "the objects changed while they were being pulled; pull again")
         os.chmod(temp, 0o755)
         _swap_into_place(temp, dest)
