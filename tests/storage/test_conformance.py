@@ -196,3 +196,22 @@ def test_a_multi_gigabyte_sparse_file_round_trips(tmp_path: Path) -> None:
         assert handle.read() == b"tail!"
         handle.seek(3 << 20)
         assert handle.read(3) == b"mid"
+
+
+def test_s3_refusal_names_the_uri_never_the_key(s3_server_enforcing_auth: object) -> None:
+    from fixtures.storage import StorageServer
+    from slipway.storage import AccessDenied, StorageCredentials
+
+    assert isinstance(s3_server_enforcing_auth, StorageServer)
+    credentials = StorageCredentials(
+        aws_access_key_id="AKIAUNKNOWNUNKNOWN00",
+        aws_secret_access_key="wrong-secret-wrong-secret",
+        aws_endpoint_url=s3_server_enforcing_auth.endpoint,
+    )
+    store = open_store("s3://models/penguins", credentials)
+    with pytest.raises(AccessDenied) as error:
+        store.read_bytes("3/saved_model.pb")
+    assert str(error.value).startswith("s3://models/penguins/3/saved_model.pb: access denied")
+    assert "wrong-secret" not in str(error.value)
+    with pytest.raises(AccessDenied):
+        list(store.list())

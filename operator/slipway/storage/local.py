@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import BinaryIO
 
 from slipway.storage.base import ObjectInfo, ObjectStore
-from slipway.storage.errors import AccessDenied, BucketNotFound, ObjectNotFound, StorageError
+from slipway.storage.errors import AccessDenied, ObjectNotFound, StorageError
 
 _COPY_BUFFER = 1 << 20
 
@@ -49,7 +49,11 @@ class FileStore(ObjectStore):
                 candidate = os.path.join(root, name)
                 if not candidate.startswith(path) or ".slipway-tmp-" in name:
                     continue
-                yield self._info(candidate, os.stat(candidate))
+                try:
+                    stat = os.stat(candidate)
+                except FileNotFoundError:  # removed while listing
+                    continue
+                yield self._info(candidate, stat)
 
     def _stat(self, full_key: str) -> ObjectInfo | None:
         path = self._path(full_key)
@@ -99,9 +103,3 @@ class FileStore(ObjectStore):
 
     def _delete(self, full_key: str) -> None:
         os.unlink(self._path(full_key))
-
-    def check_bucket(self) -> None:
-        """A file:// store's 'bucket' is its directory: it must exist."""
-        path = self._path(self.location.prefix)
-        if not os.path.exists(path):
-            raise BucketNotFound(self.uri, "no such directory")
