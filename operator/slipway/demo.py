@@ -223,7 +223,11 @@ def endpoint() -> dict[str, Any]:
 
 
 def request_run(custom: client.CustomObjectsApi, token: str, bad: bool = False) -> None:
-    parameters = {"epochs": "1", "learning_rate": "0.0001", "min_accuracy": "0"} if bad else {}
+    # The pipeline's own evaluator blesses within 5% of the champion; the bad run is blessed by the pipeline
+    # on purpose, so that it is the operator's gate (accuracy >= 0.9) that rejects it.
+    good = {"max_accuracy_drop": "0.05"}
+    bad_run = {"epochs": "1", "learning_rate": "0.0001", "min_accuracy": "0", "max_accuracy_drop": "1"}
+    parameters = bad_run if bad else good
     patch: dict[str, Any] = {
         "metadata": {"annotations": {f"{GROUP}/run": token}},
         "spec": {"parameters": parameters},
