@@ -9,13 +9,17 @@ No component installs anything at run time (`install_kfp_package=False`, no `pac
 `pipelines` extra; on a cluster they run in BASE_IMAGE, which has the same pins.
 """
 
+from collections.abc import Callable
+
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl.python_component import PythonComponent
 
 BASE_IMAGE = "ghcr.io/slipway-dev/slipway-pipelines:0.1.0"
 
 
-def component(func):
+def component(func: Callable) -> PythonComponent:
+    """A lightweight component that runs as it is: no `pip install kfp` before it (the image has kfp)."""
     return dsl.component(func, base_image=BASE_IMAGE, install_kfp_package=False)
 
 
@@ -47,16 +51,19 @@ def example_gen(data_uri: str, eval_buckets: int, examples: Output[Dataset]) -> 
                     for n in names
                 ]
             return [(f"file://{path}", open(path, "rb").read())]
-        from slipway import storage  # object stores: the operator's storage layer, in the pipelines image
+        from slipway.storage import open_store  # s3://, gs://, az://: the operator's storage layer
 
-        store = storage.open_store(uri)
         if uri.endswith(".csv"):
-            return [(uri, store.read_bytes(uri))]
-        return [(u, store.read_bytes(u)) for u in sorted(store.list(uri)) if u.endswith(".csv")]
+            parent, name = uri.rsplit("/", 1)
+            return [(uri, open_store(parent).read_bytes(name))]
+        store = open_store(uri)
+        return [(info.uri, store.read_bytes(info.key)) for info in store.list() if info.key.endswith(".csv")]
 
     def as_list_column(column: pa.ChunkedArray) -> pa.Array:
         """One value per row -> the list-of-values column a tf.Example encoding wants; null = absent."""
         values = column.combine_chunks()
+        if pa.types.is_boolean(values.type):
+            values = values.cast(pa.int64())
         if pa.types.is_floating(values.type):
             values = values.cast(pa.float32())
         elif pa.types.is_integer(values.type):
@@ -215,9 +222,10 @@ def schema_gen(
             path = urllib.parse.urlparse(curated_schema_uri).path or curated_schema_uri
             text = open(path).read()
         else:
-            from slipway import storage
+            from slipway.storage import open_store
 
-            text = storage.open_store(curated_schema_uri).read_bytes(curated_schema_uri).decode()
+            parent, name = curated_schema_uri.rsplit("/", 1)
+            text = open_store(parent).read_bytes(name).decode()
         curated = text_format.Parse(text, schema_pb2.Schema())
         os.makedirs(schema.path, exist_ok=True)
         open(os.path.join(schema.path, "schema.pbtxt"), "w").write(text_format.MessageToString(curated))
@@ -469,7 +477,7 @@ def transform(
     beam_pipeline_args: str,
     transform_graph: Output[Artifact],
 ) -> None:
-    """Transform: a TF Transform preprocessing_fn -- z-score for numeric features (missing -> the mean),
+    """Transform: a TF Transform preprocessing_fn -- z-score for numeric features (missing -> 0, the mean),
     a vocabulary for categorical ones -- analysed over the train split on Beam. The transform graph it
     writes is embedded into the exported model by the Trainer, so serving takes raw features."""
     import os
@@ -505,14 +513,12 @@ def transform(
         outputs = {}
         for name in numeric:
             value = inputs[name]
-            present = tf.cast(value.values if isinstance(value, tf.SparseTensor) else value, tf.float32)
-            filled = dense(
-                tf.cast(value, tf.float32)
-                if not isinstance(value, tf.SparseTensor)
-                else tf.SparseTensor(value.indices, tf.cast(value.values, tf.float32), value.dense_shape),
-                tft.mean(present),
-            )
-            outputs[f"{name}_xf"] = tft.scale_to_z_score(filled)
+            if isinstance(value, tf.SparseTensor):
+                value = tf.SparseTensor(value.indices, tf.cast(value.values, tf.float32), value.dense_shape)
+            else:
+                value = tf.cast(value, tf.float32)
+            # z-score over the present values, then missing -> 0 (the mean): one analysis pass, not two.
+            outputs[f"{name}_xf"] = dense(tft.scale_to_z_score(value), 0.0)
         for name in categorical:
             outputs[f"{name}_xf"] = tft.compute_and_apply_vocabulary(
                 dense(inputs[name], ""), num_oov_buckets=1, vocab_filename=name
@@ -1028,18 +1034,16 @@ def pusher(
 
     class ObjectStore:
         def __init__(self, root: str) -> None:
-            from slipway import storage  # s3://, gs://, az://: the operator's storage layer
+            from slipway.storage import open_store  # s3://, gs://, az://: the operator's storage layer
 
-            self.root = root.rstrip("/")
-            self.store = storage.open_store(self.root)
+            self.store = open_store(root.rstrip("/"))
 
         def list_versions(self, name: str) -> list[int]:
-            prefix = f"{self.root}/{name}/"
-            names = {u[len(prefix) :].split("/", 1)[0] for u in self.store.list(prefix)}
+            names = {info.key[len(name) + 1 :].split("/", 1)[0] for info in self.store.list(f"{name}/")}
             return [int(n) for n in names if n.isdigit()]
 
         def write(self, key: str, data: bytes) -> None:
-            self.store.write_bytes(f"{self.root}/{key}", data)
+            self.store.write_bytes(key, data)
 
     local = model_store_uri.startswith("file://") or "://" not in model_store_uri
     store = FileStore(model_store_uri) if local else ObjectStore(model_store_uri)

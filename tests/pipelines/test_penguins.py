@@ -11,6 +11,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -103,9 +104,10 @@ def test_the_manifest_records_lineage(champion: dict[str, Any], workdir: Path) -
 
 
 def test_saved_model_pb_is_written_last(champion: dict[str, Any]) -> None:
-    files = [p for p in champion["version_dir"].rglob("*") if p.is_file()]
-    last = max(files, key=lambda p: p.stat().st_mtime_ns)
-    assert last.name == "saved_model.pb"
+    saved_model = champion["version_dir"] / "saved_model.pb"
+    others = [p for p in champion["version_dir"].rglob("*") if p.is_file() and p != saved_model]
+    # File times tick coarsely (a few ms), so "last" can only be checked as "none later".
+    assert all(p.stat().st_mtime_ns <= saved_model.stat().st_mtime_ns for p in others)
     assert not list(champion["version_dir"].rglob("*.partial"))
 
 
@@ -231,3 +233,127 @@ def test_no_step_installs_packages_at_run_time() -> None:
         assert (shell, flags) == ("sh", "-ec"), name
         assert "pip" not in script, name
         assert "python3 -m kfp.dsl.executor_main" in script, name
+
+
+def call_pusher(
+    champion: dict[str, Any], workdir: Path, store_uri: str, infra_blessed: bool
+) -> dict[str, Any]:
+    """The Pusher's own function on the champion run's artifacts, without a whole chain."""
+    from kfp.dsl import Artifact, Model
+    from pipelines.penguins.components import pusher
+
+    run = next((workdir / "root-champion").glob("*/pusher")).parent
+    executor_output = json.loads((run / "infra-validator" / "executor_output.json").read_text())
+    infra = json.loads(executor_output["parameterValues"]["Output"])
+    infra["blessed"], infra["reason"] = infra_blessed, "" if infra_blessed else "latency 5000 ms > 2000 ms"
+    evaluation = {"blessed": True, "metrics": {"accuracy": 1.0}, "reasons": []}
+    parameters: dict[str, Any] = {
+        "data_uri": "file:///data.csv",
+        "eval_buckets": 30,
+        "epochs": 1,
+        "batch_size": 32,
+        "learning_rate": 0.01,
+        "hidden_units": 16,
+        "seed": 7,
+        "min_accuracy": 0.9,
+        "max_accuracy_drop": 0.01,
+        "baseline_model_uri": "",
+        "curated_schema_uri": "",
+    }
+    pushed_model = Artifact(uri=str(workdir / "pushed-model-scratch"))
+    result = pusher.python_func(
+        model=Model(uri=str(run / "trainer" / "model")),
+        statistics=Artifact(uri=str(run / "statistics-gen" / "statistics")),
+        schema=Artifact(uri=str(run / "schema-gen" / "schema")),
+        evaluation=json.dumps(evaluation),
+        infra_validation=json.dumps(infra),
+        data_lineage=json.dumps([{"uri": "file:///data.csv", "fingerprint": "sha256:0"}]),
+        model_store_uri=store_uri,
+        model_name="penguins",
+        model_version=0,
+        pipeline_name="penguins",
+        pipeline_digest="sha256:1",
+        run_id="direct",
+        pipeline_job_name="job",
+        pushed_model=pushed_model,
+        **parameters,
+    )
+    parsed: dict[str, Any] = json.loads(result)
+    return parsed
+
+
+def test_no_infra_blessing_means_no_push(champion: dict[str, Any], workdir: Path) -> None:
+    store = workdir / "models-unblessed"
+    result = call_pusher(champion, workdir, f"file://{store}", infra_blessed=False)
+    assert result == {
+        "pushed": False,
+        "reason": "infra validator did not bless the model: latency 5000 ms > 2000 ms",
+        "version": None,
+        "manifestUri": None,
+    }
+    assert not store.exists()
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """A moto S3 server on loopback, reached through the environment's AWS_* variables."""
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path / "moto.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2).close()
+            break
+        except urllib.error.HTTPError:
+            break
+        except OSError:
+            assert time.monotonic() < deadline and server.poll() is None, "moto did not start"
+            time.sleep(0.2)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="models")
+    try:
+        yield "models"
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+
+
+def test_the_pusher_writes_versions_to_an_s3_store(
+    champion: dict[str, Any], workdir: Path, s3_bucket: str
+) -> None:
+    import boto3
+
+    first = call_pusher(champion, workdir, f"s3://{s3_bucket}/store", infra_blessed=True)
+    second = call_pusher(champion, workdir, f"s3://{s3_bucket}/store", infra_blessed=True)
+    assert (first["version"], second["version"]) == (1, 2)
+    assert second["manifestUri"] == f"s3://{s3_bucket}/store/penguins/2/slipway-manifest.json"
+    s3 = boto3.client("s3")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="store/penguins/2/")["Contents"]}
+    local = {
+        str(p.relative_to(champion["version_dir"])) for p in champion["version_dir"].rglob("*") if p.is_file()
+    }
+    assert keys == {f"store/penguins/2/{name}" for name in local}
+    manifest = json.loads(
+        s3.get_object(Bucket=s3_bucket, Key="store/penguins/2/slipway-manifest.json")["Body"].read()
+    )
+    assert manifest["uri"] == f"s3://{s3_bucket}/store/penguins/2" and manifest["version"] == 2
