@@ -192,6 +192,7 @@ def test_a_multi_gigabyte_sparse_file_round_trips(tmp_path: Path) -> None:
     download_tree(open_store(f"file://{root}"), str(out), "m", workers=4, part_size=256 << 20)
     with open(out / "huge.bin", "rb") as handle:
         assert os.fstat(handle.fileno()).st_size == size
+        assert os.fstat(handle.fileno()).st_blocks * 512 < 64 << 20  # the holes stayed holes
         handle.seek(size - 5)
         assert handle.read() == b"tail!"
         handle.seek(3 << 20)

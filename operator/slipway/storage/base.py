@@ -17,7 +17,16 @@ from slipway.storage.errors import ObjectNotFound, StorageError, TransientError
 from slipway.storage.uri import ParsedUri
 
 T = TypeVar("T")
-_ZEROS = memoryview(bytes(1 << 20))
+_ZEROS = bytes(1 << 20)
+
+
+def _all_zeros(data: bytes | bytearray | memoryview) -> bool:
+    """memcmp against zeros (bytes equality; memoryview equality compares item by item, 4x slower)."""
+    size = len(data)
+    if size > len(_ZEROS):
+        return False
+    raw = data if isinstance(data, bytes | bytearray) else bytes(data)
+    return raw == (_ZEROS if size == len(_ZEROS) else bytes(size))
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,7 @@ class OffsetWriter:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data)
         total = len(view)
-        if self.over_hole and total <= len(_ZEROS) and view == _ZEROS[:total]:
+        if self.over_hole and _all_zeros(data):
             self.written += total
             view = view[total:]
         while view:
