@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -100,16 +101,14 @@ def main() -> int:
             servers.append(server)
             uri = f"{scheme}://{server.new_bucket()}/models/bench/1"
             store = open_store(uri, server.credentials)
-            upload_seconds = timed(lambda store=store: upload_tree(source, store, workers=8))
+            upload_seconds = timed(partial(upload_tree, source, store, workers=8))
             sdk_dest = work / f"sdk-{scheme}"
-            sdk_seconds = timed(lambda server=server, uri=uri, d=sdk_dest: sdk_loop(server, uri, d))
+            sdk_seconds = timed(partial(sdk_loop, server, uri, sdk_dest))
             shutil.rmtree(sdk_dest)
             pull_dest = work / f"pull-{scheme}" / "1"
             credentials: StorageCredentials = server.credentials
             options = PullOptions(workers=args.workers)
-            pull_seconds = timed(
-                lambda u=uri, d=pull_dest, c=credentials, o=options: pull(u, str(d), o, credentials=c)
-            )
+            pull_seconds = timed(partial(pull, uri, str(pull_dest), options, credentials=credentials))
             assert sum(p.stat().st_size for p in pull_dest.rglob("*") if p.is_file()) == total
             shutil.rmtree(pull_dest.parent)
             print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 import pytest
 
@@ -111,3 +112,35 @@ def test_sdk_errors_are_translated_naming_the_uri() -> None:
     assert isinstance(gcs.translate(google_exceptions.Forbidden("no"), "gs://bucket/models/x"), AccessDenied)
     assert gcs.is_transient(google_exceptions.TooManyRequests("slow down"))
     assert not gcs.is_transient(google_exceptions.Forbidden("no"))
+
+
+def test_retry_policy_retries_transient_failures_only() -> None:
+    from slipway.storage import RetryPolicy
+
+    calls: list[str] = []
+
+    def failing(times: int, error: Exception) -> Callable[[], str]:
+        def operation() -> str:
+            calls.append("call")
+            if len(calls) <= times:
+                raise error
+            return "ok"
+
+        return operation
+
+    def transient(error: BaseException) -> bool:
+        return isinstance(error, ConnectionError)
+
+    policy = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01)
+    assert policy.call(failing(2, ConnectionResetError("reset by peer")), transient) == "ok"
+    assert len(calls) == 3
+
+    calls.clear()
+    with pytest.raises(PermissionError):
+        policy.call(failing(9, PermissionError("no")), transient)
+    assert len(calls) == 1  # not transient: no retry
+
+    calls.clear()
+    with pytest.raises(ConnectionResetError):
+        policy.call(failing(9, ConnectionResetError()), transient)
+    assert len(calls) == 4  # gives up after `attempts`
