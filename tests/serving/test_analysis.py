@@ -139,3 +139,13 @@ def test_a_query_with_no_series_is_a_failure(fake_tfserving: Any, prometheus: di
     found = analysis.measure(config, AnalysisStep(), target(fake_tfserving, 1), first_round=True)
     verdict = analysis.judge(config, AnalysisStep(), 0, None, found)
     assert not verdict.passed and "returned no series" in verdict.message
+
+
+def test_a_model_server_not_answering_yet_is_waited_for_not_judged() -> None:
+    config = Analysis()
+    dead = analysis.Target("penguins", 1, "http://127.0.0.1:9", SAMPLE)
+    verdict = analysis.judge(
+        config, AnalysisStep(), 1, None, analysis.measure(config, AnalysisStep(), dead, True)
+    )
+    assert verdict.passed and not verdict.ready and not verdict.complete
+    assert verdict.message.startswith("waiting for the model server")

@@ -277,3 +277,21 @@ def test_no_op_plan_changes_nothing() -> None:
 )
 def test_canary_replicas_follow_the_weight(replicas: int, weight: int, expected: int) -> None:
     assert canary_replicas(spec(replicas=replicas), weight) == expected
+
+
+def test_analysis_waits_for_a_warming_model_server_until_the_deadline() -> None:
+    sim = Sim(spec(rollout={"steps": [{"setWeight": 50}, {"analysis": {}}], "progressDeadlineSeconds": 60}))
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.step()
+    waiting = AnalysisResult(1, True, "waiting for the model server: timed out", complete=False, ready=False)
+    result = plan(sim.spec, sim.status, sim.observed(), waiting)
+    assert result.status.canary_version == 2 and result.status.analysis is not None
+    assert not result.status.analysis.ready_checked
+    sim.status = result.status
+    sim.now += timedelta(seconds=61)
+    result = plan(
+        sim.spec, sim.status, sim.observed(), AnalysisResult(1, True, "waiting", complete=False, ready=False)
+    )
+    assert result.status.canary_version is None and result.status.failed_versions == [2]

@@ -195,6 +195,7 @@ class RolloutRecord(KubeModel):
 class AnalysisProgress(KubeModel):
     step: int
     measurements: int = 0
+    ready_checked: bool = Field(default=False, description="Model status and smoke test have passed.")
     failures: dict[str, int] = Field(default_factory=dict)
     last_measured_at: datetime | None = None
     message: Annotated[str, Field(max_length=1024)] = ""

@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("--store", required=True, type=Path)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
+    import tensorflow  # noqa: F401  (imported before serving, so the first status check is not slowed by it)
+
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(Models(args.store)))
     server.serve_forever()
 

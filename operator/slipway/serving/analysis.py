@@ -45,6 +45,7 @@ class Round:
     """The outcome of one measurement round, before judgement."""
 
     problems: list[str] = field(default_factory=list)
+    waiting: str | None = None  # the model server is not ready to be judged yet
     failed_metrics: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -140,8 +141,10 @@ def measure(analysis: Analysis, step: AnalysisStep, target: Target, first_round:
     found = Round()
     if first_round:
         if (problem := check_model_status(target)) is not None:
-            found.problems.append(problem)
-        elif step.smoke_test and analysis.smoke_test is not None:
+            # Not answering or still loading is not a verdict: TF Serving may be warming up.
+            found.waiting = problem
+            return found
+        if step.smoke_test and analysis.smoke_test is not None:
             smoke = analysis.smoke_test
             problem = smoke_test(target, smoke.requests, smoke.max_latency_ms, smoke.expected_output_key)
             if problem is not None:
@@ -168,6 +171,10 @@ def judge(
     analysis: Analysis, step: AnalysisStep, step_index: int, progress: AnalysisProgress | None, found: Round
 ) -> AnalysisResult:
     """Turns a round into a verdict, counting failures across rounds against each metric's failureLimit."""
+    if found.waiting is not None:
+        return AnalysisResult(
+            step_index, True, f"waiting for the model server: {found.waiting}", complete=False, ready=False
+        )
     if found.problems:
         return AnalysisResult(step_index, False, "; ".join(found.problems))
     failures = dict(progress.failures) if progress is not None else {}

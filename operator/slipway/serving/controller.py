@@ -140,7 +140,9 @@ def run_analysis(
     )
     target = analysis.Target(spec.model_name, version, base_url, read_sample_request(info.uri))
     progress = status.analysis if status.analysis and status.analysis.step == step_index else None
-    found = analysis.measure(spec.rollout.analysis, step, target, first_round=progress is None)
+    found = analysis.measure(
+        spec.rollout.analysis, step, target, first_round=progress is None or not progress.ready_checked
+    )
     return analysis.judge(spec.rollout.analysis, step, step_index, progress, found)
 
 

@@ -74,6 +74,7 @@ class AnalysisResult:
     message: str
     failed_metrics: tuple[str, ...] = ()
     complete: bool = True
+    ready: bool = True  # False while the model server is not answering yet: retried until the deadline
 
 
 @dataclass(frozen=True)
@@ -336,6 +337,15 @@ class _Planner:
     def apply_analysis(self, step_index: int, result: AnalysisResult) -> str:
         status = self.status
         progress = status.analysis or AnalysisProgress(step=step_index)
+        progress.last_measured_at = self.observed.now
+        progress.message = result.message[:1024]
+        status.analysis = progress
+        if not result.ready:
+            if self.deadline_passed():
+                self.abort("ProgressDeadlineExceeded", result.message, failed=True)
+                return "failed"
+            return "pending"
+        progress.ready_checked = True
         progress.measurements += 1
         for metric in result.failed_metrics:
             progress.failures[metric] = progress.failures.get(metric, 0) + 1
