@@ -113,7 +113,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-large", action="store_true")
     args = parser.parse_args()
-    results: dict[str, object] = {}
+    # Keep the other table's figures when only one is re-measured.
+    results: dict[str, object] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as temporary:
         root = Path(temporary)
         penguins = root / "penguins.csv"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,10 @@ def run_compiled_locally(ir_path: Path, arguments: dict[str, Any], pipeline_root
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
     pipeline = components.load_component_from_file(str(ir_path))
-    task = pipeline(**arguments)
+    with warnings.catch_warnings():
+        # kfp.local warns once per step that the step names a base image; this interpreter stands in for it.
+        warnings.filterwarnings("ignore", message="You may be attemping to run a task that uses custom")
+        task = pipeline(**arguments)
     outputs = dict(task.outputs or {})
     if isinstance(outputs.get("push_result"), str):
         outputs["push_result"] = json.loads(outputs["push_result"])

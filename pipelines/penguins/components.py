@@ -36,6 +36,7 @@ def example_gen(data_uri: str, eval_buckets: int, examples: Output[Dataset]) -> 
     import urllib.parse
 
     import google_crc32c
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
@@ -71,7 +72,8 @@ def example_gen(data_uri: str, eval_buckets: int, examples: Output[Dataset]) -> 
         else:
             values = values.cast(pa.large_binary())
         present = pc.is_valid(values)
-        offsets = pa.array([0, *pc.cumulative_sum(present.cast(pa.int64())).to_pylist()], pa.int32())
+        counts = np.cumsum(present.to_numpy(zero_copy_only=False), dtype=np.int32)
+        offsets = pa.array(np.concatenate([np.zeros(1, np.int32), counts]))
         return pa.ListArray.from_arrays(offsets, values.drop_null(), mask=pc.invert(present))
 
     def tfrecord(payload: bytes) -> bytes:
