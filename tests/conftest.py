@@ -5,4 +5,5 @@ pytest_plugins = [
     "fixtures.operator",
     "fixtures.tfserving",
     "fixtures.captures",
+    "fixtures.kfp_api",
 ]

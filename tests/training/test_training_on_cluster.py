@@ -3,6 +3,7 @@ running a real (tiny) KFP pipeline through kfp.local: runs, registration, gates,
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from fixtures.kfp_api import KfpApi
 from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
 
@@ -232,6 +234,17 @@ def test_new_data_triggers_a_run(training: Training, operator: Any) -> None:
             "UnsupportedPipelineRoot",
             "spec.artifactRoot.uri",
         ),
+        (
+            {
+                "executor": {
+                    "type": "kfp",
+                    "kfp": {"endpoint": "http://kfp:8888", "tokenSecretRef": {"name": "x"}},
+                },
+                "artifactRoot": {"uri": "gs://bucket/root"},
+            },
+            "SecretNotFound",
+            "spec.executor.kfp.tokenSecretRef",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_condition_and_one_event(
@@ -261,3 +274,88 @@ def test_spec_uri_and_config_map_sources(training: Training, operator: Any) -> N
         )
         assert "pipeline tiny" in ready["message"]
     assert training.status("by-uri")["pipelineDigest"] == training.status("by-cm")["pipelineDigest"]
+
+
+def push_like_the_pipeline(run: dict[str, Any], accuracy: float) -> None:
+    """What the pipeline's pusher does on a real KFP cluster: the SavedModel, then the manifest beside it."""
+    params = run["runtime_config"]["parameters"]
+    store = Path(params["model_store_uri"].removeprefix("file://"))
+    directory = store / params["model_name"] / str(params["model_version"])
+    (directory / "variables").mkdir(parents=True)
+    manifest = {
+        "schemaVersion": 1,
+        "modelName": params["model_name"],
+        "version": params["model_version"],
+        "uri": f"{params['model_store_uri']}/{params['model_name']}/{params['model_version']}",
+        "format": "SavedModel",
+        "metrics": {"accuracy": accuracy},
+        "blessings": {"evaluator": True, "infraValidator": True},
+        "lineage": {"pipeline": "tiny", "runId": params["run_id"], "parameters": {}},
+    }
+    (directory / "saved_model.pb").write_bytes(b"\x08\x01")
+    (directory / "slipway-manifest.json").write_text(json.dumps(manifest))
+
+
+def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
+    training: Training, operator: Any, kfp_api: KfpApi
+) -> None:
+    kfp = {
+        "endpoint": kfp_api.url,
+        "tokenSecretRef": {"name": "kfp-token"},
+        "serviceAccount": "pipeline-runner",
+        "uiUrl": "https://kfp.example.com",
+    }
+    training.pipeline(
+        "remote", executor={"type": "kfp", "kfp": kfp}, artifactRoot={"uri": "s3://artifacts/root"}
+    )
+    ready = wait_for(lambda: (c := training.condition("remote", "Ready")) and c, "Ready condition")
+    assert (ready["status"], ready["reason"]) == ("False", "SecretNotFound")
+    assert ready["message"].startswith("spec.executor.kfp.tokenSecretRef")
+    training.core.create_namespaced_secret(
+        training.namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="kfp-token"), string_data={"token": "kfp-s3cr3t"}),
+    )
+    wait_for(lambda: (c := training.condition("remote", "Ready")) and c["status"] == "True", "Ready")
+
+    training.request_run("remote", "one")
+    record = wait_for(lambda: (r := training.runs("remote")) and r[0], "run recorded")
+    (run,) = kfp_api.runs_named(record["id"])
+    assert record["url"] == f"https://kfp.example.com/#/runs/details/{run['run_id']}"
+    assert run["runtime_config"]["pipeline_root"] == f"s3://artifacts/root/{training.namespace}/remote"
+    assert run["runtime_config"]["parameters"]["model_version"] == 1
+    assert run["service_account"] == "pipeline-runner"
+    assert kfp_api.tokens == {"kfp-s3cr3t"}, "every call carries the Secret's token"
+    assert len(kfp_api.pipelines) == 1
+
+    operator.restart(kill=True)
+    kfp_api.set_state(run["run_id"], "RUNNING")
+    push_like_the_pipeline(run, accuracy=0.97)
+    kfp_api.set_state(run["run_id"], "SUCCEEDED")
+    mv = wait_for(
+        lambda: (m := training.model_version("remote-v1")) and m.get("status", {}).get("phase") and m, "v1"
+    )
+    assert mv["status"]["phase"] == "Validated"
+    assert mv["spec"]["lineage"]["runId"] == record["id"]
+    assert len(kfp_api.runs_named(record["id"])) == 1, "no duplicate run after the restart"
+
+    # A run that pushed nothing (no manifest) is recorded as such; the same IR is not uploaded again.
+    training.request_run("remote", "two")
+    second = wait_for(lambda: (r := training.runs("remote")) and len(r) == 2 and r[1], "second run")
+    (run2,) = kfp_api.runs_named(second["id"])
+    assert run2["pipeline_version_reference"] == run["pipeline_version_reference"]
+    kfp_api.set_state(run2["run_id"], "SUCCEEDED")
+    last = wait_for(
+        lambda: (r := training.status("remote").get("lastRun")) and r.get("pushed") is False and r, "no push"
+    )
+    assert "slipway-manifest.json" in last["message"]
+
+    # Deleting the pipeline terminates the run in flight; the registry stays.
+    training.request_run("remote", "three")
+    third = wait_for(lambda: (r := training.runs("remote")) and len(r) == 3 and r[2], "third run")
+    (run3,) = kfp_api.runs_named(third["id"])
+    training.custom.delete_namespaced_custom_object(
+        GROUP, VERSION, training.namespace, "trainingpipelines", "remote"
+    )
+    wait_for(lambda: kfp_api.runs[run3["run_id"]]["state"] == "CANCELING", "terminated on delete")
+    assert training.model_version("remote-v1") is not None
+    assert kfp_api.calls("POST", "/pipelines/upload_version") == 1

@@ -4,6 +4,7 @@ record it all in status, conditions and Events. Run ids are deterministic, so no
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from slipway.kube import api_client, get_custom, is_subset, patch_custom_status
 from slipway.metrics import API_WRITES, RUN_SECONDS, RUNS
 from slipway.settings import settings
 from slipway.training import schedule as cron
+from slipway.training.kfp_executor import KfpError, KfpExecutor, KfpTarget
 from slipway.training.local_executor import LocalExecutor, RunState
 from slipway.training.source import PipelineSpec, SourceError, arguments, resolve
 
@@ -31,6 +33,8 @@ PLURAL = "trainingpipelines"
 RUN_ANNOTATION = f"{GROUP}/run"
 ACTIVE = ("Pending", "Running")
 EventSink = Callable[[dict[str, Any], str, str, str], None]
+SecretReader = Callable[[str], dict[str, str] | None]
+Executor = LocalExecutor | KfpExecutor
 _last_data_poll: dict[tuple[str, str], datetime] = {}
 
 
@@ -46,27 +50,73 @@ def run_id(pipeline: str, trigger: str, key: str) -> str:
     return f"{pipeline[:40]}-{trigger.lower()}-{digest}"
 
 
-def executor_for(namespace: str, name: str, spec: TrainingPipelineSpec) -> tuple[LocalExecutor, Path]:
-    """Run state lives next to the artifacts when the artifact root is local, else in the state dir."""
+def kfp_token(namespace: str, spec: TrainingPipelineSpec, secrets: SecretReader) -> str | None:
+    """The bearer token from the Secret the spec names; None means the in-cluster service account."""
+    assert spec.executor.kfp is not None
+    ref = spec.executor.kfp.token_secret_ref
+    if ref is None:
+        path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+        return path.read_text().strip() if path.exists() else None
+    data = secrets(ref.name)
+    if data is None:
+        raise SourceError(
+            "spec.executor.kfp.tokenSecretRef",
+            "SecretNotFound",
+            f"Secret {ref.name} not found in {namespace}",
+        )
+    if ref.key not in data:
+        raise SourceError(
+            "spec.executor.kfp.tokenSecretRef.key",
+            "SecretKeyMissing",
+            f"Secret {ref.name} has no key {ref.key!r}",
+        )
+    return base64.b64decode(data[ref.key]).decode().strip()
+
+
+def executor_for(
+    namespace: str, name: str, spec: TrainingPipelineSpec, secrets: SecretReader | None = None
+) -> tuple[Executor, str]:
+    """(executor, pipeline root). Local run state lives next to the artifacts when the artifact root is
+    local, else in the state dir; KFP keeps its own and the pipeline root is the artifact root itself."""
+    if spec.executor.type == "kfp":
+        kfp = spec.executor.kfp
+        assert kfp is not None
+        target = KfpTarget(
+            endpoint=kfp.endpoint,
+            token=kfp_token(namespace, spec, secrets or secret_reader(namespace)),
+            experiment=kfp.experiment,
+            namespace=kfp.namespace,
+            service_account=kfp.service_account,
+            ui_url=kfp.ui_url,
+            pipeline_name=f"{namespace}-{name}",
+        )
+        root_uri = objects.join(spec.artifact_root.uri, namespace, name)
+        return KfpExecutor(target), root_uri
     if spec.artifact_root.uri.startswith("file://"):
         root = objects.local_path(spec.artifact_root.uri)
     else:
         root = Path(settings().artifact_state_dir)
     base = root / namespace / name
-    return LocalExecutor(base / "runs"), base / "pipeline-root"
+    return LocalExecutor(base / "runs"), str(base / "pipeline-root")
 
 
-def validate(spec: TrainingPipelineSpec, config_maps: Callable[[str], dict[str, str] | None]) -> PipelineSpec:
+def validate(
+    namespace: str,
+    spec: TrainingPipelineSpec,
+    config_maps: Callable[[str], dict[str, str] | None],
+    secrets: SecretReader,
+) -> PipelineSpec:
     if spec.executor.type == "kfp":
-        if spec.artifact_root.uri.startswith("az://"):
+        if not spec.artifact_root.uri.startswith(("s3://", "gs://")):
+            scheme = spec.artifact_root.uri.split("://", 1)[0]
             raise SourceError(
                 "spec.artifactRoot.uri",
                 "UnsupportedPipelineRoot",
-                "KFP's launcher has no Azure Blob pipeline root; use s3:// or gs:// with the kfp executor",
+                f"KFP's launcher cannot use a {scheme}:// pipeline root"
+                + (" (it has no Azure Blob support)" if scheme == "az" else "")
+                + "; use s3:// or gs:// with the kfp executor",
             )
-        raise SourceError(
-            "spec.executor.type", "ExecutorUnavailable", "the kfp executor is not available yet"
-        )
+        kfp_token(namespace, spec, secrets)
     if spec.schedule is not None:
         try:
             cron.validate(spec.schedule)
@@ -75,6 +125,19 @@ def validate(spec: TrainingPipelineSpec, config_maps: Callable[[str], dict[str, 
     pipeline = resolve(spec.pipeline, config_maps)
     arguments(pipeline, {}, spec.parameters)  # unknown or mistyped parameters fail here, naming the field
     return pipeline
+
+
+def secret_reader(namespace: str) -> SecretReader:
+    def read(name: str) -> dict[str, str] | None:
+        try:
+            data: dict[str, str] = client.CoreV1Api(api_client()).read_namespaced_secret(name, namespace).data
+            return data or {}
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    return read
 
 
 def config_map_reader(namespace: str) -> Callable[[str], dict[str, str] | None]:
@@ -175,6 +238,9 @@ def register(
     version = int((result or {}).get("version") or record.details.get("version") or 0)
     uri = objects.join(spec.model_store.uri, spec.model_name, str(version))
     try:
+        if result is None and not objects.exists(objects.join(uri, manifest.MANIFEST)):
+            # No push_result output (a KFP run, or a pipeline without one): no manifest = nothing pushed.
+            return False, f"not pushed: no {manifest.MANIFEST} under {uri}", None
         found = manifest.read(uri)
         if not objects.exists(objects.join(uri, "saved_model.pb")):
             return False, f"pushed manifest but no saved_model.pb under {uri}", None
@@ -204,7 +270,9 @@ class Reconciler:
         self.stable_uri = stable_uri
         self.events: list[tuple[str, str, str]] = []
         self.now = now()
-        self.executor, self.pipeline_root = executor_for(self.namespace, self.name, self.spec)
+        self.secrets = secret_reader(self.namespace)
+        self.executor: Executor | None = None
+        self.pipeline_root = ""
 
     def emit(self, type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))
@@ -216,7 +284,10 @@ class Reconciler:
 
     def run(self) -> Outcome:
         try:
-            pipeline = validate(self.spec, config_map_reader(self.namespace))
+            pipeline = validate(self.namespace, self.spec, config_map_reader(self.namespace), self.secrets)
+            self.executor, self.pipeline_root = executor_for(
+                self.namespace, self.name, self.spec, self.secrets
+            )
         except SourceError as error:
             if self.ready_reason() != error.reason:
                 self.emit("Warning", error.reason, str(error))
@@ -225,9 +296,20 @@ class Reconciler:
             return self.finish()
         self.status.pipeline_digest = pipeline.digest
         self.condition("Ready", "True", "Valid", f"pipeline {pipeline.name} ({pipeline.digest[:19]})")
-        self.follow_runs()
-        for trigger, key in self.requests():
-            self.start(pipeline, trigger, key)
+        try:
+            self.follow_runs()
+            for trigger, key in self.requests():
+                self.start(pipeline, trigger, key)
+        except KfpError as error:
+            # The API is down or refused: keep what we know, say so once, try again on the next poll.
+            previous = next((c for c in self.status.conditions if c.type == "ExecutorReachable"), None)
+            if previous is None or previous.status != "False":
+                self.emit("Warning", "ExecutorUnreachable", str(error)[:1000])
+            self.condition("ExecutorReachable", "False", "ExecutorUnreachable", str(error)[:1000])
+            return self.finish()
+        if self.spec.executor.kfp is not None and self.spec.executor.type == "kfp":
+            endpoint = self.spec.executor.kfp.endpoint
+            self.condition("ExecutorReachable", "True", "Reachable", f"KFP API at {endpoint}")
         return self.finish()
 
     def ready_reason(self) -> str | None:
@@ -236,9 +318,13 @@ class Reconciler:
     # --- runs in flight ---------------------------------------------------------------------------------
 
     def follow_runs(self) -> None:
+        if self.executor is None:
+            return
         for index, record in enumerate(self.status.runs):
             if record.phase in ACTIVE:
                 state = self.executor.state(record.id)
+                if state.url and record.url != state.url:
+                    record = self.status.runs[index] = record.model_copy(update={"url": state.url})
                 if state.phase in ACTIVE:
                     if record.phase != "Running":
                         self.status.runs[index] = record.model_copy(update={"phase": "Running"})
@@ -255,6 +341,7 @@ class Reconciler:
         if record.start_time:
             RUN_SECONDS.observe((self.now - record.start_time).total_seconds())
         if phase != "Succeeded":
+            assert self.executor is not None
             tail = self.executor.log_tail(record.id, 5)
             self.emit(
                 "Warning", f"Run{phase}", f"run {record.id} {phase.lower()}: {state.message or tail}"[:1000]
@@ -321,6 +408,7 @@ class Reconciler:
     # --- starting runs ----------------------------------------------------------------------------------
 
     def start(self, pipeline: PipelineSpec, trigger: str, key: str) -> None:
+        assert self.executor is not None
         identifier = run_id(self.name, trigger, key)
         if any(r.id == identifier for r in self.status.runs):
             self.mark_handled(trigger, key)
@@ -352,12 +440,12 @@ class Reconciler:
             "run_id": identifier,
         }
         args = arguments(pipeline, standard, self.spec.parameters)
-        self.pipeline_root.mkdir(parents=True, exist_ok=True)
         state = self.executor.submit(identifier, pipeline.ir_text, args, self.pipeline_root)
         record = RunRecord(
             id=identifier,
             trigger=trigger,
             phase="Running" if state.phase in ACTIVE else state.phase,
+            url=state.url,
             start_time=self.now,
             pipeline_digest=pipeline.digest,
             details={"version": str(version), "triggerKey": key[:200]},
@@ -426,7 +514,11 @@ def terminate_all(body: dict[str, Any]) -> None:
     """On deletion: stop every run still going."""
     spec = TrainingPipelineSpec.model_validate(body["spec"])
     status = TrainingPipelineStatus.model_validate(body.get("status") or {})
-    executor, _ = executor_for(body["metadata"]["namespace"], body["metadata"]["name"], spec)
+    try:
+        executor, _ = executor_for(body["metadata"]["namespace"], body["metadata"]["name"], spec)
+    except SourceError as error:
+        log.warning("cannot terminate the runs of %s: %s", body["metadata"]["name"], error)
+        return
     for record in status.runs:
         if record.phase in ACTIVE:
             executor.terminate(record.id)

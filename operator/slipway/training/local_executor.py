@@ -30,6 +30,7 @@ class RunState:
     finished: str | None = None
     outputs: dict[str, Any] | None = None
     pid: int | None = None
+    url: str | None = None
 
 
 def write_state(run_dir: Path, **state: Any) -> None:
@@ -86,14 +87,15 @@ class LocalExecutor:
     def run_dir(self, run_id: str) -> Path:
         return self.runs_root / run_id
 
-    def submit(self, run_id: str, ir_text: str, arguments: dict[str, Any], pipeline_root: Path) -> RunState:
+    def submit(self, run_id: str, ir_text: str, arguments: dict[str, Any], pipeline_root: str) -> RunState:
         run_dir = self.run_dir(run_id)
         existing = read_state(run_dir)
         if existing is not None:
             return existing
+        Path(pipeline_root).mkdir(parents=True, exist_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "pipeline.yaml").write_text(ir_text)
-        request = {"arguments": arguments, "pipelineRoot": str(pipeline_root)}
+        request = {"arguments": arguments, "pipelineRoot": pipeline_root}
         (run_dir / REQUEST).write_text(json.dumps(request))
         write_state(run_dir, phase="Pending", started=now_text())
         log = (run_dir / "run.log").open("ab")
