@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -173,12 +173,45 @@ def test_pull_verifies_what_the_store_reports(any_backend: BackendLocation, tmp_
     store.write_bytes("f.bin", b"12345")
     real = store.list
 
-    def lying_list(prefix: str = "") -> object:
+    def lying_list(prefix: str = "") -> Iterator[ObjectInfo]:
         return iter([ObjectInfo(i.key, i.size + 1, i.etag, i.uri) for i in real(prefix)])
 
-    store.list = lying_list  # type: ignore[method-assign,assignment]
+    store.list = lying_list  # type: ignore[method-assign]
     with pytest.raises(IntegrityError, match=r"f\.bin"):
         download_tree(store, str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "crc32c"])
+def test_a_checksum_mismatch_is_an_integrity_error(
+    any_backend: BackendLocation, tmp_path: Path, algorithm: str
+) -> None:
+    """Single-stream and ranged downloads alike are checked against the checksum the listing reports."""
+    import dataclasses
+
+    from slipway.storage import IntegrityError, ObjectInfo
+    from slipway.storage.transfer import download_tree
+
+    store = any_backend.store()
+    store.write_bytes("small/f.bin", b"12345")
+    store.write_bytes("large/f.bin", os.urandom(3 << 20))
+    real = store.list
+    wrong = {"md5": "0" * 32, "crc32c": "00000000"}[algorithm]
+
+    def lying_list(prefix: str = "") -> Iterator[ObjectInfo]:
+        for info in real(prefix):
+            yield dataclasses.replace(
+                info,
+                md5=wrong if algorithm == "md5" else None,
+                crc32c=wrong if algorithm == "crc32c" else None,
+            )
+
+    store.list = lying_list  # type: ignore[method-assign]
+    for name in ("small", "large"):
+        with pytest.raises(IntegrityError, match="does not match"):
+            download_tree(store, str(tmp_path / name), name, part_size=1 << 20, multipart_threshold=1 << 20)
+    store.list = real  # type: ignore[method-assign]
+    download_tree(store, str(tmp_path / "good"), part_size=1 << 20, multipart_threshold=1 << 20)
+    assert (tmp_path / "good" / "small" / "f.bin").read_bytes() == b"12345"
 
 
 def test_open_store_reads_env_credentials(model_uri: tuple[str, dict[str, bytes]]) -> None:

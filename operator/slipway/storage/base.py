@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 from slipway.storage.errors import ObjectNotFound, StorageError, TransientError
 from slipway.storage.uri import ParsedUri
@@ -32,7 +32,8 @@ def _all_zeros(data: bytes | bytearray | memoryview) -> bool:
 @dataclass(frozen=True)
 class ObjectInfo:
     """One object. `key` is relative to the store's prefix; `etag` changes whenever the content does;
-    `md5` is the hex MD5 of the content when the store knows it (not for S3 multipart uploads)."""
+    `md5` is the hex MD5 of the content when the store knows it (not for S3 multipart uploads); `crc32c` the
+    hex CRC32C (GCS reports both; it is far cheaper to check)."""
 
     key: str
     size: int
@@ -40,6 +41,13 @@ class ObjectInfo:
     uri: str
     md5: str | None = None
     updated: datetime | None = None
+    crc32c: str | None = None
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes | bytearray | memoryview, /) -> object: ...
+
+    def hexdigest(self) -> str: ...
 
 
 class OffsetWriter:
@@ -49,12 +57,13 @@ class OffsetWriter:
     anyway, and sparse files stay sparse."""
 
     def __init__(
-        self, fd: int, offset: int = 0, digest: hashlib._Hash | None = None, over_hole: bool = False
+        self, fd: int, offset: int = 0, digest: Callable[[], Hasher] | None = None, over_hole: bool = False
     ) -> None:
         self.fd = fd
         self.offset = offset
         self.written = 0
-        self.digest = digest
+        self.new_digest = digest
+        self.digest = digest() if digest else None
         self.over_hole = over_hole
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
@@ -83,8 +92,7 @@ class OffsetWriter:
     def reset(self) -> None:
         """Before a retry: start the range again from its beginning."""
         self.written = 0
-        if self.digest is not None:
-            self.digest = hashlib.new(self.digest.name)
+        self.digest = self.new_digest() if self.new_digest else None
 
 
 @dataclass(frozen=True)
@@ -151,9 +159,16 @@ class ObjectStore(ABC):
         return self.location.uri(self._prefix + key.lstrip("/"))
 
     def info(
-        self, full_key: str, size: int, etag: str, md5: str | None, updated: datetime | None
+        self,
+        full_key: str,
+        size: int,
+        etag: str,
+        md5: str | None,
+        updated: datetime | None,
+        crc32c: str | None = None,
     ) -> ObjectInfo:
-        return ObjectInfo(self.relative_key(full_key), size, etag, self.location.uri(full_key), md5, updated)
+        uri = self.location.uri(full_key)
+        return ObjectInfo(self.relative_key(full_key), size, etag, uri, md5, updated, crc32c)
 
     # ---- error mapping, per backend ----
     @abstractmethod

@@ -99,8 +99,9 @@ class GCSStore(ObjectStore):
 
     def _info_from(self, blob: Any) -> ObjectInfo:
         md5 = base64.b64decode(blob.md5_hash).hex() if blob.md5_hash else None
-        etag = blob.etag or f"{blob.generation}"
-        return self.info(blob.name, int(blob.size or 0), f"{etag}/{blob.generation}", md5, blob.updated)
+        crc32c = base64.b64decode(blob.crc32c).hex() if blob.crc32c else None
+        etag = f"{blob.etag or ''}/{blob.generation}"
+        return self.info(blob.name, int(blob.size or 0), etag, md5, blob.updated, crc32c)
 
     def _list(self, full_prefix: str) -> Iterator[ObjectInfo]:
         for blob in self.client.list_blobs(self.bucket, prefix=full_prefix or None):

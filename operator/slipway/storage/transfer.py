@@ -11,7 +11,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from slipway.storage.base import ObjectInfo, ObjectStore, OffsetWriter
+from slipway.storage.base import Hasher, ObjectInfo, ObjectStore, OffsetWriter
 from slipway.storage.errors import IntegrityError, StorageError
 
 if TYPE_CHECKING:
@@ -126,7 +126,8 @@ def download_tree(
         flags = os.O_WRONLY | (os.O_CREAT | os.O_TRUNC if single else 0)
         fd = os.open(part.path, flags, 0o644)
         try:
-            digest = hashlib.md5(usedforsecurity=False) if single and verify and part.info.md5 else None
+            check = checksum_for(part.info) if verify else None
+            digest = check[1] if single and check else None
             writer = OffsetWriter(fd, part.start, digest, over_hole=not single)
             store.download_range(part.info.key, writer, part.start, part.length if not single else None)
             if writer.written != part.length:
@@ -150,19 +151,60 @@ def download_tree(
     return objects
 
 
-def _verify_file(part: Part, verify: bool, streamed_md5: str | None) -> None:
+class Crc32c:
+    """google-crc32c (hardware CRC32C) behind the hashlib interface."""
+
+    def __init__(self) -> None:
+        import google_crc32c
+
+        self._checksum = google_crc32c.Checksum()
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None:
+        self._checksum.update(data)
+
+    def hexdigest(self) -> str:
+        return bytes(self._checksum.digest()).hex()
+
+
+def _md5() -> Hasher:
+    return hashlib.md5(usedforsecurity=False)
+
+
+def checksum_for(info: ObjectInfo) -> tuple[str, Callable[[], Hasher], str] | None:
+    """The cheapest checksum the store reports for this object: (name, hasher factory, expected hex)."""
+    if info.crc32c and _fast_crc32c():
+        return ("CRC32C", Crc32c, info.crc32c)
+    if info.md5:
+        return ("MD5", _md5, info.md5)
+    return None
+
+
+def _fast_crc32c() -> bool:
+    try:
+        import google_crc32c
+    except ImportError:
+        return False
+    return bool(google_crc32c.implementation == "c")
+
+
+def _verify_file(part: Part, verify: bool, streamed: str | None) -> None:
     info = part.info
     size = os.stat(part.path).st_size
     if size != info.size:
         raise IntegrityError(info.uri, f"downloaded {size} bytes, the store reports {info.size}")
-    if not verify or not info.md5:
+    check = checksum_for(info) if verify else None
+    if check is None:
         return
-    actual = streamed_md5
+    name, new_hasher, expected = check
+    actual = streamed
     if actual is None:
+        hasher = new_hasher()
         with open(part.path, "rb") as handle:
-            actual = hashlib.file_digest(handle, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
-    if actual != info.md5:
-        raise IntegrityError(info.uri, f"MD5 {actual} does not match the store's {info.md5}")
+            while chunk := handle.read(8 << 20):
+                hasher.update(chunk)
+        actual = hasher.hexdigest()
+    if actual != expected:
+        raise IntegrityError(info.uri, f"{name} {actual} does not match the store's {expected}")
 
 
 def _run_all(function: Callable[[Part], None], items: list[Part], workers: int) -> None:
