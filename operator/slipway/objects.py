@@ -59,7 +59,10 @@ def exists(uri: str, credentials: Any = None) -> bool:
     if storage is None:
         return uri.startswith("file://") and local_path(uri).exists()
     parent, _, key = uri.rstrip("/").rpartition("/")
-    result: bool = storage.open_store(parent, credentials).exists(key)
+    try:
+        result: bool = storage.open_store(parent, credentials).exists(key)
+    except Exception as error:
+        raise ObjectError(f"cannot check {uri}: {error}") from error
     return result
 
 
@@ -67,7 +70,10 @@ def fingerprint(uri: str, credentials: Any = None) -> str:
     """A digest of the listing under a prefix (names, sizes, change markers): changes when data lands."""
     storage = _storage()
     if storage is not None:
-        value: str = storage.open_store(uri, credentials).fingerprint("")
+        try:
+            value: str = storage.open_store(uri, credentials).fingerprint("")
+        except Exception as error:
+            raise ObjectError(f"cannot list {uri}: {error}") from error
         return value
     root = local_path(uri)
     if not root.exists():

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.kfp_api import KfpApi
+from slipway.training import kfp_executor
 from slipway.training.kfp_executor import KfpError, KfpExecutor, KfpTarget
 
 IR = (Path(__file__).resolve().parent / "pipelines" / "tiny" / "pipeline.yaml").read_text()
@@ -40,6 +41,7 @@ def test_uploads_once_per_digest_and_names_runs_deterministically(kfp_api: KfpAp
     assert len(kfp_api.pipelines) == 1 and len(kfp_api.versions) == 2  # the pipeline's own + the digest's
 
     # A restarted operator (a new executor, no memory) asking for the same run adopts it.
+    kfp_executor._run_ids.clear()
     again = executor(kfp_api).submit("tiny-manual-1", IR, {"model_name": "tiny"}, "s3://bucket/root")
     assert again.url == state.url
     assert len(kfp_api.runs_named("tiny-manual-1")) == 1
@@ -72,9 +74,12 @@ def test_states_map_and_terminate_cancels(kfp_api: KfpApi) -> None:
     ex.submit("r2", IR, {}, "gs://b/root")
     (run2,) = kfp_api.runs_named("r2")
     kfp_api.set_state(run2["run_id"], "FAILED", error="step train failed: OOMKilled")
+    kfp_executor._run_ids.clear()
     failed = executor(kfp_api).state("r2")
     assert (failed.phase, failed.message) == ("Failed", "step train failed: OOMKilled")
     assert executor(kfp_api).state("never-submitted").phase == "Failed"
+    del kfp_api.runs[run2["run_id"]]  # deleted on the KFP side: the cached id is dropped, not an error
+    assert ex.state("r2").phase == "Failed" and "not found" in ex.state("r2").message
 
 
 def test_unreachable_api_is_a_clear_error_without_the_token(kfp_api: KfpApi) -> None:

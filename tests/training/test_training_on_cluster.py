@@ -245,6 +245,11 @@ def test_new_data_triggers_a_run(training: Training, operator: Any) -> None:
             "SecretNotFound",
             "spec.executor.kfp.tokenSecretRef",
         ),
+        (
+            {"modelStore": {"uri": "s3://models", "secretRef": {"name": "no-such-secret"}}},
+            "SecretNotFound",
+            "spec.modelStore.secretRef",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_condition_and_one_event(

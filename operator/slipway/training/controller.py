@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from slipway import GROUP, VERSION, manifest, objects
-from slipway.api.common import ConditionStatus, now, set_condition
+from slipway.api.common import ConditionStatus, StorageLocation, now, set_condition
 from slipway.api.model_version import Blessings, DataInput, Lineage, ModelVersionSpec, SecretRef
 from slipway.api.training_pipeline import RunRecord, TrainingPipelineSpec, TrainingPipelineStatus
 from slipway.kube import api_client, get_custom, is_subset, patch_custom_status
@@ -73,6 +73,27 @@ def kfp_token(namespace: str, spec: TrainingPipelineSpec, secrets: SecretReader)
     return base64.b64decode(data[ref.key]).decode().strip()
 
 
+def storage_credentials(location: StorageLocation, field: str, secrets: SecretReader) -> Any:
+    """Credentials for one storage location: its Secret (if named) and endpoint, over the environment's.
+    None when neither is set (the store's default chain: workload identity, env)."""
+    if location.secret_ref is None and location.endpoint is None:
+        return None
+    from slipway.storage.credentials import StorageCredentials
+
+    own = StorageCredentials(aws_endpoint_url=location.endpoint)
+    if location.secret_ref is not None:
+        data = secrets(location.secret_ref.name)
+        if data is None:
+            raise SourceError(
+                f"{field}.secretRef", "SecretNotFound", f"Secret {location.secret_ref.name} not found"
+            )
+        try:
+            own = StorageCredentials.from_secret_data(data).merged_over(own)
+        except ValueError as error:
+            raise SourceError(f"{field}.secretRef", "InvalidSecret", str(error)) from error
+    return own.merged_over(StorageCredentials.from_env())
+
+
 def executor_for(
     namespace: str, name: str, spec: TrainingPipelineSpec, secrets: SecretReader | None = None
 ) -> tuple[Executor, str]:
@@ -117,6 +138,8 @@ def validate(
                 + "; use s3:// or gs:// with the kfp executor",
             )
         kfp_token(namespace, spec, secrets)
+    storage_credentials(spec.data, "spec.data", secrets)
+    storage_credentials(spec.model_store, "spec.modelStore", secrets)
     if spec.schedule is not None:
         try:
             cron.validate(spec.schedule)
@@ -229,7 +252,12 @@ def push_result(state: RunState) -> dict[str, Any] | None:
 
 
 def register(
-    namespace: str, name: str, spec: TrainingPipelineSpec, record: RunRecord, state: RunState
+    namespace: str,
+    name: str,
+    spec: TrainingPipelineSpec,
+    record: RunRecord,
+    state: RunState,
+    credentials: Any = None,
 ) -> tuple[bool | None, str, str | None]:
     """(pushed, message, ModelVersion name). pushed None means try again on the next reconcile."""
     result = push_result(state)
@@ -238,11 +266,11 @@ def register(
     version = int((result or {}).get("version") or record.details.get("version") or 0)
     uri = objects.join(spec.model_store.uri, spec.model_name, str(version))
     try:
-        if result is None and not objects.exists(objects.join(uri, manifest.MANIFEST)):
+        if result is None and not objects.exists(objects.join(uri, manifest.MANIFEST), credentials):
             # No push_result output (a KFP run, or a pipeline without one): no manifest = nothing pushed.
             return False, f"not pushed: no {manifest.MANIFEST} under {uri}", None
-        found = manifest.read(uri)
-        if not objects.exists(objects.join(uri, "saved_model.pb")):
+        found = manifest.read(uri, credentials)
+        if not objects.exists(objects.join(uri, "saved_model.pb"), credentials):
             return False, f"pushed manifest but no saved_model.pb under {uri}", None
     except (objects.ObjectError, manifest.ManifestError) as error:
         return None, f"registration pending: {error}", None
@@ -325,6 +353,15 @@ class Reconciler:
                 state = self.executor.state(record.id)
                 if state.url and record.url != state.url:
                     record = self.status.runs[index] = record.model_copy(update={"url": state.url})
+                limit = self.spec.run_timeout_seconds
+                if (
+                    state.phase in ACTIVE
+                    and record.start_time is not None
+                    and (self.now - record.start_time).total_seconds() > limit
+                ):
+                    self.executor.terminate(record.id)
+                    message = f"timed out after {limit} s (spec.runTimeoutSeconds); terminated"
+                    state = RunState("Failed", message)
                 if state.phase in ACTIVE:
                     if record.phase != "Running":
                         self.status.runs[index] = record.model_copy(update={"phase": "Running"})
@@ -351,7 +388,13 @@ class Reconciler:
         return self.registered(record, state)
 
     def registered(self, record: RunRecord, state: RunState) -> RunRecord:
-        pushed, message, model_version = register(self.namespace, self.name, self.spec, record, state)
+        try:
+            credentials = storage_credentials(self.spec.model_store, "spec.modelStore", self.secrets)
+        except SourceError as error:
+            return record.model_copy(update={"message": f"registration pending: {error}"})
+        pushed, message, model_version = register(
+            self.namespace, self.name, self.spec, record, state, credentials
+        )
         if pushed:
             self.emit("Normal", "ModelVersionCreated", f"run {record.id} pushed ModelVersion {model_version}")
         elif pushed is False:
@@ -394,8 +437,9 @@ class Reconciler:
             return None
         _last_data_poll[key] = self.now
         try:
-            current = objects.fingerprint(self.spec.data.uri)
-        except (objects.ObjectError, OSError) as error:
+            credentials = storage_credentials(self.spec.data, "spec.data", self.secrets)
+            current = objects.fingerprint(self.spec.data.uri, credentials)
+        except (objects.ObjectError, OSError, SourceError) as error:
             self.condition("DataReachable", "False", "DataUnreadable", str(error))
             return None
         self.condition("DataReachable", "True", "Listed", f"data fingerprint {current[:19]}")

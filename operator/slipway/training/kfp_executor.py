@@ -54,6 +54,8 @@ def _equals(key: str, value: str) -> str:
 
 
 _clients: dict[tuple[str, str | None, str | None], Any] = {}
+# Slipway run id -> KFP run id, per endpoint: found once by display name, then read by id.
+_run_ids: dict[tuple[str, str], str] = {}
 _clients_lock = threading.Lock()
 
 
@@ -87,7 +89,6 @@ def _short(error: Exception) -> str:
 class KfpExecutor:
     def __init__(self, target: KfpTarget) -> None:
         self.target = target
-        self._ids: dict[str, str] = {}
 
     @property
     def client(self) -> Any:
@@ -160,8 +161,14 @@ class KfpExecutor:
 
     def find(self, run_id: str) -> Any | None:
         """The KFP run whose display name is this run id (the deterministic name), if any."""
-        if run_id in self._ids:
-            return self._call("get run", self.client.get_run, self._ids[run_id])
+        known = _run_ids.get((self.target.endpoint, run_id))
+        if known is not None:
+            try:
+                return self._call("get run", self.client.get_run, known)
+            except KfpError as error:
+                if getattr(error.__cause__, "status", None) != 404:
+                    raise
+                _run_ids.pop((self.target.endpoint, run_id), None)  # deleted on the KFP side
         found = self._call(
             "list runs",
             self.client._run_api.run_service_list_runs,
@@ -172,7 +179,7 @@ class KfpExecutor:
         runs = found.runs or []
         if not runs:
             return None
-        self._ids[run_id] = str(runs[0].run_id)
+        _run_ids[(self.target.endpoint, run_id)] = str(runs[0].run_id)
         return runs[0]
 
     def url(self, kfp_run_id: str) -> str:
@@ -203,7 +210,7 @@ class KfpExecutor:
             pipeline_root=pipeline_root,
             service_account=self.target.service_account,
         )
-        self._ids[run_id] = str(run.run_id)
+        _run_ids[(self.target.endpoint, run_id)] = str(run.run_id)
         return self._state(run)
 
     def state(self, run_id: str) -> RunState:
