@@ -26,7 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
+from slipway.storage import open_store
 from slipway.storage.base import ObjectInfo, ObjectStore, RetryPolicy, listing_fingerprint
+from slipway.storage.credentials import StorageCredentials
 from slipway.storage.errors import StorageError
 from slipway.storage.transfer import MiB, TransferProgress, download_tree
 
@@ -87,18 +89,12 @@ def pull(
     dest: str,
     options: PullOptions = PullOptions(),
     progress: TransferProgress | None = None,
-    credentials: object | None = None,
+    credentials: StorageCredentials | None = None,
 ) -> PullResult:
     """Downloads everything below `uri` into `dest`, atomically. Raises StorageError (or ValueError for a bad
     URI); on any failure `dest` is left as it was."""
-    from slipway.storage import StorageCredentials, open_store
-
     started = time.monotonic()
-    store = open_store(
-        uri,
-        credentials if isinstance(credentials, StorageCredentials) else None,
-        RetryPolicy(attempts=options.attempts),
-    )
+    store = open_store(uri, credentials, RetryPolicy(attempts=options.attempts))
     dest = os.path.abspath(dest)
     parent, name = os.path.split(dest)
     os.makedirs(parent, exist_ok=True)
