@@ -8,7 +8,7 @@ $(PIPELINES_STAMP): pipelines/requirements.txt $(VENV)/.stamp-install
 	touch $@
 
 .PHONY: install-pipelines
-install-pipelines: $(PIPELINES_STAMP) ## Install the pipelines' pinned TensorFlow stack into the venv (~90 s, 3.3 GB)
+install-pipelines: $(PIPELINES_STAMP) ## Install the pipelines' pinned TensorFlow stack into the venv (3.3 GB; 1.5-5 min from the registry)
 
 .PHONY: pipelines-compile
 pipelines-compile: install-pipelines ## Recompile pipelines/penguins/pipeline.yaml (the KFP IR) from pipeline.py
