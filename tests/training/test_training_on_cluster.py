@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -364,3 +365,39 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     wait_for(lambda: kfp_api.runs[run3["run_id"]]["state"] == "CANCELING", "terminated on delete")
     assert training.model_version("remote-v1") is not None
     assert kfp_api.calls("POST", "/pipelines/upload_version") == 1
+
+
+def test_schedule_missed_while_the_operator_was_down_runs_late_or_is_skipped_by_its_deadline(
+    training: Training, operator_process: Any
+) -> None:
+    """The operator is down at the schedule time (two hours ago); when it starts, the pipeline whose
+    startingDeadlineSeconds covers the gap runs late, the other records a MissedSchedule and waits."""
+    due = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+    cron = f"{due.minute} {due.hour} * * *"
+    for name, deadline in (("late", 86_400), ("missed", 600)):
+        training.pipeline(name, schedule={"cron": cron, "startingDeadlineSeconds": deadline})
+        previous = (due - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+        training.custom.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            training.namespace,
+            "trainingpipelines",
+            name,
+            {"status": {"lastScheduleTime": previous}},
+        )
+    operator_process.env.update(
+        {"SLIPWAY_PIPELINES_DIR": str(PIPELINES), "SLIPWAY_TRAINING_POLL_SECONDS": "1"}
+    )
+    operator_process.start()
+    run = wait_for(lambda: (r := training.runs("late")) and r[0], "late run")
+    assert run["trigger"] == "Schedule"
+    assert datetime.fromisoformat(training.status("late")["lastScheduleTime"].replace("Z", "+00:00")) == due
+    wait_for(lambda: "MissedSchedule" in training.reasons("missed"), "MissedSchedule event")
+    status = training.status("missed")
+    assert datetime.fromisoformat(status["lastScheduleTime"].replace("Z", "+00:00")) == due
+    next_time = datetime.fromisoformat(status["nextScheduleTime"].replace("Z", "+00:00"))
+    assert next_time == due + timedelta(days=1)
+    time.sleep(2)
+    assert training.runs("missed") == [] and training.reasons("missed").count("MissedSchedule") == 1
+    wait_for(lambda: (r := training.runs("late")) and r[0].get("pushed") is not None, "late run registered")
+    assert len(training.runs("late")) == 1, "the late run is not repeated"
