@@ -26,7 +26,7 @@ def component(func: Callable) -> PythonComponent:
 @component
 def example_gen(data_uri: str, eval_buckets: int, examples: Output[Dataset]) -> str:
     """ExampleGen: CSV at a file://, s3://, gs:// or az:// URI (one file, or a prefix of *.csv files) ->
-    `tf.train.Example` TFRecords split train/eval by a hash of each serialized example (deterministic: a
+    `tf.train.Example` TFRecords split train/eval by a hash of each row's values (deterministic: a
     row's content alone decides its side, out of 100 buckets). Returns the data lineage as JSON:
     [{"uri", "fingerprint"}]."""
     import hashlib
@@ -101,8 +101,12 @@ def example_gen(data_uri: str, eval_buckets: int, examples: Output[Dataset]) -> 
         handles[split] = open(
             os.path.join(examples.path, f"Split-{split}", "data_tfrecord-00000-of-00001"), "wb"
         )
-    for record in serialized:
-        bucket = int.from_bytes(hashlib.md5(record).digest()[:8], "big") % 100
+    # Hash the row's text, not the serialized example: a tf.Example's feature map has no fixed byte order.
+    row_text = pc.binary_join_element_wise(
+        *[pc.fill_null(table.column(name).cast(pa.string()), "") for name in table.column_names], "\x1f"
+    )
+    for record, text in zip(serialized, row_text.to_pylist(), strict=True):
+        bucket = int.from_bytes(hashlib.md5(text.encode()).digest()[:8], "big") % 100
         split = "eval" if bucket < eval_buckets else "train"
         handles[split].write(tfrecord(record))
         counts[split] += 1

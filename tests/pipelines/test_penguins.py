@@ -357,3 +357,55 @@ def test_the_pusher_writes_versions_to_an_s3_store(
         s3.get_object(Bucket=s3_bucket, Key="store/penguins/2/slipway-manifest.json")["Body"].read()
     )
     assert manifest["uri"] == f"s3://{s3_bucket}/store/penguins/2" and manifest["version"] == 2
+
+
+SPLIT_IN_A_FRESH_PROCESS = """
+import json, sys
+from kfp.dsl import Dataset
+from tfx_bsl.coders import example_coder
+from pipelines.penguins.components import example_gen
+
+examples = Dataset(uri=sys.argv[2])
+example_gen.python_func(data_uri=sys.argv[1], eval_buckets=30, examples=examples)
+rows = []
+for record in open(sys.argv[2] + "/Split-eval/data_tfrecord-00000-of-00001", "rb").read().split(b"\\\\n"):
+    pass
+print(json.dumps({k: v for k, v in examples.metadata.items() if k.endswith("_count")}))
+"""
+
+
+def eval_rows(examples_dir: Path) -> set[tuple[tuple[str, str], ...]]:
+    import struct
+
+    from tfx_bsl.coders import example_coder
+
+    data, offset, rows = (examples_dir / "Split-eval" / "data_tfrecord-00000-of-00001").read_bytes(), 0, set()
+    while offset < len(data):
+        (length,) = struct.unpack_from("<Q", data, offset)
+        example = example_coder.ExampleToNumpyDict(data[offset + 12 : offset + 12 + length])
+        rows.add(tuple(sorted((k, "" if v is None else str(v.tolist())) for k, v in example.items())))
+        offset += 12 + length + 4
+    return rows
+
+
+def test_the_split_is_the_same_in_every_process(workdir: Path, tmp_path: Path) -> None:
+    counts = []
+    for attempt in ("first", "second"):
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                SPLIT_IN_A_FRESH_PROCESS,
+                f"file://{workdir / 'penguins.csv'}",
+                str(tmp_path / attempt),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+            cwd=Path(__file__).resolve().parents[2],  # where `pipelines` imports from
+        )
+        counts.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+    assert counts[0] == counts[1] and counts[0]["train_count"] + counts[0]["eval_count"] == 344
+    assert 0.2 < counts[0]["eval_count"] / 344 < 0.4
+    assert eval_rows(tmp_path / "first") == eval_rows(tmp_path / "second")
