@@ -11,6 +11,10 @@ PYTEST_ARGS ?=
 LINT_PATHS := $(wildcard operator tests bench pipelines)
 TEST_PREREQS ?=
 
+# Per-concern fragments (storage servers, pipelines extra, ...) add targets and append to TEST_PREREQS;
+# included before the rules that use TEST_PREREQS, since prerequisites are expanded when a rule is read.
+-include mk/*.mk
+
 .PHONY: help
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,6 +75,3 @@ control-plane: install k8s-binaries ## Start the embedded control plane in the f
 .PHONY: run
 run: install ## Run the operator against the current kubeconfig (KUBECONFIG or ~/.kube/config)
 	$(VENV)/bin/slipway run
-
-# Per-concern fragments (storage servers, pipelines extra, ...) add targets and append to TEST_PREREQS.
--include mk/*.mk

@@ -15,6 +15,3 @@ storage-bench: install storage-servers ## slipway pull of a 1 GiB model from eac
 	$(PY) bench/pull_bench.py
 
 TEST_PREREQS += storage-servers
-# The Makefile reads mk/*.mk after the `test` rule, when $(TEST_PREREQS) has already been expanded there:
-# name the prerequisite directly too (make merges prerequisite-only rules into the target).
-test: storage-servers

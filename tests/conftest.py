@@ -6,4 +6,5 @@ pytest_plugins = [
     "fixtures.tfserving",
     "fixtures.captures",
     "fixtures.kfp_api",
+    "fixtures.storage",
 ]

@@ -54,52 +54,37 @@ def test_an_unobserved_generation_is_progressing() -> None:
 
 
 def test_model_version_health() -> None:
-    base = {"metadata": {"name": "m-v1", "generation": 1}, "spec": {"modelName": "m", "version": 1}}
-    assert health("modelversion", base)[0] == "Progressing"
-    assert health("modelversion", {**base, "status": {"phase": "Validated"}}) == ("Healthy", "Validated")
-    rejected = {
-        **base,
-        "status": {
-            "phase": "Rejected",
-            "checks": [
-                {"gate": "metric:accuracy", "passed": False, "message": "0.62 < min 0.9"},
-                {"gate": "blessing:evaluator", "passed": True, "message": ""},
-            ],
-        },
-    }
-    status, message = health("modelversion", rejected)
-    assert status == "Degraded" and "metric:accuracy: 0.62 < min 0.9" in message and "blessing" not in message
+    assert health("modelversion", captured("modelversion-validated")) == ("Healthy", "Validated")
+    status, message = health("modelversion", captured("modelversion-rejected"))
+    assert status == "Degraded" and message == "Rejected: metric:accuracy: 0.6 < min 0.9"
+    pending = copy.deepcopy(captured("modelversion-validated"))
+    del pending["status"]
+    assert health("modelversion", pending)[0] == "Progressing"
 
 
 def test_training_pipeline_health() -> None:
-    base: dict[str, Any] = {"metadata": {"name": "p", "generation": 2}, "spec": {"modelName": "m"}}
-    ready = {"type": "Ready", "status": "True", "reason": "Ready", "message": ""}
-    assert health("trainingpipeline", base)[0] == "Progressing"
-    running = {"type": "Running", "status": "True", "reason": "RunInProgress", "message": "run p-1 running"}
-    assert health(
-        "trainingpipeline", {**base, "status": {"observedGeneration": 2, "conditions": [ready, running]}}
-    ) == (
-        "Progressing",
-        "run p-1 running",
+    assert health("trainingpipeline", captured("trainingpipeline-succeeded")) == (
+        "Healthy",
+        "Last run Succeeded",
     )
-    failed = {
-        "observedGeneration": 2,
-        "conditions": [ready],
-        "lastRun": {"phase": "Failed", "message": "OOM"},
-    }
-    assert health("trainingpipeline", {**base, "status": failed}) == ("Degraded", "Last run failed: OOM")
-    bad = {
-        "type": "Ready",
-        "status": "False",
-        "reason": "InvalidSchedule",
-        "message": "spec.schedule.cron: bad",
-    }
-    assert (
-        health("trainingpipeline", {**base, "status": {"observedGeneration": 2, "conditions": [bad]}})[0]
-        == "Degraded"
-    )
-    suspended = {**base, "spec": {"schedule": {"cron": "0 3 * * *", "suspend": True}}}
+    status, message = health("trainingpipeline", captured("trainingpipeline-failed"))
+    assert status == "Degraded" and message.startswith("Last run failed:")
+    running = copy.deepcopy(captured("trainingpipeline-succeeded"))
+    for condition in running["status"]["conditions"]:
+        if condition["type"] == "Running":
+            condition.update(status="True", message="run tiny-manual-1 running")
+    assert health("trainingpipeline", running) == ("Progressing", "run tiny-manual-1 running")
+    invalid = copy.deepcopy(captured("trainingpipeline-succeeded"))
+    for condition in invalid["status"]["conditions"]:
+        if condition["type"] == "Ready":
+            condition.update(status="False", reason="InvalidSchedule", message="spec.schedule.cron: bad")
+    assert health("trainingpipeline", invalid) == ("Degraded", "spec.schedule.cron: bad")
+    suspended = copy.deepcopy(captured("trainingpipeline-succeeded"))
+    suspended["spec"]["schedule"] = {"cron": "0 3 * * *", "suspend": True}
     assert health("trainingpipeline", suspended)[0] == "Suspended"
+    stale = copy.deepcopy(captured("trainingpipeline-succeeded"))
+    stale["metadata"]["generation"] += 1
+    assert health("trainingpipeline", stale)[0] == "Progressing"
 
 
 def test_config_map_snippet_matches_the_lua_files() -> None:

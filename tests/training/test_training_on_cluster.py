@@ -57,11 +57,14 @@ class Training:
             patch["spec"] = {"parameters": parameters}
         self.patch(name, patch)
 
-    def status(self, name: str) -> dict[str, Any]:
-        body = self.custom.get_namespaced_custom_object(
+    def get(self, name: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.custom.get_namespaced_custom_object(
             GROUP, VERSION, self.namespace, "trainingpipelines", name
         )
-        return body.get("status") or {}
+        return body
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.get(name).get("status") or {}
 
     def model_version(self, name: str) -> dict[str, Any] | None:
         items = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "modelversions")[
@@ -104,7 +107,7 @@ def operator(operator_process: Any) -> Iterator[Any]:
 
 
 def test_manual_runs_register_versions_that_pass_or_fail_their_gates(
-    training: Training, operator: Any
+    training: Training, operator: Any, capture: Any
 ) -> None:
     training.pipeline("tiny")
     training.request_run("tiny", "first")
@@ -112,6 +115,7 @@ def test_manual_runs_register_versions_that_pass_or_fail_their_gates(
         lambda: (m := training.model_version("tiny-v1")) and m.get("status", {}).get("phase") and m, "v1"
     )
     assert mv["status"]["phase"] == "Validated"
+    capture("modelversion-validated", mv)
     assert mv["spec"]["metrics"] == {"accuracy": "0.95", "loss": "0.05"}
     assert mv["spec"]["lineage"]["trigger"] == "Manual"
     assert mv["spec"]["lineage"]["pipelineDigest"].startswith("sha256:")
@@ -123,12 +127,14 @@ def test_manual_runs_register_versions_that_pass_or_fail_their_gates(
     )
     assert status["lastRun"]["phase"] == "Succeeded" and status["lastRun"]["modelVersion"] == "tiny-v1"
     assert status["pipelineDigest"] == mv["spec"]["lineage"]["pipelineDigest"]
+    capture("trainingpipeline-succeeded", training.get("tiny"))
 
     training.request_run("tiny", "second", accuracy="0.6")
     mv = wait_for(
         lambda: (m := training.model_version("tiny-v2")) and m.get("status", {}).get("phase") and m, "v2"
     )
     assert mv["status"]["phase"] == "Rejected"
+    capture("modelversion-rejected", mv)
     (check,) = mv["status"]["checks"]
     assert check == {
         "gate": "metric:accuracy",
@@ -142,7 +148,9 @@ def test_manual_runs_register_versions_that_pass_or_fail_their_gates(
     assert "Rejected" in training.reasons("tiny-v2")
 
 
-def test_failed_and_unblessed_runs_are_recorded_and_push_nothing(training: Training, operator: Any) -> None:
+def test_failed_and_unblessed_runs_are_recorded_and_push_nothing(
+    training: Training, operator: Any, capture: Any
+) -> None:
     training.pipeline("flaky")
     training.request_run("flaky", "boom", fail="true")
     failed = wait_for(
@@ -150,6 +158,7 @@ def test_failed_and_unblessed_runs_are_recorded_and_push_nothing(training: Train
     )
     assert "loss is NaN" in failed["message"] or "RuntimeError" in failed["message"]
     assert training.condition("flaky", "Succeeded")["status"] == "False"  # type: ignore[index]
+    capture("trainingpipeline-failed", training.get("flaky"))
     training.request_run("flaky", "meh", fail="false", blessed="false")
     last = wait_for(
         lambda: (r := training.status("flaky").get("lastRun")) and r.get("pushed") is False and r, "no push"
