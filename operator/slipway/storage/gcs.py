@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -16,7 +17,10 @@ from slipway.storage.uri import ParsedUri
 def gcs_client(credentials: StorageCredentials, max_connections: int = 32) -> Any:
     import requests.adapters
     from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage  # type: ignore[attr-defined]
+
+    # Imported by name: whether mypy sees google.cloud as a namespace package depends on what else is
+    # installed (the TensorFlow stack adds to it), which made a type: ignore necessary in one venv only.
+    storage = importlib.import_module("google.cloud.storage")
 
     project = credentials.google_project
     if credentials.storage_emulator_host:
