@@ -213,8 +213,8 @@ def test_first_rollout_then_canary_through_steps_to_promotion(
     assert status["history"][-1]["outcome"] == "Promoted"
     assert ("predict", MODEL, 2) in fake_tfserving.requests
     wait_for(lambda: set(env.deployments("web")) == {"web-v2"}, "v1 deployment removed")
-    reasons = {reason for _, reason in env.events("web")}
-    assert {"RolloutStarted", "AnalysisPassed", "Promoted"} <= reasons
+    wanted = {"RolloutStarted", "AnalysisPassed", "Promoted"}
+    wait_for(lambda: wanted <= {reason for _, reason in env.events("web")}, f"events {wanted}", timeout=20)
     served_by = env.custom.get_namespaced_custom_object(
         GROUP, VERSION, env.namespace, "modelversions", "penguins-v2"
     )
@@ -243,7 +243,7 @@ def test_failing_canary_rolls_back_and_stable_keeps_serving(
     assert status["history"][-1]["outcome"] == "RolledBack"
     assert "AnalysisFailed" in status["history"][-1]["message"]
     wait_for(lambda: set(env.deployments("web")) == {"web-v2"}, "canary deployment removed")
-    assert ("Warning", "RolledBack") in env.events("web")
+    wait_for(lambda: ("Warning", "RolledBack") in env.events("web"), "a RolledBack Warning", timeout=20)
     time.sleep(3)
     assert "canaryVersion" not in env.status("web"), "a failed version must not be retried by itself"
     # A retry request tries it again; this time it is healthy and goes through.

@@ -143,9 +143,15 @@ def test_manual_runs_register_versions_that_pass_or_fail_their_gates(
         "threshold": "min 0.9",
         "message": "0.6 < min 0.9",
     }
-    reasons = training.reasons("tiny")
-    assert reasons.count("RunStarted") == 2 and reasons.count("ModelVersionCreated") == 2
-    assert "Rejected" in training.reasons("tiny-v2")
+    # kopf posts Events asynchronously: the registry's verdict can be visible before the last of them.
+    wait_for(
+        lambda: (
+            (r := training.reasons("tiny")).count("RunStarted") == 2 and r.count("ModelVersionCreated") == 2
+        ),
+        "two RunStarted and two ModelVersionCreated events",
+        timeout=20,
+    )
+    wait_for(lambda: "Rejected" in training.reasons("tiny-v2"), "a Rejected event on tiny-v2", timeout=20)
 
 
 def test_failed_and_unblessed_runs_are_recorded_and_push_nothing(
@@ -194,7 +200,7 @@ def test_replace_terminates_the_active_run_and_forbid_waits(training: Training, 
         lambda: (r := training.runs("swap")) and len(r) == 2 and r[1].get("pushed") and r, "b done"
     )
     assert runs[0]["id"] == first["id"] and runs[0]["phase"] == "Cancelled"
-    assert "RunReplaced" in training.reasons("swap")
+    wait_for(lambda: "RunReplaced" in training.reasons("swap"), "a RunReplaced event", timeout=20)
 
     training.pipeline(
         "wait", schedule={**policy, "concurrencyPolicy": "Forbid"}, parameters={"sleep_seconds": "4"}
