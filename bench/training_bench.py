@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime
@@ -25,6 +25,8 @@ from typing import Any
 
 from kubernetes import client, config
 
+sys.path.insert(0, str(Path(__file__).parent))
+from serving_bench import writes_on_touched_resources
 from slipway import GROUP, VERSION
 from slipway.api.crd import KINDS, crd
 from slipway.devcluster import DevCluster
@@ -33,20 +35,6 @@ from slipway.devcluster.operator_process import OperatorProcess
 
 NAMESPACE = "bench"
 PIPELINES = Path(__file__).resolve().parents[1] / "tests" / "training" / "pipelines"
-WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "APPLY")
-
-
-def writes(cluster: DevCluster, resources: tuple[str, ...]) -> int:
-    total = 0
-    pattern = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
-    for line in cluster.get_text("/metrics").splitlines():
-        match = pattern.match(line)
-        if not match:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in resources:
-            total += int(float(match["value"]))
-    return total
 
 
 def wait(predicate: Any, timeout: float = 180) -> Any:
@@ -127,9 +115,9 @@ def main() -> None:
             )
             pipeline_seconds.append((finished - started).total_seconds())
         time.sleep(3)
-        before = writes(cluster, ("trainingpipelines", "modelversions"))
+        before = writes_on_touched_resources(cluster, ("trainingpipelines", "modelversions"))
         time.sleep(args.quiet_seconds)
-        idle = writes(cluster, ("trainingpipelines", "modelversions")) - before
+        idle = writes_on_touched_resources(cluster, ("trainingpipelines", "modelversions")) - before
         operator.stop()
     result = {
         "runs": args.runs,
