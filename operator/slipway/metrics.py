@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter("slipway_reconciles_total", "Reconciles run", ["kind", "result"])
 RECONCILE_SECONDS = Histogram("slipway_reconcile_duration_seconds", "Reconcile wall time", ["kind"])
@@ -23,4 +23,15 @@ RUN_SECONDS = Histogram(
     "slipway_run_duration_seconds",
     "Pipeline run wall time",
     buckets=(10, 30, 60, 120, 300, 900, 1800, 3600, 7200),
+)
+DRIFT_SCORE = Gauge(
+    "slipway_drift_score",
+    "Drift of the last checked batch against the baseline model's training statistics "
+    "(L-infinity for categorical features, Jensen-Shannon for numeric)",
+    ["namespace", "pipeline", "feature"],
+)
+DRIFT_BATCHES = Counter(
+    "slipway_drift_batches_total",
+    "Batches checked for drift, by outcome (Drifted, NoDrift, Anomalous, Blocked)",
+    ["namespace", "pipeline", "outcome"],
 )
