@@ -1,7 +1,9 @@
 """The TFX standard chain as KFP v2 lightweight components on TensorFlow, TF Transform, TFMA and tfx-bsl.
 
 KFP ships each function's source on its own to the step, so every component is self-contained: imports and
-helpers live inside the function. Artifacts keep TFX's on-disk layout (`Split-train/`, `Format-Serving/`,
+helpers live inside the function, except what the operator shares with the steps: `slipway.storage` (remote
+URIs) and `slipway.datastats` (statistics and their comparison, also behind the operator's drift trigger),
+which the step image has installed. Artifacts keep TFX's on-disk layout (`Split-train/`, `Format-Serving/`,
 `schema.pbtxt`, `FeatureStats.pb`, `SchemaDiff.pb`, `BLESSED`/`NOT_BLESSED`), so TFX tooling can read them.
 
 No component installs anything at run time (`install_kfp_package=False`, no `packages_to_install`): under
@@ -36,11 +38,11 @@ def example_gen(data_uri: str, eval_buckets: int, examples: Output[Dataset]) -> 
     import urllib.parse
 
     import google_crc32c
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.csv as pcsv
     from tfx_bsl.coders import example_coder
+
+    from slipway.datastats import statistics  # shared with the operator's drift trigger
 
     def read_sources(uri: str) -> list[tuple[str, bytes]]:
         if uri.startswith("file://") or "://" not in uri:
@@ -60,22 +62,6 @@ def example_gen(data_uri: str, eval_buckets: int, examples: Output[Dataset]) -> 
         store = open_store(uri)
         return [(info.uri, store.read_bytes(info.key)) for info in store.list() if info.key.endswith(".csv")]
 
-    def as_list_column(column: pa.ChunkedArray) -> pa.Array:
-        """One value per row -> the list-of-values column a tf.Example encoding wants; null = absent."""
-        values = column.combine_chunks()
-        if pa.types.is_boolean(values.type):
-            values = values.cast(pa.int64())
-        if pa.types.is_floating(values.type):
-            values = values.cast(pa.float32())
-        elif pa.types.is_integer(values.type):
-            values = values.cast(pa.int64())
-        else:
-            values = values.cast(pa.large_binary())
-        present = pc.is_valid(values)
-        counts = np.cumsum(present.to_numpy(zero_copy_only=False), dtype=np.int32)
-        offsets = pa.array(np.concatenate([np.zeros(1, np.int32), counts]))
-        return pa.ListArray.from_arrays(offsets, values.drop_null(), mask=pc.invert(present))
-
     def tfrecord(payload: bytes) -> bytes:
         def masked_crc(data: bytes) -> bytes:
             crc = google_crc32c.value(data)
@@ -87,12 +73,8 @@ def example_gen(data_uri: str, eval_buckets: int, examples: Output[Dataset]) -> 
     sources = read_sources(data_uri)
     if not sources:
         raise ValueError(f"{data_uri}: no CSV files")
-    options = pcsv.ConvertOptions(null_values=["", "NA", "NaN"], strings_can_be_null=True)
-    tables = [pcsv.read_csv(pa.BufferReader(raw), convert_options=options) for _, raw in sources]
-    table = pa.concat_tables(tables, promote_options="permissive")
-    batch = pa.RecordBatch.from_arrays(
-        [as_list_column(table.column(name)) for name in table.column_names], names=table.column_names
-    )
+    table = statistics.read_csv([raw for _, raw in sources])
+    batch = statistics.as_record_batch(table)
     serialized = example_coder.RecordBatchToExamplesEncoder().encode(batch)
     counts = {"train": 0, "eval": 0}
     handles = {}
@@ -130,11 +112,9 @@ def statistics_gen(examples: Input[Dataset], statistics: Output[Artifact]) -> No
     import os
     import struct
 
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    from tensorflow_metadata.proto.v0 import statistics_pb2
     from tfx_bsl.coders import example_coder
+
+    from slipway.datastats import statistics as datastats  # shared with the operator's drift trigger
 
     def read_tfrecords(path: str) -> list[bytes]:
         records, data, offset = [], open(path, "rb").read(), 0
@@ -144,69 +124,16 @@ def statistics_gen(examples: Input[Dataset], statistics: Output[Artifact]) -> No
             offset += 12 + length + 4
         return records
 
-    def feature_statistics(name: str, column: pa.Array, rows: int) -> statistics_pb2.FeatureNameStatistics:
-        feature = statistics_pb2.FeatureNameStatistics()
-        feature.path.step.append(name)
-        lengths = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False)
-        values = pc.list_flatten(column)
-        present = int((lengths > 0).sum())
-        common = statistics_pb2.CommonStatistics(
-            num_non_missing=present,
-            num_missing=rows - present,
-            min_num_values=int(lengths[lengths > 0].min()) if present else 0,
-            max_num_values=int(lengths.max()) if rows else 0,
-            avg_num_values=float(lengths[lengths > 0].mean()) if present else 0.0,
-            tot_num_values=int(lengths.sum()),
-        )
-        if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
-            feature.type = statistics_pb2.FeatureNameStatistics.INT
-            if pa.types.is_floating(values.type):
-                feature.type = statistics_pb2.FeatureNameStatistics.FLOAT
-            numbers = values.to_numpy(zero_copy_only=False).astype("float64")
-            numbers = numbers[~np.isnan(numbers)]
-            stats = feature.num_stats
-            stats.common_stats.CopyFrom(common)
-            if numbers.size:
-                stats.mean, stats.std_dev = float(numbers.mean()), float(numbers.std())
-                stats.min, stats.max = float(numbers.min()), float(numbers.max())
-                stats.median = float(np.median(numbers))
-                stats.num_zeros = int((numbers == 0).sum())
-                counts, edges = np.histogram(numbers, bins=10)
-                histogram = stats.histograms.add(type=statistics_pb2.Histogram.STANDARD)
-                for count, low, high in zip(counts, edges[:-1], edges[1:], strict=True):
-                    histogram.buckets.add(
-                        low_value=float(low), high_value=float(high), sample_count=float(count)
-                    )
-        else:
-            feature.type = statistics_pb2.FeatureNameStatistics.STRING
-            stats = feature.string_stats
-            stats.common_stats.CopyFrom(common)
-            frequencies = pc.value_counts(values).to_pylist()
-            frequencies.sort(key=lambda item: (-item["counts"], item["values"]))
-            stats.unique = len(frequencies)
-            for rank, item in enumerate(frequencies):
-                value = item["values"].decode() if isinstance(item["values"], bytes) else str(item["values"])
-                stats.top_values.add(value=value, frequency=float(item["counts"]))
-                stats.rank_histogram.buckets.add(
-                    low_rank=rank, high_rank=rank, label=value, sample_count=float(item["counts"])
-                )
-            if len(values):
-                stats.avg_length = float(pc.mean(pc.binary_length(values)).as_py())
-        return feature
-
     decoder = example_coder.ExamplesToRecordBatchDecoder()
     for split in ("train", "eval"):
         directory = os.path.join(examples.path, f"Split-{split}")
         records = [
             r for n in sorted(os.listdir(directory)) for r in read_tfrecords(os.path.join(directory, n))
         ]
-        batch = decoder.DecodeBatch(records)
-        dataset = statistics_pb2.DatasetFeatureStatistics(name=split, num_examples=batch.num_rows)
-        for name, column in zip(batch.schema.names, batch.columns, strict=True):
-            dataset.features.append(feature_statistics(name, column, batch.num_rows))
+        dataset = datastats.dataset_statistics(decoder.DecodeBatch(records), split)
         os.makedirs(os.path.join(statistics.path, f"Split-{split}"), exist_ok=True)
         with open(os.path.join(statistics.path, f"Split-{split}", "FeatureStats.pb"), "wb") as handle:
-            handle.write(statistics_pb2.DatasetFeatureStatisticsList(datasets=[dataset]).SerializeToString())
+            handle.write(datastats.serialize(dataset))
     statistics.metadata.update({"split_names": '["train", "eval"]', "tfx_type": "ExampleStatistics"})
 
 
@@ -221,7 +148,7 @@ def schema_gen(
     import urllib.parse
 
     from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
+    from tensorflow_metadata.proto.v0 import schema_pb2
 
     if curated_schema_uri:
         if curated_schema_uri.startswith("file://") or "://" not in curated_schema_uri:
@@ -238,47 +165,15 @@ def schema_gen(
         schema.metadata.update({"tfx_type": "Schema", "curated": True})
         return
 
-    def infer(feature_stats: statistics_pb2.FeatureNameStatistics, num_examples: int) -> schema_pb2.Feature:
-        name = feature_stats.path.step[0]
-        feature = schema_pb2.Feature(name=name)
-        kind = feature_stats.WhichOneof("stats")
-        common = getattr(feature_stats, kind).common_stats
-        feature.presence.min_count = 1
-        if common.num_missing == 0 and common.max_num_values == 1:
-            feature.presence.min_fraction = 1.0
-            feature.shape.dim.add(size=1)
-        else:
-            feature.value_count.min = 1
-            feature.value_count.max = max(1, common.max_num_values)
-        if kind == "num_stats":
-            low, high = feature_stats.num_stats.min, feature_stats.num_stats.max
-            margin = (high - low) / 2
-            if feature_stats.type == statistics_pb2.FeatureNameStatistics.INT:
-                feature.type = schema_pb2.INT
-                feature.int_domain.min, feature.int_domain.max = int(low - margin), int(high + margin + 1)
-            else:
-                feature.type = schema_pb2.FLOAT
-                feature.float_domain.min, feature.float_domain.max = low - margin, high + margin
-        else:
-            feature.type = schema_pb2.BYTES
-            values = [v.value for v in feature_stats.string_stats.top_values]
-            if len(values) <= max_categories:
-                feature.domain = name
-        return feature
+    from slipway.datastats import schema as datastats_schema  # shared with the operator's drift trigger
+    from slipway.datastats import statistics as datastats
 
-    train = statistics_pb2.DatasetFeatureStatisticsList()
-    train.ParseFromString(open(os.path.join(statistics.path, "Split-train", "FeatureStats.pb"), "rb").read())
-    dataset = train.datasets[0]
-    inferred = schema_pb2.Schema()
-    for feature_stats in dataset.features:
-        feature = inferred.feature.add()
-        feature.CopyFrom(infer(feature_stats, dataset.num_examples))
-        if feature.domain:
-            inferred.string_domain.add(
-                name=feature.name, value=sorted(v.value for v in feature_stats.string_stats.top_values)
-            )
+    train = datastats.parse(
+        open(os.path.join(statistics.path, "Split-train", "FeatureStats.pb"), "rb").read()
+    )
     os.makedirs(schema.path, exist_ok=True)
-    open(os.path.join(schema.path, "schema.pbtxt"), "w").write(text_format.MessageToString(inferred))
+    inferred = datastats_schema.infer(train, max_categories)
+    open(os.path.join(schema.path, "schema.pbtxt"), "w").write(datastats_schema.to_text(inferred))
     schema.metadata.update({"tfx_type": "Schema", "curated": False})
 
 
@@ -296,177 +191,35 @@ def example_validator(
     frequencies, Jensen-Shannon divergence of numeric histograms). Writes `Split-*/SchemaDiff.pb`
     (tensorflow-metadata `Anomalies`); fails the run on anomalies unless fail_on_anomalies is false."""
     import json
-    import math
     import os
 
     from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+    from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-    Reason = anomalies_pb2.AnomalyInfo
+    from slipway.datastats import compare  # shared with the operator's drift trigger
+    from slipway.datastats import statistics as datastats
 
     def load_statistics(split: str) -> statistics_pb2.DatasetFeatureStatistics:
-        stats = statistics_pb2.DatasetFeatureStatisticsList()
-        stats.ParseFromString(
+        return datastats.parse(
             open(os.path.join(statistics.path, f"Split-{split}", "FeatureStats.pb"), "rb").read()
         )
-        return stats.datasets[0]
-
-    def frequencies(feature: statistics_pb2.FeatureNameStatistics) -> dict[str, float]:
-        total = sum(v.frequency for v in feature.string_stats.top_values) or 1.0
-        return {v.value: v.frequency / total for v in feature.string_stats.top_values}
-
-    def l_infinity(current: dict[str, float], reference: dict[str, float]) -> float:
-        return max(
-            (abs(current.get(k, 0.0) - reference.get(k, 0.0)) for k in {*current, *reference}), default=0.0
-        )
-
-    def histogram_mass(feature: statistics_pb2.FeatureNameStatistics, edges: list[float]) -> list[float]:
-        """Spreads each bucket's count uniformly over its range and re-buckets onto shared edges."""
-        mass = [0.0] * (len(edges) - 1)
-        for bucket in feature.num_stats.histograms[0].buckets if feature.num_stats.histograms else []:
-            width = bucket.high_value - bucket.low_value
-            for i in range(len(mass)):
-                if width <= 0:
-                    inside = 1.0 if edges[i] <= bucket.low_value <= edges[i + 1] else 0.0
-                else:
-                    overlap = min(bucket.high_value, edges[i + 1]) - max(bucket.low_value, edges[i])
-                    inside = max(0.0, overlap) / width
-                mass[i] += bucket.sample_count * inside
-        total = sum(mass) or 1.0
-        return [m / total for m in mass]
-
-    def jensen_shannon(p: list[float], q: list[float]) -> float:
-        m = [(a + b) / 2 for a, b in zip(p, q, strict=True)]
-
-        def kl(a: list[float], b: list[float]) -> float:
-            return sum(x * math.log2(x / y) for x, y in zip(a, b, strict=True) if x > 0 and y > 0)
-
-        return (kl(p, m) + kl(q, m)) / 2
-
-    def shared_edges(
-        a: statistics_pb2.FeatureNameStatistics, b: statistics_pb2.FeatureNameStatistics
-    ) -> list[float]:
-        low = min(a.num_stats.min, b.num_stats.min)
-        high = max(a.num_stats.max, b.num_stats.max)
-        if high <= low:
-            return [low, low + 1.0]
-        return [low + (high - low) * i / 20 for i in range(21)]
-
-    def schema_anomalies(
-        dataset: statistics_pb2.DatasetFeatureStatistics, spec: schema_pb2.Schema
-    ) -> dict[str, list[tuple[int, str]]]:
-        found: dict[str, list[tuple[int, str]]] = {}
-        by_name = {f.path.step[0]: f for f in dataset.features}
-        domains = {d.name: set(d.value) for d in spec.string_domain}
-        for feature in spec.feature:
-            stats = by_name.get(feature.name)
-            reasons = found.setdefault(feature.name, [])
-            if stats is None:
-                reasons.append((Reason.SCHEMA_MISSING_COLUMN, "Column dropped: the feature is absent"))
-                continue
-            kind = stats.WhichOneof("stats")
-            common = getattr(stats, kind).common_stats
-            total = common.num_non_missing + common.num_missing
-            if (
-                feature.presence.min_fraction
-                and total
-                and common.num_non_missing / total < feature.presence.min_fraction
-            ):
-                reasons.append(
-                    (
-                        Reason.FEATURE_TYPE_LOW_FRACTION_PRESENT,
-                        f"present in {common.num_non_missing}/{total} examples",
-                    )
-                )
-            expected_numeric = feature.type in (schema_pb2.INT, schema_pb2.FLOAT)
-            if expected_numeric != (kind == "num_stats") or (
-                feature.type == schema_pb2.INT and stats.type == statistics_pb2.FeatureNameStatistics.FLOAT
-            ):
-                reasons.append(
-                    (Reason.UNEXPECTED_DATA_TYPE, f"expected {schema_pb2.FeatureType.Name(feature.type)}")
-                )
-                continue
-            domain = domains.get(feature.domain) if feature.domain else None
-            if feature.HasField("string_domain"):
-                domain = set(feature.string_domain.value)
-            if domain is not None and kind == "string_stats":
-                unknown = sorted({v.value for v in stats.string_stats.top_values} - domain)
-                if unknown:
-                    reasons.append(
-                        (
-                            Reason.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
-                            "Unexpected values: " + ", ".join(unknown[:10]),
-                        )
-                    )
-            if kind == "num_stats" and common.num_non_missing:
-                bounds = feature.int_domain if feature.type == schema_pb2.INT else feature.float_domain
-                big, small = (
-                    (Reason.INT_TYPE_BIG_INT, Reason.INT_TYPE_SMALL_INT)
-                    if feature.type == schema_pb2.INT
-                    else (Reason.FLOAT_TYPE_BIG_FLOAT, Reason.FLOAT_TYPE_SMALL_FLOAT)
-                )
-                if bounds.HasField("max") and stats.num_stats.max > bounds.max:
-                    reasons.append((big, f"max {stats.num_stats.max:g} above the domain's {bounds.max:g}"))
-                if bounds.HasField("min") and stats.num_stats.min < bounds.min:
-                    reasons.append((small, f"min {stats.num_stats.min:g} below the domain's {bounds.min:g}"))
-        return {name: reasons for name, reasons in found.items() if reasons}
-
-    def drift_anomalies(
-        current: statistics_pb2.DatasetFeatureStatistics, reference: statistics_pb2.DatasetFeatureStatistics
-    ) -> dict[str, list[tuple[int, str]]]:
-        found: dict[str, list[tuple[int, str]]] = {}
-        reference_by_name = {f.path.step[0]: f for f in reference.features}
-        for feature in current.features:
-            name = feature.path.step[0]
-            baseline = reference_by_name.get(name)
-            if baseline is None or feature.WhichOneof("stats") != baseline.WhichOneof("stats"):
-                continue
-            if feature.WhichOneof("stats") == "string_stats":
-                distance = l_infinity(frequencies(feature), frequencies(baseline))
-                if distance > categorical_drift_threshold:
-                    found[name] = [
-                        (
-                            Reason.COMPARATOR_L_INFINITY_HIGH,
-                            f"L-infinity {distance:.3f} > {categorical_drift_threshold} (eval/train)",
-                        )
-                    ]
-            else:
-                edges = shared_edges(feature, baseline)
-                divergence = jensen_shannon(histogram_mass(feature, edges), histogram_mass(baseline, edges))
-                if divergence > numeric_drift_threshold:
-                    found[name] = [
-                        (
-                            Reason.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH,
-                            f"Jensen-Shannon {divergence:.3f} > {numeric_drift_threshold} (eval/train)",
-                        )
-                    ]
-        return found
-
-    def as_proto(found: dict[str, list[tuple[int, str]]], spec: schema_pb2.Schema) -> anomalies_pb2.Anomalies:
-        result = anomalies_pb2.Anomalies(anomaly_name_format=anomalies_pb2.Anomalies.SERIALIZED_PATH)
-        result.baseline.CopyFrom(spec)
-        for name, reasons in found.items():
-            info = result.anomaly_info[name]
-            info.path.step.append(name)
-            info.severity = anomalies_pb2.AnomalyInfo.ERROR
-            info.short_description = reasons[0][1] if len(reasons) == 1 else "Multiple errors"
-            info.description = "; ".join(text for _, text in reasons)
-            for kind, text in reasons:
-                info.reason.add(type=kind, short_description=Reason.Type.Name(kind), description=text)
-        return result
 
     spec = text_format.Parse(open(os.path.join(schema.path, "schema.pbtxt")).read(), schema_pb2.Schema())
     train, evaluation = load_statistics("train"), load_statistics("eval")
-    per_split = {"train": schema_anomalies(train, spec), "eval": schema_anomalies(evaluation, spec)}
-    for name, reasons in drift_anomalies(evaluation, train).items():
+    per_split = {
+        "train": compare.schema_anomalies(train, spec),
+        "eval": compare.schema_anomalies(evaluation, spec),
+    }
+    scores = compare.drift(evaluation, train, categorical_drift_threshold, numeric_drift_threshold)
+    for name, reasons in compare.drift_anomalies(scores, "eval/train").items():
         per_split["eval"].setdefault(name, []).extend(reasons)
     summary = []
     for split, found in per_split.items():
         os.makedirs(os.path.join(anomalies.path, f"Split-{split}"), exist_ok=True)
         with open(os.path.join(anomalies.path, f"Split-{split}", "SchemaDiff.pb"), "wb") as handle:
-            handle.write(as_proto(found, spec).SerializeToString())
+            handle.write(compare.as_proto(found, spec).SerializeToString())
         for name, reasons in sorted(found.items()):
-            summary.extend(f"{split}/{name}: {Reason.Type.Name(kind)} ({text})" for kind, text in reasons)
+            summary.extend(f"{split}/{name}: {compare.reason_name(kind)} ({text})" for kind, text in reasons)
     anomalies.metadata.update({"tfx_type": "ExampleAnomalies", "anomalies": json.dumps(summary)})
     if summary:
         print("anomalies:\n  " + "\n  ".join(summary))
