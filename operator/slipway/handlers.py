@@ -130,11 +130,12 @@ def reconcile_pipeline(namespace: str, name: str, model: str) -> None:
     stable = max((ref.stable_version for ref in refs if ref.stable_version), default=None)
     stable_uri = next((info.uri for info in infos if info.version == stable), None)
     versions = [info.version for info in infos]
+    baseline_uri = stable_uri or training.newest_validated_uri(infos)
     runner.run(
         "TrainingPipeline",
         namespace,
         name,
-        lambda: training.reconcile(namespace, name, versions, stable_uri, post_event),
+        lambda: training.reconcile(namespace, name, versions, stable_uri, baseline_uri, post_event),
     )
 
 

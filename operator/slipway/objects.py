@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from slipway.storage import ObjectStore, open_store
+from slipway.storage import ObjectInfo, ObjectStore, open_store
 
 T = TypeVar("T")
 
@@ -52,3 +52,8 @@ def exists(uri: str, credentials: Any = None) -> bool:
 def fingerprint(uri: str, credentials: Any = None) -> str:
     """A digest of the listing under a prefix (names, sizes, change markers): changes when data lands."""
     return _on(uri, "list", lambda store, key: store.fingerprint(key), credentials, whole=True)
+
+
+def list_objects(uri: str, credentials: Any = None) -> list[ObjectInfo]:
+    """Every object under a prefix, by key."""
+    return _on(uri, "list", lambda store, _: list(store.list()), credentials, whole=True)

@@ -409,3 +409,31 @@ def test_the_split_is_the_same_in_every_process(workdir: Path, tmp_path: Path) -
     assert counts[0] == counts[1] and counts[0]["train_count"] + counts[0]["eval_count"] == 344
     assert 0.2 < counts[0]["eval_count"] / 344 < 0.4
     assert eval_rows(tmp_path / "first") == eval_rows(tmp_path / "second")
+
+
+def test_the_operator_reads_the_runs_statistics_as_a_drift_baseline(champion: dict[str, Any]) -> None:
+    """The drift trigger measures batches with the code StatisticsGen ran: against the run's own
+    statistics and schema, a resample of the data does not drift and a shifted batch does."""
+    from fixtures.penguins import resample, shifted
+    from slipway.api.training_pipeline import OnDrift
+    from slipway.datastats import schema as datastats_schema
+    from slipway.datastats import statistics as datastats
+    from slipway.storage import ObjectInfo
+    from slipway.training import drift
+
+    lineage = champion["manifest"]["lineage"]
+    stats_path, schema_path = (
+        Path(lineage[k].removeprefix("file://")) for k in ("statisticsUri", "schemaUri")
+    )
+    baseline = drift.Baseline(
+        1,
+        lineage["statisticsUri"],
+        datastats.parse(stats_path.read_bytes()),
+        datastats_schema.parse(schema_path.read_text()),
+    )
+    rule = OnDrift.model_validate({"batches": {"uri": "file:///batches"}})
+    batch = ObjectInfo(key="b.csv", size=1, etag="1", uri="file:///batches/b.csv")
+    clean = drift.judge(batch, datastats.csv_statistics([resample(200, 5)], "b"), baseline, rule)
+    assert clean.outcome == "NoDrift", clean.summary()
+    moved = drift.judge(batch, datastats.csv_statistics([shifted(200, 5)], "b"), baseline, rule)
+    assert moved.outcome == "Drifted" and {d.feature for d in moved.drifted} == {"body_mass_g", "island"}

@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 
 from fixtures.kfp_api import KfpApi
+from fixtures.penguins import resample, shifted
 from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
 
@@ -416,3 +417,63 @@ def test_schedule_missed_while_the_operator_was_down_runs_late_or_is_skipped_by_
     assert training.runs("missed") == [] and training.reasons("missed").count("MissedSchedule") == 1
     wait_for(lambda: (r := training.runs("late")) and r[0].get("pushed") is not None, "late run registered")
     assert len(training.runs("late")) == 1, "the late run is not repeated"
+
+
+def test_drift_starts_one_run_per_drifted_batch_and_none_again_after_a_restart(
+    training: Training, operator: Any, capture: Any
+) -> None:
+    (training.root / "penguins").mkdir()
+    (training.root / "penguins" / "penguins.csv").write_bytes(resample(344, seed=0))
+    batches = training.root / "batches"
+    batches.mkdir()
+    training.pipeline(
+        "drifty",
+        data={"uri": f"file://{training.root}/penguins"},
+        triggers={"onDrift": {"batches": {"uri": f"file://{batches}"}, "pollIntervalSeconds": 5}},
+    )
+    training.request_run("drifty", "first")
+    wait_for(lambda: (m := training.model_version("drifty-v1")) and m.get("status", {}).get("phase"), "v1")
+    wait_for(lambda: training.condition("drifty", "DriftWatch"), "the drift watch")
+
+    def checked(key: str) -> dict[str, Any] | None:
+        entries = (training.status("drifty").get("drift") or {}).get("batches", [])
+        return next((b for b in entries if b["batch"] == key and b["outcome"] != "Baseline"), None)
+
+    def drift_runs() -> list[dict[str, Any]]:
+        return [r for r in training.runs("drifty") if r["trigger"] == "Drift"]
+
+    (batches / "2026-11-22-a.csv").write_bytes(resample(200, seed=1))
+    clean = wait_for(lambda: checked("2026-11-22-a.csv"), "the resample checked", timeout=60)
+    assert clean["outcome"] == "NoDrift" and clean["baselineVersion"] == 1 and clean.get("run") is None
+    wait_for(lambda: "NoDrift" in training.reasons("drifty"), "a NoDrift event", timeout=20)
+    assert drift_runs() == []
+
+    (batches / "2026-11-22-b.csv").write_bytes(shifted(200, seed=2))
+    drifted = wait_for(lambda: checked("2026-11-22-b.csv"), "the shifted batch checked", timeout=60)
+    assert drifted["outcome"] == "Drifted"
+    assert "body_mass_g Jensen-Shannon" in drifted["summary"] and "island L-infinity" in drifted["summary"]
+    (run,) = wait_for(drift_runs, "a Drift run")
+    assert run["id"] == drifted["run"]
+    assert run["details"]["batch"] == "2026-11-22-b.csv" and run["details"]["baselineVersion"] == "1"
+    assert float(run["details"]["drift.body_mass_g"].split()[1]) > 0.1
+    assert "Atlantis" in run["details"]["anomalies"]
+    mv = wait_for(
+        lambda: (m := training.model_version("drifty-v2")) and m.get("status", {}).get("phase") and m, "v2"
+    )
+    assert mv["spec"]["lineage"]["trigger"] == "Drift"
+    wait_for(
+        lambda: {"DriftDetected", "DataAnomalies"} <= set(training.reasons("drifty")),
+        "DriftDetected and DataAnomalies events",
+        timeout=20,
+    )
+    assert 'slipway_drift_score{feature="body_mass_g",namespace=' in operator.metrics()
+    capture("trainingpipeline-drift", training.get("drifty"))
+
+    operator.restart(kill=True)
+    # A batch after the restart proves the new process polls; the drifted one must not run again.
+    (batches / "2026-11-22-c.csv").write_bytes(resample(200, seed=3))
+    assert wait_for(lambda: checked("2026-11-22-c.csv"), "a batch after the restart", timeout=60)[
+        "outcome"
+    ] in ("NoDrift")
+    assert [r["id"] for r in drift_runs()] == [run["id"]]
+    assert training.reasons("drifty").count("DriftDetected") == 1

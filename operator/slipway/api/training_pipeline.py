@@ -9,7 +9,6 @@ from pydantic import Field
 
 from slipway.api.common import (
     Condition,
-    Decimal,
     KubeModel,
     ModelName,
     ObjectName,
@@ -82,16 +81,28 @@ class OnNewData(KubeModel):
     poll_interval_seconds: Annotated[int, Field(ge=5, le=86_400)] = 60
 
 
+# Both distances lie in [0, 1]; a decimal string like every figure in a spec.
+DriftThreshold = Annotated[str, Field(pattern=r"^(0(\.[0-9]+)?|1(\.0+)?)$", max_length=32)]
+
+
 class OnDrift(KubeModel):
-    batches: StorageLocation = Field(description="Prefix where new batches of data land.")
+    batches: StorageLocation = Field(
+        description="Prefix where new batches of data land: one CSV file per batch, spec.data's columns."
+    )
     poll_interval_seconds: Annotated[int, Field(ge=5, le=86_400)] = 300
-    categorical_threshold: Decimal = Field(
-        default="0.1", description="L-infinity distance per categorical feature."
+    categorical_threshold: DriftThreshold = Field(
+        default="0.1", description="L-infinity distance of a categorical feature's frequencies."
     )
-    numeric_threshold: Decimal = Field(
-        default="0.1", description="Jensen-Shannon divergence per numeric feature."
+    numeric_threshold: DriftThreshold = Field(
+        default="0.1", description="Jensen-Shannon divergence (base 2) of a numeric feature's histogram."
     )
-    block_on_anomalies: bool = False
+    feature_thresholds: Annotated[
+        dict[Annotated[str, Field(max_length=128)], DriftThreshold], Field(max_length=256)
+    ] = Field(default_factory=dict, description="Per-feature thresholds, over the two above.")
+    block_on_anomalies: bool = Field(
+        default=False,
+        description="A batch with schema anomalies (missing column, unknown category...) starts no run.",
+    )
 
 
 class Triggers(KubeModel):
@@ -139,6 +150,34 @@ class RunRecord(KubeModel):
     )
 
 
+DriftOutcome = Literal["Baseline", "NoDrift", "Drifted", "Anomalous", "Blocked"]
+
+
+class CheckedBatch(KubeModel):
+    batch: Annotated[str, Field(max_length=1024, description="Key under spec.triggers.onDrift.batches.")]
+    etag: Annotated[str, Field(max_length=256)] = ""
+    updated: datetime | None = None
+    checked_time: datetime | None = None
+    outcome: DriftOutcome
+    baseline_version: int | None = None
+    summary: Annotated[str, Field(max_length=1024)] = Field(
+        default="", description="The largest drift figures and any anomalies."
+    )
+    run: Annotated[str, Field(max_length=253)] | None = None
+
+
+class DriftStatus(KubeModel):
+    baseline: Annotated[str, Field(max_length=2048)] = Field(
+        default="", description="Training statistics the batches are compared with (the stable model's)."
+    )
+    baseline_version: int | None = None
+    watermark: datetime | None = Field(
+        default=None, description="Batches last modified before this were seen already."
+    )
+    last_check_time: datetime | None = None
+    batches: Annotated[list[CheckedBatch], Field(max_length=100)] = Field(default_factory=list)
+
+
 class TrainingPipelineStatus(KubeModel):
     observed_generation: int | None = None
     pipeline_digest: Annotated[str, Field(max_length=128)] | None = None
@@ -150,6 +189,7 @@ class TrainingPipelineStatus(KubeModel):
         default=None, description="The last slipway.dev/run annotation value acted on."
     )
     data_fingerprint: Annotated[str, Field(max_length=128)] | None = None
+    drift: DriftStatus | None = None
     conditions: list[Condition] = Field(default_factory=list)
 
 

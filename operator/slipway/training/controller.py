@@ -19,10 +19,14 @@ from kubernetes.client.rest import ApiException
 from slipway import GROUP, VERSION, manifest, objects
 from slipway.api.common import ConditionStatus, StorageLocation, now, set_condition
 from slipway.api.model_version import Blessings, DataInput, Lineage, ModelVersionSpec, SecretRef
-from slipway.api.training_pipeline import RunRecord, TrainingPipelineSpec, TrainingPipelineStatus
+from slipway.api.training_pipeline import OnDrift, RunRecord, TrainingPipelineSpec, TrainingPipelineStatus
+from slipway.datastats import schema as datastats_schema
+from slipway.datastats import statistics as datastats
 from slipway.kube import api_client, get_custom, is_subset, patch_custom_status
-from slipway.metrics import API_WRITES, RUN_SECONDS, RUNS
+from slipway.metrics import API_WRITES, DRIFT_BATCHES, DRIFT_SCORE, RUN_SECONDS, RUNS
+from slipway.serving.rollout import VersionInfo
 from slipway.settings import settings
+from slipway.training import drift
 from slipway.training import schedule as cron
 from slipway.training.kfp_executor import KfpError, KfpExecutor, KfpTarget
 from slipway.training.local_executor import LocalExecutor, RunState
@@ -35,7 +39,9 @@ ACTIVE = ("Pending", "Running")
 EventSink = Callable[[dict[str, Any], str, str, str], None]
 SecretReader = Callable[[str], dict[str, str] | None]
 Executor = LocalExecutor | KfpExecutor
-_last_data_poll: dict[tuple[str, str], datetime] = {}
+Request = tuple[str, str, dict[str, str]]  # (trigger, key that names the run, figures behind it)
+_last_poll: dict[tuple[str, str, str], datetime] = {}
+_baselines: dict[str, drift.Baseline] = {}  # by statistics URI: training artifacts never change
 
 
 @dataclass
@@ -287,7 +293,15 @@ def register(
 
 
 class Reconciler:
-    def __init__(self, body: dict[str, Any], existing_versions: list[int], stable_uri: str | None) -> None:
+    def __init__(
+        self,
+        body: dict[str, Any],
+        existing_versions: list[int],
+        stable_uri: str | None,
+        baseline_uri: str | None = None,
+    ) -> None:
+        """`stable_uri`: the model an endpoint serves as stable (the champion a run must beat);
+        `baseline_uri`: the model whose training statistics new batches are compared with."""
         self.body = body
         self.namespace = body["metadata"]["namespace"]
         self.name = body["metadata"]["name"]
@@ -296,6 +310,7 @@ class Reconciler:
         self.status = TrainingPipelineStatus.model_validate(body.get("status") or {})
         self.existing_versions = existing_versions
         self.stable_uri = stable_uri
+        self.baseline_uri = baseline_uri or stable_uri
         self.events: list[tuple[str, str, str]] = []
         self.now = now()
         self.secrets = secret_reader(self.namespace)
@@ -326,8 +341,8 @@ class Reconciler:
         self.condition("Ready", "True", "Valid", f"pipeline {pipeline.name} ({pipeline.digest[:19]})")
         try:
             self.follow_runs()
-            for trigger, key in self.requests():
-                self.start(pipeline, trigger, key)
+            for trigger, key, details in self.requests():
+                self.start(pipeline, trigger, key, details)
         except KfpError as error:
             # The API is down or refused: keep what we know, say so once, try again on the next poll.
             previous = next((c for c in self.status.conditions if c.type == "ExecutorReachable"), None)
@@ -405,11 +420,11 @@ class Reconciler:
 
     # --- what asks for a run ----------------------------------------------------------------------------
 
-    def requests(self) -> list[tuple[str, str]]:
-        wanted: list[tuple[str, str]] = []
+    def requests(self) -> list[Request]:
+        wanted: list[Request] = []
         token = (self.body["metadata"].get("annotations") or {}).get(RUN_ANNOTATION)
         if token and token != self.status.handled_run_request:
-            wanted.append(("Manual", token))
+            wanted.append(("Manual", token, {}))
         schedule = self.spec.schedule
         if schedule is not None:
             created = datetime.fromisoformat(
@@ -423,19 +438,26 @@ class Reconciler:
                     "Warning", "MissedSchedule", f"skipped {decision.missed.isoformat()}: past the deadline"
                 )
             if decision.due is not None:
-                wanted.append(("Schedule", decision.due.isoformat()))
+                wanted.append(("Schedule", decision.due.isoformat(), {}))
         if self.spec.triggers.on_new_data is not None and (change := self.new_data()) is not None:
-            wanted.append(("NewData", change))
+            wanted.append(("NewData", change, {}))
+        if self.spec.triggers.on_drift is not None:
+            wanted.extend(self.drifted_batches(self.spec.triggers.on_drift))
         return wanted
+
+    def poll_due(self, trigger: str, interval: int) -> bool:
+        key = (self.namespace, self.name, trigger)
+        last = _last_poll.get(key)
+        if last is not None and (self.now - last).total_seconds() < interval:
+            return False
+        _last_poll[key] = self.now
+        return True
 
     def new_data(self) -> str | None:
         rule = self.spec.triggers.on_new_data
         assert rule is not None
-        key = (self.namespace, self.name)
-        last = _last_data_poll.get(key)
-        if last is not None and (self.now - last).total_seconds() < rule.poll_interval_seconds:
+        if not self.poll_due("NewData", rule.poll_interval_seconds):
             return None
-        _last_data_poll[key] = self.now
         try:
             credentials = storage_credentials(self.spec.data, "spec.data", self.secrets)
             current = objects.fingerprint(self.spec.data.uri, credentials)
@@ -451,7 +473,111 @@ class Reconciler:
 
     # --- starting runs ----------------------------------------------------------------------------------
 
-    def start(self, pipeline: PipelineSpec, trigger: str, key: str) -> None:
+    def drifted_batches(self, rule: OnDrift) -> list[Request]:
+        """Checks the batches that landed since the last poll; a Drift run for each that drifted."""
+        if not self.poll_due("Drift", rule.poll_interval_seconds):
+            return []
+        field_path = "spec.triggers.onDrift.batches"
+        try:
+            credentials = storage_credentials(rule.batches, field_path, self.secrets)
+            listing = objects.list_objects(rule.batches.uri, credentials)
+        except (objects.ObjectError, SourceError) as error:
+            self.drift_condition("False", "BatchesUnreadable", f"{field_path}: {error}")
+            return []
+        if self.status.drift is None:
+            self.status.drift = drift.first_sight(listing, self.now)
+            self.drift_condition(
+                "True", "Watching", f"{len(self.status.drift.batches)} batches already there"
+            )
+            return []
+        status = drift.prune(self.status.drift, listing)
+        fresh = drift.new_batches(listing, status)
+        self.status.drift = status
+        if not fresh:
+            return []
+        try:
+            baseline = self.drift_baseline()
+        except (objects.ObjectError, manifest.ManifestError, SourceError, ValueError) as error:
+            self.drift_condition("False", "BaselineUnreadable", str(error)[:1000])
+            return []
+        if baseline is None:
+            message = f"{len(fresh)} batches wait: no Validated {self.spec.model_name} to compare them with"
+            self.drift_condition("False", "NoBaseline", message)
+            return []
+        wanted: list[Request] = []
+        for batch in fresh:
+            try:
+                statistics = datastats.csv_statistics([objects.read_bytes(batch.uri, credentials)], batch.key)
+                verdict = drift.judge(batch, statistics, baseline, rule)
+            except (objects.ObjectError, ValueError) as error:  # pyarrow's parse errors are ValueErrors
+                verdict = drift.unreadable(batch, str(error))
+            run = (
+                run_id(self.name, "Drift", f"{batch.key}@{batch.etag}")
+                if verdict.outcome == "Drifted"
+                else None
+            )
+            self.status.drift = drift.record(self.status.drift, verdict, baseline, self.now, run)
+            self.report_drift(verdict, baseline)
+            if run is not None:
+                wanted.append(("Drift", f"{batch.key}@{batch.etag}", verdict.details(baseline.version)))
+        checked = sum(b.outcome != "Baseline" for b in self.status.drift.batches)
+        self.drift_condition(
+            "True", "Watching", f"{checked} batches checked against v{baseline.version}'s training statistics"
+        )
+        return wanted
+
+    def drift_baseline(self) -> drift.Baseline | None:
+        """The training statistics and schema of the model version that is stable now, from its manifest."""
+        if self.baseline_uri is None:
+            return None
+        credentials = storage_credentials(self.spec.model_store, "spec.modelStore", self.secrets)
+        found = manifest.read(self.baseline_uri, credentials)
+        uri = found.lineage.statistics_uri
+        if not uri:
+            raise ValueError(f"{self.baseline_uri}: the manifest records no statisticsUri (lineage)")
+        if uri not in _baselines:
+            artifacts = storage_credentials(self.spec.artifact_root, "spec.artifactRoot", self.secrets)
+            schema = None
+            if found.lineage.schema_uri:
+                text = objects.read_bytes(found.lineage.schema_uri, artifacts).decode()
+                schema = datastats_schema.parse(text)
+            _baselines[uri] = drift.Baseline(
+                found.version, uri, datastats.parse(objects.read_bytes(uri, artifacts)), schema
+            )
+        return _baselines[uri]
+
+    def report_drift(self, verdict: drift.Verdict, baseline: drift.Baseline) -> None:
+        for score in verdict.scores:
+            DRIFT_SCORE.labels(self.namespace, self.name, score.feature).set(score.score)
+        DRIFT_BATCHES.labels(self.namespace, self.name, verdict.outcome).inc()
+        against = f"v{baseline.version}'s training data"
+        if verdict.anomalies:
+            self.emit(
+                "Warning", "DataAnomalies", f"batch {verdict.batch.key}: {verdict.anomaly_text()}"[:1000]
+            )
+        if verdict.outcome == "Drifted":
+            self.emit(
+                "Warning",
+                "DriftDetected",
+                f"batch {verdict.batch.key} drifted from {against}: {verdict.summary()}"[:1000],
+            )
+        elif verdict.outcome == "Blocked":
+            self.emit(
+                "Warning",
+                "DriftRunBlocked",
+                f"batch {verdict.batch.key}: no run, it has anomalies (blockOnAnomalies)"[:1000],
+            )
+        elif verdict.outcome == "NoDrift":
+            self.emit(
+                "Normal",
+                "NoDrift",
+                f"batch {verdict.batch.key} against {against}: {verdict.summary()}"[:1000],
+            )
+
+    def drift_condition(self, value: ConditionStatus, reason: str, message: str) -> None:
+        self.condition("DriftWatch", value, reason, message)
+
+    def start(self, pipeline: PipelineSpec, trigger: str, key: str, details: dict[str, str]) -> None:
         assert self.executor is not None
         identifier = run_id(self.name, trigger, key)
         if any(r.id == identifier for r in self.status.runs):
@@ -492,7 +618,7 @@ class Reconciler:
             url=state.url,
             start_time=self.now,
             pipeline_digest=pipeline.digest,
-            details={"version": str(version), "triggerKey": key[:200]},
+            details={"version": str(version), "triggerKey": key[:200], **details},
         )
         self.status.runs.append(record)
         self.mark_handled(trigger, key)
@@ -538,13 +664,24 @@ class Reconciler:
         self.status.runs = [r for r in self.status.runs if r.id not in drop]
 
 
+def newest_validated_uri(infos: list[VersionInfo]) -> str | None:
+    """The drift baseline when no endpoint serves the model: the newest version that passed its gates."""
+    validated = [info for info in infos if info.servable]
+    return max(validated, key=lambda info: info.version).uri if validated else None
+
+
 def reconcile(
-    namespace: str, name: str, existing_versions: list[int], stable_uri: str | None, post_event: EventSink
+    namespace: str,
+    name: str,
+    existing_versions: list[int],
+    stable_uri: str | None,
+    baseline_uri: str | None,
+    post_event: EventSink,
 ) -> None:
     body = get_custom(PLURAL, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
-    outcome = Reconciler(body, existing_versions, stable_uri).run()
+    outcome = Reconciler(body, existing_versions, stable_uri, baseline_uri).run()
     new = outcome.status.to_wire()
     old = body.get("status") or {}
     if not is_subset(new, old) or any(key not in new for key in old):

@@ -22,6 +22,7 @@ def train_and_push(
 ) -> str:
     import json
     import os
+    import pathlib
     import time
 
     time.sleep(sleep_seconds)
@@ -31,6 +32,22 @@ def train_and_push(
         return json.dumps({"pushed": False, "reason": "evaluator: NOT_BLESSED", "version": None})
     directory = os.path.join(model_store_uri.removeprefix("file://"), model_name, str(model_version))
     os.makedirs(os.path.join(directory, "variables"), exist_ok=True)
+    # Statistics and schema of the training data, by the code the built-in pipeline's steps use.
+    from slipway.datastats import schema, statistics
+
+    data = data_uri.removeprefix("file://")
+    paths = (
+        [os.path.join(data, n) for n in sorted(os.listdir(data)) if n.endswith(".csv")]
+        if os.path.isdir(data)
+        else [data]
+    )
+    stats = statistics.csv_statistics([pathlib.Path(path).read_bytes() for path in paths], "train")
+    lineage_dir = f"{directory}-lineage"
+    os.makedirs(lineage_dir, exist_ok=True)
+    with open(os.path.join(lineage_dir, "FeatureStats.pb"), "wb") as handle:
+        handle.write(statistics.serialize(stats))
+    with open(os.path.join(lineage_dir, "schema.pbtxt"), "w") as handle:
+        handle.write(schema.to_text(schema.infer(stats, max_categories=10)))
     manifest = {
         "schemaVersion": 1,
         "modelName": model_name,
@@ -46,6 +63,8 @@ def train_and_push(
             "runId": run_id,
             "parameters": {"accuracy": str(accuracy)},
             "data": [{"uri": data_uri, "fingerprint": "sha256:test"}],
+            "statisticsUri": f"file://{lineage_dir}/FeatureStats.pb",
+            "schemaUri": f"file://{lineage_dir}/schema.pbtxt",
         },
     }
     with open(os.path.join(directory, "slipway-manifest.json"), "w") as handle:
