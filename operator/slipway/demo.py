@@ -3,12 +3,14 @@
 Starts (in the background, until `make demo-down`) the control plane, a loopback TF Serving stand-in that
 runs the pushed models with real TensorFlow, and the operator with the local executor and a file:// store;
 then trains the penguins pipeline and follows v1 to serving, v2 through a canary to promotion, and a
-deliberately bad v3 to Rejected, never served."""
+deliberately bad v3 to Rejected, never served; then drops two batches where the drift trigger watches:
+a resample (no drift, nothing runs) and a shifted one, whose Drift run gives v4, rolled out in turn."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -72,7 +74,7 @@ def up(workdir: Path) -> int:
         console.print(f"A demo is already up ({workdir}); `make demo-down` first.")
         return 1
     python = sys.executable
-    for directory in ("data", "artifacts", "models"):
+    for directory in ("data", "artifacts", "models", "batches"):
         (workdir / directory).mkdir(exist_ok=True)
     shutil.copyfile(penguins_csv(), workdir / "data" / "penguins.csv")
     kubeconfig = workdir / "cluster" / "admin.kubeconfig"
@@ -160,7 +162,21 @@ def up(workdir: Path) -> int:
             progress,
         )
         phase = _wait("ModelVersion penguins-v3: gates evaluated", mv(3), progress)
-    console.print(f"\npenguins-v3 is [bold]{phase}[/]: it is never rolled out; v2 keeps serving.\n")
+        progress.console.print(f"penguins-v3 is [bold]{phase}[/]: it is never rolled out; v2 keeps serving.")
+        restore_parameters(custom)
+        (workdir / "batches" / "day-1.csv").write_bytes(penguin_batch(shift=False, seed=1))
+        _wait("batch day-1 (a resample): checked for drift", _checked(custom, "day-1.csv"), progress)
+        (workdir / "batches" / "day-2.csv").write_bytes(penguin_batch(shift=True, seed=2))
+        verdict = _wait(
+            "batch day-2 (body mass x1.5, a new island): checked for drift",
+            _checked(custom, "day-2.csv"),
+            progress,
+        )
+        progress.console.print(f"day-2 [bold]{verdict['outcome']}[/]: {verdict['summary']}")
+        _wait("run 4: started by drift", lambda: _pushed(custom, "penguins-v4"), progress)
+        _wait("ModelVersion penguins-v4: gates evaluated", mv(4), progress)
+        _wait("v4 canary -> promoted", stable(4), progress)
+    console.print()
     kubectl = str(find_tool("kubectl"))
     subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), "get", "slipway", "-n", NAMESPACE], check=False)
     console.print(
@@ -169,6 +185,31 @@ def up(workdir: Path) -> int:
         "`make demo-down` stops everything."
     )
     return 0
+
+
+def penguin_batch(shift: bool, rows: int = 200, seed: int = 0) -> bytes:
+    """A day's batch: a resample of the penguins, or one where they weigh half as much again and a quarter
+    of them live on an island the model never saw."""
+    header, *lines = penguins_csv().read_text().splitlines()
+    rng = random.Random(seed)
+    mass, island = header.split(",").index("body_mass_g"), header.split(",").index("island")
+    out = []
+    for i in range(rows):
+        fields = rng.choice(lines).split(",")
+        if shift and fields[mass] != "NA":
+            fields[mass] = str(float(fields[mass]) * 1.5)
+        if shift and i % 4 == 0:
+            fields[island] = "Atlantis"
+        out.append(",".join(fields))
+    return ("\n".join([header, *out]) + "\n").encode()
+
+
+def _checked(custom: client.CustomObjectsApi, key: str) -> Callable[[], Any]:
+    def check() -> Any:
+        batches = (_status(custom, "trainingpipelines", "penguins").get("drift") or {}).get("batches", [])
+        return next((b for b in batches if b["batch"] == key and b["outcome"] != "Baseline"), None)
+
+    return check
 
 
 def _crds_ready(kubeconfig: Path) -> client.ApiClient | None:
@@ -193,6 +234,7 @@ def pipeline(workdir: Path) -> dict[str, Any]:
             "data": {"uri": f"file://{root}/data/penguins.csv"},
             "artifactRoot": {"uri": f"file://{root}/artifacts"},
             "modelStore": {"uri": f"file://{root}/models"},
+            "triggers": {"onDrift": {"batches": {"uri": f"file://{root}/batches"}, "pollIntervalSeconds": 5}},
             "gates": {
                 "metrics": [{"name": "accuracy", "min": "0.9"}],
                 "mustBeatChampion": {"metric": "accuracy", "minDelta": "-0.05"},
@@ -222,12 +264,21 @@ def endpoint() -> dict[str, Any]:
     }
 
 
+# The pipeline's own evaluator blesses within 5% of the champion; the bad run is blessed by the pipeline
+# on purpose, so that it is the operator's gate (accuracy >= 0.9) that rejects it.
+GOOD_RUN = {"max_accuracy_drop": "0.05"}
+BAD_RUN = {"epochs": "1", "learning_rate": "0.0001", "min_accuracy": "0", "max_accuracy_drop": "1"}
+
+
+def restore_parameters(custom: client.CustomObjectsApi) -> None:
+    """Back to the good parameters (null deletes the bad run's keys in a merge patch)."""
+    parameters: dict[str, Any] = {key: None for key in BAD_RUN} | GOOD_RUN
+    patch = {"spec": {"parameters": parameters}}
+    custom.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "trainingpipelines", "penguins", patch)
+
+
 def request_run(custom: client.CustomObjectsApi, token: str, bad: bool = False) -> None:
-    # The pipeline's own evaluator blesses within 5% of the champion; the bad run is blessed by the pipeline
-    # on purpose, so that it is the operator's gate (accuracy >= 0.9) that rejects it.
-    good = {"max_accuracy_drop": "0.05"}
-    bad_run = {"epochs": "1", "learning_rate": "0.0001", "min_accuracy": "0", "max_accuracy_drop": "1"}
-    parameters = bad_run if bad else good
+    parameters = BAD_RUN if bad else GOOD_RUN
     patch: dict[str, Any] = {
         "metadata": {"annotations": {f"{GROUP}/run": token}},
         "spec": {"parameters": parameters},
