@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from rich.console import Console
@@ -54,7 +55,7 @@ def _wait(what: str, check: Callable[[], Any], progress: Progress, timeout: floa
     while time.monotonic() < deadline:
         try:
             value = check()
-        except (ApiException, OSError):
+        except (ApiException, OSError, urllib3.exceptions.HTTPError):  # not up yet: ask again
             value = None
         if value:
             progress.update(task, completed=1, total=1, description=f"[green]✓[/] {what}")
