@@ -282,6 +282,14 @@ def test_status_subresource_does_not_bump_generation(custom: client.CustomObject
     assert after_spec["status"]["stableVersion"] == 1
 
 
+def test_the_api_server_fills_the_executor_default_so_kubectl_shows_it(
+    custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    body = load_sample("trainingpipeline-penguins.yaml")
+    body["spec"].pop("executor", None)
+    assert create(custom, namespace, body)["spec"]["executor"] == {"type": "local"}
+
+
 def test_kubectl_get_category_lists_all_three_kinds(api_client: client.ApiClient) -> None:
     resources = client.CustomObjectsApi(api_client).get_api_resources(GROUP, VERSION).resources
     assert {r.name: (r.short_names, r.categories) for r in resources if "/" not in r.name} == {

@@ -121,7 +121,7 @@ class TrainingPipelineSpec(KubeModel):
     parameters: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=4096)]] = Field(
         default_factory=dict, description="Pipeline parameters, as strings."
     )
-    executor: Executor = Field(default_factory=Executor)
+    executor: Executor = Field(default_factory=Executor, json_schema_extra={"default": {"type": "local"}})
     schedule: Schedule | None = None
     triggers: Triggers = Field(default_factory=Triggers)
     gates: ValidationGates | None = None
