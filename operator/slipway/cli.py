@@ -52,8 +52,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+# verb -> (plural, annotation): a new value of the annotation is one request.
+REQUESTS = {
+    "promote": ("servingendpoints", "promote"),
+    "abort": ("servingendpoints", "abort"),
+    "retry": ("servingendpoints", "retry"),
+    "train": ("trainingpipelines", "run"),
+}
+
+
 def _request(args: argparse.Namespace) -> int:
-    """promote / abort / retry: a new value of the slipway.dev/<verb> annotation is one request."""
+    """promote / abort / retry a ServingEndpoint's rollout, or train: start a TrainingPipeline run."""
     import time
 
     from kubernetes import client, config
@@ -62,16 +71,19 @@ def _request(args: argparse.Namespace) -> int:
     from slipway import GROUP, VERSION
 
     config.load_kube_config()
+    plural, annotation = REQUESTS[args.command]
     token = str(time.time_ns())
-    patch = {"metadata": {"annotations": {f"{GROUP}/{args.command}": token}}}
+    patch = {"metadata": {"annotations": {f"{GROUP}/{annotation}": token}}}
     try:
         client.CustomObjectsApi().patch_namespaced_custom_object(
-            GROUP, VERSION, args.namespace, "servingendpoints", args.endpoint, patch
+            GROUP, VERSION, args.namespace, plural, args.name, patch
         )
     except ApiException as error:
-        print(f"slipway {args.command}: {args.namespace}/{args.endpoint}: {error.reason}", file=sys.stderr)
+        print(
+            f"slipway {args.command}: {plural} {args.namespace}/{args.name}: {error.reason}", file=sys.stderr
+        )
         return 1
-    print(f"{args.command} requested for servingendpoint {args.namespace}/{args.endpoint} ({token})")
+    print(f"{args.command} requested for {plural[:-1]} {args.namespace}/{args.name} ({token})")
     return 0
 
 
@@ -101,9 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("promote", "skip the remaining canary steps and promote now"),
         ("abort", "abort the running rollout and return all traffic to stable"),
         ("retry", "allow versions that failed a rollout to be tried again"),
+        ("train", "start a run of a TrainingPipeline now (trigger Manual)"),
     ):
         request = commands.add_parser(verb, help=text)
-        request.add_argument("endpoint", help="ServingEndpoint name")
+        target = "TrainingPipeline" if REQUESTS[verb][0] == "trainingpipelines" else "ServingEndpoint"
+        request.add_argument("name", help=f"{target} name")
         request.add_argument("-n", "--namespace", default="default")
         request.set_defaults(func=_request)
     commands.add_parser("pull", help="download a model directory atomically (see `slipway pull --help`)")
