@@ -487,3 +487,73 @@ def test_drift_starts_one_run_per_drifted_batch_and_none_again_after_a_restart(
     ] in ("NoDrift")
     assert [r["id"] for r in drift_runs()] == [run["id"]]
     assert training.reasons("drifty").count("DriftDetected") == 1
+
+
+def test_a_local_run_reads_data_with_the_credentials_its_secret_names(
+    training: Training, operator_process: Any, s3_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    operator_process.env.update(
+        {
+            "SLIPWAY_PIPELINES_DIR": str(PIPELINES),
+            "SLIPWAY_TRAINING_POLL_SECONDS": "1",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+            "AWS_CONFIG_FILE": "/nonexistent",
+        }
+    )
+    operator_process.start()
+    bucket = s3_server.new_bucket()
+    from slipway.storage import open_store
+
+    open_store(f"s3://{bucket}/data", s3_server.credentials).write_bytes("batch-1.csv", b"x,y\n1,2\n3,4\n")
+    training.core.create_namespaced_secret(
+        training.namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="s3-keys"),
+            string_data={
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_REGION": "us-east-1",
+            },
+        ),
+    )
+    location = {
+        "uri": f"s3://{bucket}/data",
+        "secretRef": {"name": "s3-keys"},
+        "endpoint": s3_server.endpoint,
+    }
+    training.pipeline("remote", data=location)
+    training.request_run("remote", "first")
+    mv = wait_for(
+        lambda: (m := training.model_version("remote-v1")) and m.get("status", {}).get("phase") and m, "v1"
+    )
+    assert mv["status"]["phase"] == "Validated"
+    stats_uri = mv["spec"]["lineage"]["statisticsUri"]
+    from slipway.datastats import statistics
+
+    seen = statistics.parse(Path(stats_uri.removeprefix("file://")).read_bytes())
+    assert seen.num_examples == 2 and {f.path.step[0] for f in seen.features} == {"x", "y"}
+    run_dir = next((training.root / "artifacts").rglob("request.json")).parent
+    assert b"testing" not in b"".join(p.read_bytes() for p in run_dir.iterdir() if p.is_file())
+
+    # Two locations naming different keys cannot both reach one local run: said once, on the field.
+    training.core.create_namespaced_secret(
+        training.namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="other-keys"), string_data={"AWS_ACCESS_KEY_ID": "other"}
+        ),
+    )
+    training.patch(
+        "remote",
+        {
+            "spec": {
+                "modelStore": {"uri": f"file://{training.root}/models", "secretRef": {"name": "other-keys"}}
+            }
+        },
+    )
+    ready = wait_for(
+        lambda: (c := training.condition("remote", "Ready")) and c["status"] == "False" and c, "Ready=False"
+    )
+    assert ready["reason"] == "ConflictingCredentials"
+    assert "spec.modelStore and spec.data give different AWS_ACCESS_KEY_ID" in ready["message"]

@@ -95,6 +95,10 @@ class StorageCredentials:
             **{f.name: getattr(self, f.name) or getattr(fallback, f.name) for f in fields(self)}
         )
 
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that carry these credentials (the first name of each key above)."""
+        return {_ALIASES[f.name][0]: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
     def names(self) -> list[str]:
         """Which fields are set (names only: safe to log)."""
         return [f.name for f in fields(self) if getattr(self, f.name)]

@@ -79,9 +79,8 @@ def kfp_token(namespace: str, spec: TrainingPipelineSpec, secrets: SecretReader)
     return base64.b64decode(data[ref.key]).decode().strip()
 
 
-def storage_credentials(location: StorageLocation, field: str, secrets: SecretReader) -> Any:
-    """Credentials for one storage location: its Secret (if named) and endpoint, over the environment's.
-    None when neither is set (the store's default chain: workload identity, env)."""
+def own_credentials(location: StorageLocation, field: str, secrets: SecretReader) -> Any:
+    """What one storage location names itself: its Secret's keys and its endpoint (None when neither)."""
     if location.secret_ref is None and location.endpoint is None:
         return None
     from slipway.storage.credentials import StorageCredentials
@@ -97,7 +96,41 @@ def storage_credentials(location: StorageLocation, field: str, secrets: SecretRe
             own = StorageCredentials.from_secret_data(data).merged_over(own)
         except ValueError as error:
             raise SourceError(f"{field}.secretRef", "InvalidSecret", str(error)) from error
+    return own
+
+
+def storage_credentials(location: StorageLocation, field: str, secrets: SecretReader) -> Any:
+    """Credentials for one storage location: its Secret (if named) and endpoint, over the environment's.
+    None when neither is set (the store's default chain: workload identity, env)."""
+    own = own_credentials(location, field, secrets)
+    if own is None:
+        return None
+    from slipway.storage.credentials import StorageCredentials
+
     return own.merged_over(StorageCredentials.from_env())
+
+
+def run_environment(spec: TrainingPipelineSpec, secrets: SecretReader) -> dict[str, str]:
+    """The storage credentials a local run's steps need, as environment variables for its process. The
+    steps open every URI with one environment, so two locations may not name different values for a key."""
+    environment: dict[str, str] = {}
+    named_by: dict[str, str] = {}
+    for path, location in (
+        ("spec.data", spec.data),
+        ("spec.artifactRoot", spec.artifact_root),
+        ("spec.modelStore", spec.model_store),
+    ):
+        own = own_credentials(location, path, secrets)
+        for key, value in (own.to_env() if own is not None else {}).items():
+            if environment.setdefault(key, value) != value:
+                raise SourceError(
+                    f"{path}.secretRef",
+                    "ConflictingCredentials",
+                    f"{path} and {named_by[key]} give different {key}; the local executor runs every step "
+                    "with one set of credentials (use one Secret, or the kfp executor)",
+                )
+            named_by.setdefault(key, path)
+    return environment
 
 
 def executor_for(
@@ -124,7 +157,8 @@ def executor_for(
     else:
         root = Path(settings().artifact_state_dir)
     base = root / namespace / name
-    return LocalExecutor(base / "runs"), str(base / "pipeline-root")
+    environment = run_environment(spec, secrets) if secrets is not None else {}
+    return LocalExecutor(base / "runs", environment), str(base / "pipeline-root")
 
 
 def validate(

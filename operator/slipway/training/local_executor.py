@@ -81,8 +81,11 @@ def now_text() -> str:
 
 
 class LocalExecutor:
-    def __init__(self, runs_root: Path) -> None:
+    def __init__(self, runs_root: Path, environment: dict[str, str] | None = None) -> None:
+        """`environment`: added to the operator's for the run's process (storage credentials); it is
+        never written to disk."""
         self.runs_root = runs_root
+        self.environment = environment or {}
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_root / run_id
@@ -106,6 +109,7 @@ class LocalExecutor:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=run_dir,
+            env={**os.environ, **self.environment},
         )
         log.close()
         # The pid goes in a file of its own: the child owns state.json from here on.

@@ -35,13 +35,20 @@ def train_and_push(
     # Statistics and schema of the training data, by the code the built-in pipeline's steps use.
     from slipway.datastats import schema, statistics
 
-    data = data_uri.removeprefix("file://")
-    paths = (
-        [os.path.join(data, n) for n in sorted(os.listdir(data)) if n.endswith(".csv")]
-        if os.path.isdir(data)
-        else [data]
-    )
-    stats = statistics.csv_statistics([pathlib.Path(path).read_bytes() for path in paths], "train")
+    if data_uri.startswith("file://"):
+        data = data_uri.removeprefix("file://")
+        paths = (
+            [os.path.join(data, n) for n in sorted(os.listdir(data)) if n.endswith(".csv")]
+            if os.path.isdir(data)
+            else [data]
+        )
+        payloads = [pathlib.Path(path).read_bytes() for path in paths]
+    else:  # s3://, gs://, az://: with the credentials in this process's environment
+        from slipway.storage import open_store
+
+        store = open_store(data_uri)
+        payloads = [store.read_bytes(info.key) for info in store.list() if info.key.endswith(".csv")]
+    stats = statistics.csv_statistics(payloads, "train")
     lineage_dir = f"{directory}-lineage"
     os.makedirs(lineage_dir, exist_ok=True)
     with open(os.path.join(lineage_dir, "FeatureStats.pb"), "wb") as handle:
