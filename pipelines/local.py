@@ -19,9 +19,11 @@ def run_compiled_locally(ir_path: Path, arguments: dict[str, Any], pipeline_root
     """Runs the IR to completion and returns its outputs; `push_result` is decoded from JSON.
 
     Raises RuntimeError (from kfp.local) when a step fails, e.g. ExampleValidator on anomalies."""
-    from kfp import components, local
+    from kfp import components
 
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
+    from slipway.training import kfp_local
+
+    kfp_local.init(str(pipeline_root))
     pipeline = components.load_component_from_file(str(ir_path))
     with warnings.catch_warnings():
         # kfp.local warns once per step that the step names a base image; this interpreter stands in for it.

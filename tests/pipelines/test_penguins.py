@@ -40,8 +40,6 @@ def arguments(data: Path, store: Path, **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # kfp.local rewrites every "python3" in a step's command line, argument values included, so the data
-    # must not stay under .../lib/python3.11/site-packages.
     directory = tmp_path_factory.mktemp("penguins")
     (directory / "penguins.csv").write_bytes(PENGUINS_CSV.read_bytes())
     return directory

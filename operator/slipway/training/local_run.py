@@ -26,14 +26,16 @@ def _plain(value: Any) -> Any:
 
 
 def run(run_dir: Path) -> int:
-    from kfp import components, local
+    from kfp import components
+
+    from slipway.training import kfp_local
 
     request = json.loads((run_dir / REQUEST).read_text())
     previous = read_state(run_dir)
     started = previous.started if previous else now_text()
     write_state(run_dir, phase="Running", started=started)
     try:
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=request["pipelineRoot"])
+        kfp_local.init(request["pipelineRoot"])
         pipeline = components.load_component_from_file(str(run_dir / "pipeline.yaml"))
         task = pipeline(**request["arguments"])
         outputs = {name: _plain(value) for name, value in (task.outputs or {}).items()}
