@@ -4,9 +4,6 @@ kwok (Deployments really roll out), and a loopback TF Serving REST API for analy
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +14,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from fixtures.cli import slipway
 from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
 
@@ -272,14 +270,8 @@ def test_operator_killed_mid_step_resumes_from_the_same_step(env: Env, operator:
         paused["stepStartedAt"],
     )
     assert env.ready("web-v2") == 2 and env.ready("web-v1") == 2  # 50% by replica ratio: 2 next to 2
-    promote = subprocess.run(
-        [sys.executable, "-m", "slipway.cli", "promote", "web", "-n", env.namespace],
-        env={**os.environ, "KUBECONFIG": str(operator.kubeconfig)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    token = promote.stdout.strip().rsplit("(", 1)[1].rstrip(")")
+    promote = slipway(operator.kubeconfig, "promote", "web", "-n", env.namespace)
+    token = promote.strip().rsplit("(", 1)[1].rstrip(")")
     status = wait_for(lambda: (s := env.status("web")).get("stableVersion") == 2 and s, "v2 promoted")
     assert status["handledRequests"]["promote"] == token
 

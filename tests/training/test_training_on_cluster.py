@@ -4,9 +4,6 @@ running a real (tiny) KFP pipeline through kfp.local: runs, registration, gates,
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from fixtures.cli import slipway
 from fixtures.kfp_api import KfpApi
 from fixtures.penguins import resample, shifted
 from fixtures.waiting import wait_for
@@ -434,14 +432,8 @@ def test_drift_starts_one_run_per_drifted_batch_and_none_again_after_a_restart(
         data={"uri": f"file://{training.root}/penguins"},
         triggers={"onDrift": {"batches": {"uri": f"file://{batches}"}, "pollIntervalSeconds": 5}},
     )
-    requested = subprocess.run(
-        [sys.executable, "-m", "slipway.cli", "train", "drifty", "-n", training.namespace],
-        env={**os.environ, "KUBECONFIG": str(operator.kubeconfig)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert requested.stdout.startswith(f"train requested for trainingpipeline {training.namespace}/drifty")
+    requested = slipway(operator.kubeconfig, "train", "drifty", "-n", training.namespace)
+    assert requested.startswith(f"train requested for trainingpipeline {training.namespace}/drifty")
     wait_for(lambda: (m := training.model_version("drifty-v1")) and m.get("status", {}).get("phase"), "v1")
     wait_for(lambda: training.condition("drifty", "DriftWatch"), "the drift watch")
 
