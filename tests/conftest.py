@@ -7,4 +7,5 @@ pytest_plugins = [
     "fixtures.captures",
     "fixtures.kfp_api",
     "fixtures.storage",
+    "fixtures.prometheus",
 ]

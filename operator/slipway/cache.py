@@ -68,6 +68,10 @@ class View(Generic[V]):
         with self._lock:
             return list(self._by_key.get(key, {}).values())
 
+    def items(self) -> list[tuple[Key, V]]:
+        with self._lock:
+            return [(key, value) for key, group in self._by_key.items() for value in group.values()]
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._key_of)
@@ -77,6 +81,7 @@ class View(Generic[V]):
 class EndpointRef:
     name: str
     stable_version: int | None
+    phase: str | None = None
 
 
 def list_all(

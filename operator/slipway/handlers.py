@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import kopf
 
-from slipway import GROUP, VERSION
+from slipway import GROUP, VERSION, metrics
 from slipway import reconcile as runner
 from slipway.kube import api_client
 from slipway.registry import controller as registry
@@ -52,6 +52,15 @@ def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> N
 def prime_views(logger: Any, **_: Any) -> None:
     counts = views.prime(api_client(), operator_settings().namespaces)
     logger.info(f"views primed: {counts}")
+    metrics.register_computed(
+        "slipway_model_versions", "ModelVersions by phase", ["namespace", "phase"], views.versions_by_phase
+    )
+    metrics.register_computed(
+        "slipway_serving_endpoints",
+        "ServingEndpoints by phase (Degraded: the last rollout failed)",
+        ["namespace", "phase"],
+        views.endpoints_by_phase,
+    )
 
 
 def remember_child(kind: str, body: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -70,3 +71,12 @@ def test_overlays_add_workload_identity(overlay: str, annotation: str) -> None:
 def test_samples_render_as_a_kustomization() -> None:
     docs = render(MANIFESTS / "samples")
     assert {d["kind"] for d in docs} == {"TrainingPipeline", "ModelVersion", "ServingEndpoint"}
+
+
+def test_monitoring_renders_the_dashboard_and_the_alert_rules() -> None:
+    docs = render(MANIFESTS / "monitoring")
+    (configmap,) = by_kind(docs, "ConfigMap")
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(configmap["data"]["slipway.json"])["uid"] == "slipway-overview"
+    (rule,) = by_kind(docs, "PrometheusRule")
+    assert {r["alert"] for r in rule["spec"]["groups"][0]["rules"]} >= {"SlipwayRollback", "SlipwayDataDrift"}

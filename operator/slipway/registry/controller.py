@@ -88,5 +88,5 @@ def reconcile(
     MODEL_VERSIONS_VALIDATED.labels(phase).inc()
     for check in checks:
         if not check.passed:
-            GATE_FAILURES.labels(check.gate).inc()
+            GATE_FAILURES.labels(namespace, spec.model_name, check.gate).inc()
     post_event(body, "Normal" if passed else "Warning", phase, f"v{spec.version}: {message}")

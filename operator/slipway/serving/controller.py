@@ -259,15 +259,15 @@ def apply_children(
     ]
 
 
-def record_outcomes(events: list[Event], status: ServingEndpointStatus) -> None:
+def record_outcomes(namespace: str, name: str, events: list[Event], status: ServingEndpointStatus) -> None:
     for event in events:
         if event.reason == "Promoted":
-            ROLLOUTS.labels("Promoted").inc()
+            ROLLOUTS.labels(namespace, name, "Promoted").inc()
         elif event.reason in ("RolledBack", "Aborted"):
-            ROLLOUTS.labels(event.reason).inc()
+            ROLLOUTS.labels(namespace, name, event.reason).inc()
             if event.type == "Warning":
                 ROLLBACKS.labels(
-                    status.history[-1].message.split(":")[0] if status.history else "unknown"
+                    namespace, name, status.history[-1].message.split(":")[0] if status.history else "unknown"
                 ).inc()
     for event in events:
         if event.reason in ("Promoted", "RolledBack") and status.history:
@@ -308,7 +308,7 @@ def reconcile(
         _delete(child, namespace)
     for event in result.events:
         post_event(body, event.type, event.reason, event.message)
-    record_outcomes(result.events, result.status)
+    record_outcomes(namespace, name, result.events, result.status)
     update_served_by(namespace, name, observed.versions.values(), set(result.replicas))
     return body
 

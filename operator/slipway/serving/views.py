@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,7 +37,7 @@ def observe_endpoint(event: str | None, body: dict[str, Any]) -> None:
     if event == "DELETED":
         ENDPOINTS.delete(meta["uid"])
         return
-    ref = cache.EndpointRef(meta["name"], status.get("stableVersion"))
+    ref = cache.EndpointRef(meta["name"], status.get("stableVersion"), status.get("phase"))
     ENDPOINTS.put((meta["namespace"], spec.get("modelName", "")), meta["uid"], ref)
 
 
@@ -90,3 +91,15 @@ def prime(api: client.ApiClient, namespaces: list[str]) -> dict[str, int]:
         for body in cache.list_custom(api, namespaces, group, version, plural, label_selector=ENDPOINT_LABEL):
             observe_child(kind, None, body)
     return {"modelversions": len(VERSIONS), "servingendpoints": len(ENDPOINTS), "children": len(CHILDREN)}
+
+
+def versions_by_phase() -> list[tuple[tuple[str, str], float]]:
+    """(namespace, phase) -> how many ModelVersions, for the slipway_model_versions gauge."""
+    counts = Counter((namespace, info.phase or "Pending") for (namespace, _), info in VERSIONS.items())
+    return [(key, float(n)) for key, n in sorted(counts.items())]
+
+
+def endpoints_by_phase() -> list[tuple[tuple[str, str], float]]:
+    """(namespace, phase) -> how many ServingEndpoints, for the slipway_serving_endpoints gauge."""
+    counts = Counter((namespace, ref.phase or "Pending") for (namespace, _), ref in ENDPOINTS.items())
+    return [(key, float(n)) for key, n in sorted(counts.items())]

@@ -423,9 +423,11 @@ class Reconciler:
         phase = state.phase if state.phase in ("Succeeded", "Failed", "Cancelled") else "Failed"
         update: dict[str, Any] = {"phase": phase, "finish_time": self.now, "message": state.message[:2000]}
         record = record.model_copy(update=update)
-        RUNS.labels(phase, record.trigger).inc()
+        RUNS.labels(self.namespace, self.name, phase, record.trigger).inc()
         if record.start_time:
-            RUN_SECONDS.observe((self.now - record.start_time).total_seconds())
+            RUN_SECONDS.labels(self.namespace, self.name).observe(
+                (self.now - record.start_time).total_seconds()
+            )
         if phase != "Succeeded":
             assert self.executor is not None
             tail = self.executor.log_tail(record.id, 5)
