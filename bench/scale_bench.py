@@ -28,11 +28,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from serving_bench import (
     NAMESPACE,
     DeploymentCreations,
+    delta,
     model_version,
     percentile,
     validate,
     write_result,
-    writes_on_touched_resources,
+    writes_by_resource,
 )
 from slipway import GROUP, VERSION
 from slipway.api.crd import KINDS, crd
@@ -85,9 +86,13 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--quiet-seconds", type=float, default=30)
     args = parser.parse_args()
+    write_result("scale", measure(args.endpoints, args.versions, args.probes, args.quiet_seconds))
+
+
+def measure(endpoints: int, versions: int, probes: int, quiet_seconds: float) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="slipway-scale-"))
     load = os.getloadavg()
-    result: dict[str, Any] = {"endpoints": args.endpoints, "model_versions": args.endpoints * args.versions}
+    result: dict[str, Any] = {"endpoints": endpoints, "model_versions": endpoints * versions}
     with DevCluster(workdir=work / "cluster", full=True) as cluster:
         api = config.new_client_from_config(str(cluster.kubeconfig))
         api.configuration.connection_pool_maxsize = 32
@@ -95,7 +100,7 @@ def main() -> None:
         client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
         custom = client.CustomObjectsApi(api)
         started = time.monotonic()
-        create_all(custom, work / "models", args.endpoints, args.versions)
+        create_all(custom, work / "models", endpoints, versions)
         result["create_objects_seconds"] = round(time.monotonic() - started, 1)
 
         operator = OperatorProcess(kubeconfig=cluster.kubeconfig, log_dir=work)
@@ -104,26 +109,27 @@ def main() -> None:
         operator.start()
         assert operator.popen is not None
         peak = 0.0
-        while (done := reconciled(custom, args.versions)) < args.endpoints:
+        while (done := reconciled(custom, versions)) < endpoints:
             peak = max(peak, rss_mib(operator.popen.pid))
             if time.monotonic() - started > 1800:
-                raise TimeoutError(f"only {done}/{args.endpoints} endpoints reconciled after 30 min")
+                raise TimeoutError(f"only {done}/{endpoints} endpoints reconciled after 30 min")
             time.sleep(2)
         result["startup_to_all_reconciled_seconds"] = round(time.monotonic() - started, 1)
         result["operator_rss_mib_peak_during_startup"] = round(peak, 1)
 
         time.sleep(10)
-        before = writes_on_touched_resources(cluster)
-        time.sleep(args.quiet_seconds)
-        after = writes_on_touched_resources(cluster)
-        result["steady_state_writes_per_second"] = round((after - before) / args.quiet_seconds, 3)
+        before = writes_by_resource(cluster)
+        time.sleep(quiet_seconds)
+        grew = delta(before, writes_by_resource(cluster))
+        result["steady_state_writes_per_second"] = round(sum(grew.values()) / quiet_seconds, 3)
+        result["steady_state_writes_by_resource"] = grew
         result["operator_rss_mib_steady"] = round(rss_mib(operator.popen.pid), 1)
 
         creations = DeploymentCreations(api)
         time.sleep(1)
         latencies = []
-        for index in range(args.probes):
-            model, version = f"m{index}", args.versions + 1
+        for index in range(probes):
+            model, version = f"m{index}", versions + 1
             model_version(custom, work / "models", model, version)
             t0 = time.monotonic()
             validate(custom, model, version)
@@ -138,7 +144,7 @@ def main() -> None:
         }
         operator.stop()
     result["load_average_at_start"] = [round(x, 2) for x in load]
-    write_result("scale", result)
+    return result
 
 
 if __name__ == "__main__":

@@ -41,9 +41,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def writes_on_touched_resources(cluster: DevCluster, resources: tuple[str, ...] = TOUCHED) -> int:
-    """Write requests the API server has served on these resources, by anyone (its own metrics)."""
-    total = 0
+def writes_by_resource(cluster: DevCluster, resources: tuple[str, ...] = TOUCHED) -> dict[str, int]:
+    """Write requests the API server has served on these resources, by anyone (its own metrics), keyed
+    `verb resource[/subresource]`."""
+    counts: dict[str, int] = {}
     pattern = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
     for line in cluster.get_text("/metrics").splitlines():
         match = pattern.match(line)
@@ -51,8 +52,20 @@ def writes_on_touched_resources(cluster: DevCluster, resources: tuple[str, ...] 
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
         if labels.get("verb") in WRITE_VERBS and labels.get("resource") in resources:
-            total += int(float(match["value"]))
-    return total
+            key = f"{labels['verb']} {labels['resource']}" + (
+                f"/{labels['subresource']}" if labels.get("subresource") else ""
+            )
+            counts[key] = counts.get(key, 0) + int(float(match["value"]))
+    return counts
+
+
+def writes_on_touched_resources(cluster: DevCluster, resources: tuple[str, ...] = TOUCHED) -> int:
+    return sum(writes_by_resource(cluster, resources).values())
+
+
+def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """What grew between two `writes_by_resource` readings."""
+    return {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
 
 
 def model_version(custom: client.CustomObjectsApi, store: Path, model: str, version: int) -> None:
@@ -82,11 +95,13 @@ def wait(predicate: Any, timeout: float = 120) -> None:
 
 
 class DeploymentCreations:
-    """Records the local time each Deployment is first seen on a watch."""
+    """Watches the namespace's Deployments: when each was first seen (`seen`) and when it first had all
+    its replicas ready (`ready`), in time.monotonic()."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self.apps = client.AppsV1Api(api)
         self.seen: dict[str, float] = {}
+        self.ready: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -100,8 +115,12 @@ class DeploymentCreations:
         for event in watch.Watch().stream(
             self.apps.list_namespaced_deployment, NAMESPACE, timeout_seconds=3600
         ):
-            name = event["object"].metadata.name
-            self.seen.setdefault(name, time.monotonic())
+            deployment, now = event["object"], time.monotonic()
+            name = deployment.metadata.name
+            self.seen.setdefault(name, now)
+            wanted = deployment.spec.replicas or 0
+            if wanted and (deployment.status.ready_replicas or 0) >= wanted:
+                self.ready.setdefault(name, now)
 
 
 def floor_once(api: client.ApiClient, custom: client.CustomObjectsApi, index: int) -> float:
@@ -135,15 +154,30 @@ def write_result(name: str, result: dict[str, Any]) -> None:
     print(json.dumps(result, indent=2))
 
 
+def summary_ms(values: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(percentile(values, 50) * 1000, 1),
+        "p99": round(percentile(values, 99) * 1000, 1),
+        "mean": round(statistics.mean(values) * 1000, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rollouts", type=int, default=50)
+    parser.add_argument("--rollouts", type=int, default=100)
     parser.add_argument("--quiet-seconds", type=float, default=30)
     args = parser.parse_args()
+    write_result("serving", measure(args.rollouts, args.quiet_seconds))
+
+
+def measure(rollouts: int, quiet_seconds: float, extra: Any = None) -> dict[str, Any]:
+    """`extra(cluster, api, custom, store, models)`, when given, runs more measurements on the same cluster
+    once the latency and idle figures are taken; its dict is merged into the result."""
     work = Path(tempfile.mkdtemp(prefix="slipway-bench-"))
     load = os.getloadavg()
+    more: dict[str, Any] = {}
     with DevCluster(workdir=work / "cluster", full=True) as cluster:
         api = config.new_client_from_config(str(cluster.kubeconfig))
         apply_crds(api, [crd(kind) for kind in KINDS])
@@ -153,7 +187,7 @@ def main() -> None:
         operator.env.update({"SLIPWAY_RECONCILE_INTERVAL_SECONDS": "10", "SLIPWAY_IMAGE": "slipway:bench"})
         operator.start()
         store = work / "models"
-        models = [f"m{i}" for i in range(args.rollouts)]
+        models = [f"m{i}" for i in range(rollouts)]
         for model in models:
             model_version(custom, store, model, 1)
             validate(custom, model, 1)
@@ -181,30 +215,26 @@ def main() -> None:
             validate(custom, model, 2)
             wait(lambda m=model: f"{m}-v2" in creations.seen, timeout=60)
             latencies.append(creations.seen[f"{model}-v2"] - started)
-        floors = [floor_once(api, custom, i) for i in range(args.rollouts)]
+        floors = [floor_once(api, custom, i) for i in range(rollouts)]
         wait(lambda: all_stable(2), timeout=300)
         time.sleep(5)
-        before = writes_on_touched_resources(cluster)
-        time.sleep(args.quiet_seconds)
-        after = writes_on_touched_resources(cluster)
+        before = writes_by_resource(cluster)
+        time.sleep(quiet_seconds)
+        grew = delta(before, writes_by_resource(cluster))
+        if extra is not None:
+            more = extra(cluster, api, custom, store, models, creations)
         operator.stop()
 
-    result = {
-        "rollouts": args.rollouts,
-        "validated_to_canary_deployment_ms": {
-            "p50": round(percentile(latencies, 50) * 1000, 1),
-            "p99": round(percentile(latencies, 99) * 1000, 1),
-            "mean": round(statistics.mean(latencies) * 1000, 1),
-        },
-        "floor_bare_client_ms": {
-            "p50": round(percentile(floors, 50) * 1000, 1),
-            "p99": round(percentile(floors, 99) * 1000, 1),
-        },
-        "quiet_window_seconds": args.quiet_seconds,
-        "writes_in_quiet_window": after - before,
+    return {
+        "rollouts": rollouts,
+        "validated_to_canary_deployment_ms": summary_ms(latencies),
+        "floor_bare_client_ms": summary_ms(floors),
+        "quiet_window_seconds": quiet_seconds,
+        "writes_in_quiet_window": sum(grew.values()),
+        "writes_in_quiet_window_by_resource": grew,
+        **more,
         "load_average_at_start": [round(x, 2) for x in load],
     }
-    write_result("serving", result)
 
 
 if __name__ == "__main__":

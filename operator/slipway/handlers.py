@@ -144,7 +144,15 @@ def reconcile_pipeline(namespace: str, name: str, model: str) -> None:
         "TrainingPipeline",
         namespace,
         name,
-        lambda: training.reconcile(namespace, name, versions, stable_uri, baseline_uri, post_event),
+        lambda: training.reconcile(
+            namespace,
+            name,
+            versions,
+            stable_uri,
+            baseline_uri,
+            post_event,
+            wake=lambda: reconcile_pipeline(namespace, name, model),
+        ),
     )
 
 

@@ -549,3 +549,19 @@ def test_a_local_run_reads_data_with_the_credentials_its_secret_names(
     )
     assert ready["reason"] == "ConflictingCredentials"
     assert "spec.modelStore and spec.data give different AWS_ACCESS_KEY_ID" in ready["message"]
+
+
+def test_a_local_run_is_registered_when_it_ends_not_at_the_next_poll(
+    training: Training, operator_process: Any
+) -> None:
+    operator_process.env.update(
+        {"SLIPWAY_PIPELINES_DIR": str(PIPELINES), "SLIPWAY_TRAINING_POLL_SECONDS": "300"}
+    )
+    operator_process.start()
+    training.pipeline("prompt")
+    wait_for(lambda: training.condition("prompt", "Ready"), "the pipeline seen")
+    training.request_run("prompt", "now")
+    mv = wait_for(
+        lambda: training.model_version("prompt-v1"), "v1 registered well before the 300 s poll", timeout=30
+    )
+    assert mv["spec"]["lineage"]["trigger"] == "Manual"

@@ -20,8 +20,6 @@ from slipway import GROUP, VERSION, manifest, objects
 from slipway.api.common import ConditionStatus, StorageLocation, now, set_condition
 from slipway.api.model_version import Blessings, DataInput, Lineage, ModelVersionSpec, SecretRef
 from slipway.api.training_pipeline import OnDrift, RunRecord, TrainingPipelineSpec, TrainingPipelineStatus
-from slipway.datastats import schema as datastats_schema
-from slipway.datastats import statistics as datastats
 from slipway.kube import api_client, get_custom, is_subset, patch_custom_status
 from slipway.metrics import API_WRITES, DRIFT_BATCHES, DRIFT_SCORE, RUN_SECONDS, RUNS
 from slipway.serving.rollout import VersionInfo
@@ -134,7 +132,11 @@ def run_environment(spec: TrainingPipelineSpec, secrets: SecretReader) -> dict[s
 
 
 def executor_for(
-    namespace: str, name: str, spec: TrainingPipelineSpec, secrets: SecretReader | None = None
+    namespace: str,
+    name: str,
+    spec: TrainingPipelineSpec,
+    secrets: SecretReader | None = None,
+    on_run_exit: Callable[[], None] | None = None,
 ) -> tuple[Executor, str]:
     """(executor, pipeline root). Local run state lives next to the artifacts when the artifact root is
     local, else in the state dir; KFP keeps its own and the pipeline root is the artifact root itself."""
@@ -158,7 +160,7 @@ def executor_for(
         root = Path(settings().artifact_state_dir)
     base = root / namespace / name
     environment = run_environment(spec, secrets) if secrets is not None else {}
-    return LocalExecutor(base / "runs", environment), str(base / "pipeline-root")
+    return LocalExecutor(base / "runs", environment, on_run_exit), str(base / "pipeline-root")
 
 
 def validate(
@@ -333,6 +335,7 @@ class Reconciler:
         existing_versions: list[int],
         stable_uri: str | None,
         baseline_uri: str | None = None,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         """`stable_uri`: the model an endpoint serves as stable (the champion a run must beat);
         `baseline_uri`: the model whose training statistics new batches are compared with."""
@@ -345,6 +348,7 @@ class Reconciler:
         self.existing_versions = existing_versions
         self.stable_uri = stable_uri
         self.baseline_uri = baseline_uri or stable_uri
+        self.wake = wake
         self.events: list[tuple[str, str, str]] = []
         self.now = now()
         self.secrets = secret_reader(self.namespace)
@@ -363,7 +367,7 @@ class Reconciler:
         try:
             pipeline = validate(self.namespace, self.spec, config_map_reader(self.namespace), self.secrets)
             self.executor, self.pipeline_root = executor_for(
-                self.namespace, self.name, self.spec, self.secrets
+                self.namespace, self.name, self.spec, self.secrets, self.wake
             )
         except SourceError as error:
             if self.ready_reason() != error.reason:
@@ -540,6 +544,8 @@ class Reconciler:
             message = f"{len(fresh)} batches wait: no Validated {self.spec.model_name} to compare them with"
             self.drift_condition("False", "NoBaseline", message)
             return []
+        from slipway.datastats import statistics as datastats  # pyarrow: loaded once a batch is to be read
+
         wanted: list[Request] = []
         for batch in fresh:
             try:
@@ -572,6 +578,9 @@ class Reconciler:
         if not uri:
             raise ValueError(f"{self.baseline_uri}: the manifest records no statisticsUri (lineage)")
         if uri not in _baselines:
+            from slipway.datastats import schema as datastats_schema
+            from slipway.datastats import statistics as datastats
+
             artifacts = storage_credentials(self.spec.artifact_root, "spec.artifactRoot", self.secrets)
             schema = None
             if found.lineage.schema_uri:
@@ -713,11 +722,13 @@ def reconcile(
     stable_uri: str | None,
     baseline_uri: str | None,
     post_event: EventSink,
+    wake: Callable[[], None] | None = None,
 ) -> None:
+    """`wake`: reconciles this pipeline again; the local executor calls it when a run it started ends."""
     body = get_custom(PLURAL, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
-    outcome = Reconciler(body, existing_versions, stable_uri, baseline_uri).run()
+    outcome = Reconciler(body, existing_versions, stable_uri, baseline_uri, wake).run()
     new = outcome.status.to_wire()
     old = body.get("status") or {}
     if not is_subset(new, old) or any(key not in new for key in old):

@@ -7,16 +7,21 @@ operator reads the same state file. Submitting a run id twice adopts the existin
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
 STATE = "state.json"
 REQUEST = "request.json"
 PID = "pid"
@@ -81,11 +86,18 @@ def now_text() -> str:
 
 
 class LocalExecutor:
-    def __init__(self, runs_root: Path, environment: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        runs_root: Path,
+        environment: dict[str, str] | None = None,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
         """`environment`: added to the operator's for the run's process (storage credentials); it is
-        never written to disk."""
+        never written to disk. `on_exit`: called when a run this executor started ends, so the outcome is
+        registered at once instead of at the next poll (runs adopted after a restart are polled)."""
         self.runs_root = runs_root
         self.environment = environment or {}
+        self.on_exit = on_exit
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_root / run_id
@@ -114,7 +126,21 @@ class LocalExecutor:
         log.close()
         # The pid goes in a file of its own: the child owns state.json from here on.
         (run_dir / PID).write_text(str(process.pid))
+        if self.on_exit is not None:
+            # The copied context carries kopf's, so the callback can post Events from this thread.
+            waiter = contextvars.copy_context()
+            threading.Thread(
+                target=waiter.run, args=(self._notify_on_exit, process), name=f"wait-{run_id}", daemon=True
+            ).start()
         return RunState("Running", started=now_text(), pid=process.pid)
+
+    def _notify_on_exit(self, process: subprocess.Popen[bytes]) -> None:
+        process.wait()
+        assert self.on_exit is not None
+        try:
+            self.on_exit()
+        except Exception:  # the next poll registers the outcome anyway
+            log.exception("reconcile after a run ended failed")
 
     def state(self, run_id: str) -> RunState:
         run_dir = self.run_dir(run_id)
