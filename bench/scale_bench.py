@@ -28,10 +28,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from serving_bench import (
     NAMESPACE,
     DeploymentCreations,
+    ValidatedTimes,
     delta,
     model_version,
     percentile,
     validate,
+    wait,
     write_result,
     writes_by_resource,
 )
@@ -125,18 +127,15 @@ def measure(endpoints: int, versions: int, probes: int, quiet_seconds: float) ->
         result["steady_state_writes_by_resource"] = grew
         result["operator_rss_mib_steady"] = round(rss_mib(operator.popen.pid), 1)
 
-        creations = DeploymentCreations(api)
+        creations, validated = DeploymentCreations(api), ValidatedTimes(api)
         time.sleep(1)
         latencies = []
         for index in range(probes):
             model, version = f"m{index}", versions + 1
             model_version(custom, work / "models", model, version)
-            t0 = time.monotonic()
             validate(custom, model, version)
-            deadline = time.monotonic() + 60
-            while f"{model}-v{version}" not in creations.seen and time.monotonic() < deadline:
-                time.sleep(0.01)
-            latencies.append(creations.seen.get(f"{model}-v{version}", time.monotonic()) - t0)
+            wait(lambda m=model, v=version: f"{m}-v{v}" in creations.seen, timeout=120, interval=0.01)
+            latencies.append(validated.since_validated(model, version, creations.seen[f"{model}-v{version}"]))
         result["validated_to_canary_under_load_ms"] = {
             "p50": round(percentile(latencies, 50) * 1000, 1),
             "p99": round(percentile(latencies, 99) * 1000, 1),

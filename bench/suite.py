@@ -28,17 +28,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import scale_bench
 import serving_bench
 from serving_bench import NAMESPACE, model_version, percentile, summary_ms, validate, wait, write_result
 from slipway import GROUP, VERSION
-from slipway.api.crd import KINDS, crd
-from slipway.devcluster import DevCluster
-from slipway.devcluster.install import apply_crds
-from slipway.devcluster.operator_process import OperatorProcess
+from training_bench import tiny_pipeline, training_cluster
 
 RESULTS = Path(__file__).parent / "results"
 PIPELINES = Path(__file__).resolve().parents[1] / "tests" / "training" / "pipelines"
@@ -72,6 +69,7 @@ def rollout_and_throughput(repeats: int, levels: list[int]) -> Callable[..., dic
         store: Path,
         models: list[str],
         creations: Any,
+        validated: Any,
     ) -> dict[str, Any]:
         # Rollout: canary 50% -> zero-length pause -> 100%, one endpoint at a time; version 3 everywhere.
         steps = [{"setWeight": 50}, {"pause": {"duration": "0s"}}, {"setWeight": 100}]
@@ -80,10 +78,9 @@ def rollout_and_throughput(repeats: int, levels: list[int]) -> Callable[..., dic
         totals, ready = [], []
         for name in names:
             model_version(custom, store, name, 3)
-            begin = time.monotonic()
             validate(custom, name, 3)
-            wait(lambda n=name: stable_on(custom, [n], 3), timeout=120)
-            totals.append(time.monotonic() - begin)
+            wait(lambda n=name: stable_on(custom, [n], 3), timeout=120, interval=0.01)
+            totals.append(validated.since_validated(name, 3, time.monotonic()))
             deployment = f"{name}-v3"
             ready.append(creations.ready[deployment] - creations.seen[deployment])
         rollout = {
@@ -105,12 +102,12 @@ def rollout_and_throughput(repeats: int, levels: list[int]) -> Callable[..., dic
             chosen = models[:level]
             for name in chosen:
                 model_version(custom, store, name, version)
-            begin = {}
             for name in chosen:
-                begin[name] = time.monotonic()
                 validate(custom, name, version)
             wait(lambda c=chosen, v=version: all(f"{n}-v{v}" in creations.seen for n in c), timeout=300)
-            latencies = [creations.seen[f"{n}-v{version}"] - begin[n] for n in chosen]
+            latencies = [
+                validated.since_validated(n, version, creations.seen[f"{n}-v{version}"]) for n in chosen
+            ]
             per_level[level] = {
                 "p50_ms": round(percentile(latencies, 50) * 1000, 1),
                 "p99_ms": round(percentile(latencies, 99) * 1000, 1),
@@ -122,14 +119,7 @@ def rollout_and_throughput(repeats: int, levels: list[int]) -> Callable[..., dic
                 validate(custom, name, version)
             wait(lambda v=version: stable_on(custom, models, v), timeout=600)
             version += 1
-        base = per_level[levels[0]]["p50_ms"]
-        within = [n for n, f in per_level.items() if f["p50_ms"] <= 2 * base]
-        throughput = {
-            "levels": per_level,
-            "max_concurrent_within_2x_p50": max(within),
-            "first_level_over_2x": next((n for n, f in per_level.items() if f["p50_ms"] > 2 * base), None),
-        }
-        return {"rollout": rollout, "throughput": throughput}
+        return {"rollout": rollout, "throughput": {"levels": per_level}}
 
     return measure
 
@@ -194,37 +184,18 @@ def training_floor(custom: client.CustomObjectsApi, store: Path, index: int) -> 
 
 def measure_training(pipelines: int, rounds: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="slipway-bench-training-"))
-    (work / "data").mkdir()
-    (work / "data" / "a.csv").write_text("x,y\n1,2\n")
     (work / "models" / "floor" / "1").mkdir(parents=True)
     (work / "models" / "floor" / "1" / "slipway-manifest.json").write_text(
         '{"modelName": "floor", "version": 1}'
     )
     load = os.getloadavg()
-    with DevCluster(workdir=work / "cluster", full=False) as cluster:
-        api = config.new_client_from_config(str(cluster.kubeconfig))
-        apply_crds(api, [crd(kind) for kind in KINDS])
-        client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
+    with training_cluster(work) as (_, api, operator):
         custom = client.CustomObjectsApi(api)
-        operator = OperatorProcess(kubeconfig=cluster.kubeconfig, log_dir=work)
-        operator.env.update({"SLIPWAY_PIPELINES_DIR": str(PIPELINES), "SLIPWAY_TRAINING_POLL_SECONDS": "1"})
-        operator.start()
         names = [f"p{i}" for i in range(pipelines)]
         for name in names:
-            body = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "TrainingPipeline",
-                "metadata": {"name": name},
-                "spec": {
-                    "pipeline": {"builtin": "tiny"},
-                    "modelName": name,
-                    "data": {"uri": f"file://{work}/data"},
-                    "artifactRoot": {"uri": f"file://{work}/artifacts"},
-                    "modelStore": {"uri": f"file://{work}/models"},
-                    "successfulRunsHistoryLimit": 100,
-                },
-            }
-            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "trainingpipelines", body)
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, "trainingpipelines", tiny_pipeline(work, name)
+            )
         finishes, creations = RunFinishes(work / "artifacts"), VersionCreations(api)
         for round_ in range(1, rounds + 1):
             for name in names:
@@ -249,6 +220,19 @@ def measure_training(pipelines: int, rounds: int) -> dict[str, Any]:
         "operator_poll_interval_s": 1,
         "load_average_at_start": [round(x, 2) for x in load],
     }
+
+
+def knee(serving: dict[str, Any]) -> None:
+    """The most endpoints rolled out at once whose p50 stays within twice the one-at-a-time p50."""
+    base = serving["validated_to_canary_deployment_ms"]["p50"]
+    levels = serving["throughput"]["levels"]
+    serving["throughput"]["one_at_a_time_p50_ms"] = base
+    serving["throughput"]["max_concurrent_within_2x_p50"] = max(
+        (n for n, f in levels.items() if f["p50_ms"] <= 2 * base), default=0
+    )
+    serving["throughput"]["first_level_over_2x"] = next(
+        (n for n, f in levels.items() if f["p50_ms"] > 2 * base), None
+    )
 
 
 def row(name: str, figures: str, floor: str = "", note: str = "") -> tuple[str, str, str, str]:
@@ -318,10 +302,11 @@ def main() -> None:
     rollouts, repeats, levels = (20, 5, [1, 2, 4, 8]) if args.quick else (100, 20, [1, 2, 4, 8, 16, 32, 64])
     summary: dict[str, Any] = {"load_average_at_start": load, "quick": args.quick}
     summary["serving"] = serving_bench.measure(rollouts, 30, extra=rollout_and_throughput(repeats, levels))
+    knee(summary["serving"])
     write_result("serving", summary["serving"])
     pipelines, rounds = (5, 2) if args.quick else (10, 10)
     summary["training"] = measure_training(pipelines, rounds)
-    write_result("training", summary["training"])
+    write_result("registration", summary["training"])
     if args.skip_scale or args.quick:
         scale_path = RESULTS / "scale.json"
         summary["scale"] = json.loads(scale_path.read_text()) if scale_path.exists() else None

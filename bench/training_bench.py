@@ -19,6 +19,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,39 @@ def wait(predicate: Any, timeout: float = 180) -> Any:
     raise TimeoutError("benchmark step timed out")
 
 
+@contextmanager
+def training_cluster(work: Path) -> Iterator[tuple[DevCluster, client.ApiClient, OperatorProcess]]:
+    """A minimal control plane with the CRDs, the bench namespace, and the operator running the tiny test
+    pipeline through the local executor (1 s polls), over a one-file data set under `work`."""
+    (work / "data").mkdir()
+    (work / "data" / "a.csv").write_text("x,y\n1,2\n")
+    with DevCluster(workdir=work / "cluster", full=False) as cluster:
+        api = config.new_client_from_config(str(cluster.kubeconfig))
+        apply_crds(api, [crd(kind) for kind in KINDS])
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
+        operator = OperatorProcess(kubeconfig=cluster.kubeconfig, log_dir=work)
+        operator.env.update({"SLIPWAY_PIPELINES_DIR": str(PIPELINES), "SLIPWAY_TRAINING_POLL_SECONDS": "1"})
+        operator.start()
+        yield cluster, api, operator
+
+
+def tiny_pipeline(work: Path, name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainingPipeline",
+        "metadata": {"name": name},
+        "spec": {
+            "pipeline": {"builtin": "tiny"},
+            "modelName": name,
+            "data": {"uri": f"file://{work}/data"},
+            "artifactRoot": {"uri": f"file://{work}/artifacts"},
+            "modelStore": {"uri": f"file://{work}/models"},
+            "successfulRunsHistoryLimit": 100,
+            **spec,
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -54,31 +89,10 @@ def main() -> None:
     parser.add_argument("--quiet-seconds", type=float, default=20)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="slipway-training-bench-"))
-    (work / "data").mkdir()
-    (work / "data" / "a.csv").write_text("x,y\n1,2\n")
     load = os.getloadavg()
-    with DevCluster(workdir=work / "cluster", full=False) as cluster:
-        api = config.new_client_from_config(str(cluster.kubeconfig))
-        apply_crds(api, [crd(kind) for kind in KINDS])
-        client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
+    with training_cluster(work) as (cluster, api, operator):
         custom = client.CustomObjectsApi(api)
-        operator = OperatorProcess(kubeconfig=cluster.kubeconfig, log_dir=work)
-        operator.env.update({"SLIPWAY_PIPELINES_DIR": str(PIPELINES), "SLIPWAY_TRAINING_POLL_SECONDS": "1"})
-        operator.start()
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "TrainingPipeline",
-            "metadata": {"name": "tiny"},
-            "spec": {
-                "pipeline": {"builtin": "tiny"},
-                "modelName": "tiny",
-                "data": {"uri": f"file://{work}/data"},
-                "artifactRoot": {"uri": f"file://{work}/artifacts"},
-                "modelStore": {"uri": f"file://{work}/models"},
-                "gates": {"metrics": [{"name": "accuracy", "min": "0.9"}]},
-                "successfulRunsHistoryLimit": 100,
-            },
-        }
+        body = tiny_pipeline(work, "tiny", gates={"metrics": [{"name": "accuracy", "min": "0.9"}]})
         custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "trainingpipelines", body)
 
         def status() -> dict[str, Any]:
