@@ -94,60 +94,55 @@ def wait(predicate: Any, timeout: float = 120, interval: float = 0.2) -> None:
         time.sleep(interval)
 
 
-class DeploymentCreations:
-    """Watches the namespace's Deployments: when each was first seen (`seen`) and when it first had all
-    its replicas ready (`ready`), in time.monotonic()."""
+class Watcher:
+    """Follows one list in a background thread from its start, reconnecting when the API server is not
+    ready yet or the stream ends; `observe` gets each object with the time it arrived."""
 
-    def __init__(self, api: client.ApiClient) -> None:
-        self.apps = client.AppsV1Api(api)
-        self.seen: dict[str, float] = {}
-        self.ready: dict[str, float] = {}
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._watch()
-        except Exception:  # the cluster goes away at the end of the run
-            return
-
-    def _watch(self) -> None:
-        for event in watch.Watch().stream(
-            self.apps.list_namespaced_deployment, NAMESPACE, timeout_seconds=3600
-        ):
-            deployment, now = event["object"], time.monotonic()
-            name = deployment.metadata.name
-            self.seen.setdefault(name, now)
-            wanted = deployment.spec.replicas or 0
-            if wanted and (deployment.status.ready_replicas or 0) >= wanted:
-                self.ready.setdefault(name, now)
-
-
-class ValidatedTimes:
-    """Watches the namespace's ModelVersions and notes when each first reads Validated. The registry gives
-    a version without gates its verdict on its own, often before the benchmark's own status patch, so
-    latencies start here, not at the benchmark's call."""
-
-    def __init__(self, api: client.ApiClient) -> None:
-        self.custom = client.CustomObjectsApi(api)
-        self.at: dict[str, float] = {}
+    def __init__(self, lister: Any, *args: Any) -> None:
+        self.lister, self.args = lister, args
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
-        try:
-            for event in watch.Watch().stream(
-                self.custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                NAMESPACE,
-                "modelversions",
-                timeout_seconds=3600,
-            ):
-                body = event["object"]
-                if (body.get("status") or {}).get("phase") == "Validated":
-                    self.at.setdefault(body["metadata"]["name"], time.monotonic())
-        except Exception:  # the cluster goes away at the end of the run
-            return
+        while True:
+            try:
+                for event in watch.Watch().stream(self.lister, *self.args, timeout_seconds=3600):
+                    self.observe(event["object"], time.monotonic())
+            except Exception:  # not ready yet ("storage is (re)initializing"), or gone at the end
+                pass
+            time.sleep(0.2)
+
+    def observe(self, obj: Any, now: float) -> None:
+        raise NotImplementedError
+
+
+class DeploymentCreations(Watcher):
+    """When each Deployment was first seen (`seen`) and first had all its replicas ready (`ready`)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.seen: dict[str, float] = {}
+        self.ready: dict[str, float] = {}
+        super().__init__(client.AppsV1Api(api).list_namespaced_deployment, NAMESPACE)
+
+    def observe(self, deployment: Any, now: float) -> None:
+        name = deployment.metadata.name
+        self.seen.setdefault(name, now)
+        wanted = deployment.spec.replicas or 0
+        if wanted and (deployment.status.ready_replicas or 0) >= wanted:
+            self.ready.setdefault(name, now)
+
+
+class ValidatedTimes(Watcher):
+    """When each ModelVersion first read Validated. The registry gives a version without gates its verdict
+    on its own, often before the benchmark's own status patch, so latencies start here."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.at: dict[str, float] = {}
+        custom = client.CustomObjectsApi(api)
+        super().__init__(custom.list_namespaced_custom_object, GROUP, VERSION, NAMESPACE, "modelversions")
+
+    def observe(self, body: Any, now: float) -> None:
+        if (body.get("status") or {}).get("phase") == "Validated":
+            self.at.setdefault(body["metadata"]["name"], now)
 
     def since_validated(self, model: str, version: int, until: float) -> float:
         wait(lambda: f"{model}-v{version}" in self.at, timeout=60)

@@ -28,12 +28,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).parent))
 import scale_bench
 import serving_bench
-from serving_bench import NAMESPACE, model_version, percentile, summary_ms, validate, wait, write_result
+from serving_bench import (
+    NAMESPACE,
+    Watcher,
+    model_version,
+    percentile,
+    summary_ms,
+    validate,
+    wait,
+    write_result,
+)
 from slipway import GROUP, VERSION
 from training_bench import tiny_pipeline, training_cluster
 
@@ -149,20 +158,18 @@ class RunFinishes:
         self._stop = True
 
 
-class VersionCreations:
-    def __init__(self, api: client.ApiClient) -> None:
-        self.custom, self.created = client.CustomObjectsApi(api), {}
-        threading.Thread(target=self._run, daemon=True).start()
+class VersionCreations(Watcher):
+    """When the ModelVersion of each run (label slipway.dev/run) was first seen."""
 
-    def _run(self) -> None:
-        try:
-            for event in watch.Watch().stream(
-                self.custom.list_namespaced_custom_object, GROUP, VERSION, NAMESPACE, "modelversions"
-            ):
-                labels = event["object"]["metadata"].get("labels") or {}
-                self.created.setdefault(labels.get("slipway.dev/run", ""), time.monotonic())
-        except Exception:  # the cluster goes away at the end
-            return
+    def __init__(self, api: client.ApiClient) -> None:
+        self.created: dict[str, float] = {}
+        custom = client.CustomObjectsApi(api)
+        super().__init__(custom.list_namespaced_custom_object, GROUP, VERSION, NAMESPACE, "modelversions")
+
+    def observe(self, body: Any, now: float) -> None:
+        labels = body["metadata"].get("labels") or {}
+        if "slipway.dev/run" in labels:
+            self.created.setdefault(labels["slipway.dev/run"], now)
 
 
 def training_floor(custom: client.CustomObjectsApi, store: Path, index: int) -> float:
