@@ -63,18 +63,20 @@ def prime_views(logger: Any, **_: Any) -> None:
     )
 
 
-def remember_child(kind: str, body: dict[str, Any]) -> None:
-    views.observe_child(kind, "MODIFIED", body)
-
-
 def reconcile_endpoint(namespace: str, name: str, model: str) -> None:
-    versions = views.VERSIONS.get((namespace, model))
-    children = views.CHILDREN.get((namespace, name))
+    # The views are read once the lock is held: a reconcile queued behind another sees what that one wrote.
     runner.run(
         "ServingEndpoint",
         namespace,
         name,
-        lambda: serving.reconcile(namespace, name, versions, children, post_event, remember_child),
+        lambda: serving.reconcile(
+            namespace,
+            name,
+            views.VERSIONS.get((namespace, model)),
+            views.CHILDREN.get((namespace, name)),
+            post_event,
+            views.observe_written,
+        ),
     )
 
 

@@ -3,6 +3,7 @@ difference, record status and Events. A reconcile that changes nothing writes no
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ def summarize_version(
         deleting=meta.get("deletionTimestamp") is not None,
         storage_secret=secret,
         served_by=tuple((status or {}).get("servedBy") or ()),
+        resource_version=int(meta.get("resourceVersion") or 0),
     )
 
 
@@ -162,13 +164,13 @@ def _apply(body: dict[str, Any], observed: ChildSummary | None, remember: Rememb
     try:
         if observed is None:
             try:
-                remember(kind, _plain(create(namespace, body)))
+                remember(kind, _json(create(namespace, body, _preload_content=False)))
                 API_WRITES.labels(kind, "create").inc()
                 return True
             except ApiException as error:
                 if error.status != 409:
                     raise
-        remember(kind, _plain(patch(name, namespace, body)))
+        remember(kind, _json(patch(name, namespace, body, _preload_content=False)))
         API_WRITES.labels(kind, "patch").inc()
     except ApiException as error:
         if error.status == 404 and kind in CUSTOM_CHILDREN:
@@ -178,11 +180,11 @@ def _apply(body: dict[str, Any], observed: ChildSummary | None, remember: Rememb
     return True
 
 
-def _plain(written: Any) -> dict[str, Any]:
-    plain: dict[str, Any] = (
-        written if isinstance(written, dict) else api_client().sanitize_for_serialization(written)
-    )
-    return plain
+def _json(response: Any) -> dict[str, Any]:
+    """The written object as plain JSON: the client's own models would build (and this module then
+    flatten) one object per nested field (about a tenth of the operator's CPU in a rollout)."""
+    written: dict[str, Any] = json.loads(response.data)
+    return written
 
 
 def _verbs(kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
@@ -206,11 +208,11 @@ def _verbs(kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
         custom = client.CustomObjectsApi(api)
         route = ("gateway.networking.k8s.io", "v1")
         return (
-            lambda namespace, body: custom.create_namespaced_custom_object(
-                *route, namespace, "httproutes", body
+            lambda namespace, body, **options: custom.create_namespaced_custom_object(
+                *route, namespace, "httproutes", body, **options
             ),
-            lambda name, namespace, body: custom.patch_namespaced_custom_object(
-                *route, namespace, "httproutes", name, body
+            lambda name, namespace, body, **options: custom.patch_namespaced_custom_object(
+                *route, namespace, "httproutes", name, body, **options
             ),
         )
     raise ValueError(f"no verbs for {kind}")
@@ -309,14 +311,16 @@ def reconcile(
     for event in result.events:
         post_event(body, event.type, event.reason, event.message)
     record_outcomes(namespace, name, result.events, result.status)
-    update_served_by(namespace, name, observed.versions.values(), set(result.replicas))
+    update_served_by(namespace, name, observed.versions.values(), set(result.replicas), remember)
     return body
 
 
 def update_served_by(
-    namespace: str, endpoint: str, versions: Iterable[VersionInfo], serving: set[int]
+    namespace: str, endpoint: str, versions: Iterable[VersionInfo], serving: set[int], remember: Remember
 ) -> None:
-    """Lists this endpoint in the status of each ModelVersion it serves, and only those."""
+    """Lists this endpoint in the status of each ModelVersion it serves, and only those. Each patched
+    version is remembered at once: reconciles that follow before its watch event must not patch it
+    again (they did, about seven times per rollout)."""
     for info in versions:
         listed = endpoint in info.served_by
         if listed == (info.version in serving) or info.deleting:
@@ -324,7 +328,10 @@ def update_served_by(
         others = [name for name in info.served_by if name != endpoint]
         served_by = sorted([*others, endpoint]) if info.version in serving else others
         try:
-            patch_custom_status("modelversions", namespace, info.name, {"servedBy": served_by})
+            remember(
+                "ModelVersion",
+                patch_custom_status("modelversions", namespace, info.name, {"servedBy": served_by}),
+            )
             API_WRITES.labels("ModelVersion", "patch-status").inc()
         except ApiException as error:
             if error.status != 404:

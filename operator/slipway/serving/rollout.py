@@ -38,6 +38,7 @@ class VersionInfo:
     deleting: bool = False
     storage_secret: str | None = None
     served_by: tuple[str, ...] = ()
+    resource_version: int = 0
 
     @property
     def servable(self) -> bool:

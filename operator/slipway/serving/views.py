@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from kubernetes import client
@@ -28,7 +29,9 @@ def observe_version(event: str | None, body: dict[str, Any]) -> bool:
     if event == "DELETED":
         return VERSIONS.delete(meta["uid"]) is not None
     info = summarize_version(meta["name"], spec, body.get("status") or {}, meta)
-    previous = VERSIONS.put((meta["namespace"], spec.get("modelName", "")), meta["uid"], info)
+    previous = VERSIONS.put_newer(
+        (meta["namespace"], spec.get("modelName", "")), meta["uid"], info, info.resource_version
+    )
     return _servable_fields(previous) != _servable_fields(info)
 
 
@@ -41,6 +44,14 @@ def observe_endpoint(event: str | None, body: dict[str, Any]) -> None:
     ENDPOINTS.put((meta["namespace"], spec.get("modelName", "")), meta["uid"], ref)
 
 
+def observe_written(kind: str, body: dict[str, Any]) -> None:
+    """What the operator itself just wrote, before its watch event arrives."""
+    if kind == "ModelVersion":
+        observe_version("MODIFIED", body)
+    else:
+        observe_child(kind, "MODIFIED", body)
+
+
 def observe_child(kind: str, event: str | None, body: dict[str, Any]) -> bool:
     meta = body["metadata"]
     if event == "DELETED":
@@ -50,7 +61,8 @@ def observe_child(kind: str, event: str | None, body: dict[str, Any]) -> bool:
     previous = CHILDREN.put_newer(
         (meta["namespace"], endpoint), meta["uid"], summary, summary.resource_version
     )
-    return previous != summary
+    # A new resourceVersion alone (a status condition's timestamp, say) gives a reconcile nothing to do.
+    return previous is None or replace(previous, resource_version=summary.resource_version) != summary
 
 
 def _child_listers(api: client.ApiClient) -> dict[str, tuple[Callable[..., Any], Callable[..., Any]]]:
