@@ -33,9 +33,10 @@ install: $(VENV)/.stamp-install ## Create the virtual environment with the opera
 k8s-binaries: ## Build (or reuse from ~/.cache/slipway) etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok
 	@if [ -n "$$KUBEBUILDER_ASSETS" ]; then echo "using KUBEBUILDER_ASSETS=$$KUBEBUILDER_ASSETS"; else bash hack/build-k8s.sh >/dev/null; fi
 
-.PHONY: gateway-api-crds
-gateway-api-crds: ## Fetch the Gateway API CRDs (HTTPRoute) into ~/.cache/slipway for the traffic-routing tests
-	@bash hack/gateway-api-crds.sh >/dev/null
+.PHONY: third-party-crds
+third-party-crds: ## Fetch the Gateway API (HTTPRoute) and prometheus-operator (ServiceMonitor) CRDs into ~/.cache/slipway for the tests
+	@bash hack/third-party-crds.sh gateway-api >/dev/null
+	@bash hack/third-party-crds.sh prometheus-operator >/dev/null
 
 .PHONY: demo
 demo: install install-pipelines k8s-binaries ## The whole loop on the embedded control plane, narrated; leaves it up for you
@@ -58,12 +59,14 @@ lint: install ## ruff, mypy and the import layering contract
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy bench
 	$(VENV)/bin/lint-imports
 
 .PHONY: test
-test: install k8s-binaries gateway-api-crds $(TEST_PREREQS) ## Install what is missing, then run every test (unit, integration on a real API server, e2e)
+test: install k8s-binaries third-party-crds $(TEST_PREREQS) ## Install what is missing, then run every test (unit, integration on a real API server, e2e)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy bench
 	$(VENV)/bin/lint-imports
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: that is a failure" >&2; fi; exit $$rc

@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Puts the Gateway API standard CRDs (HTTPRoute et al.) in $SLIPWAY_CACHE/gateway-api-v<version>/ from the
-# sigs.k8s.io/gateway-api Go module, for tests of HTTPRoute traffic shifting. Prints the directory.
+# Puts the CRDs of a project Slipway creates objects for in $SLIPWAY_CACHE/<name>-v<version>/, from that
+# project's Go module (the Go module proxy is reachable where GitHub is not), and prints the directory.
+#   gateway-api          HTTPRoute et al. (sigs.k8s.io/gateway-api), for traffic-shifting tests
+#   prometheus-operator  ServiceMonitor, PrometheusRule (github.com/prometheus-operator/prometheus-operator)
+# Usage: hack/third-party-crds.sh gateway-api|prometheus-operator
 set -euo pipefail
-VERSION="${GATEWAY_API_VERSION:-1.3.0}"
-DEST="${SLIPWAY_CACHE:-$HOME/.cache/slipway}/gateway-api-v${VERSION}"
-if [ ! -f "$DEST/gateway.networking.k8s.io_httproutes.yaml" ]; then
-  command -v go >/dev/null 2>&1 || { echo "gateway-api-crds: Go is needed to fetch the Gateway API CRDs" >&2; exit 1; }
-  dir="$(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/gateway-api@v${VERSION}" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
-  [ -d "$dir/config/crd/standard" ] || { echo "gateway-api-crds: no CRDs in sigs.k8s.io/gateway-api@v${VERSION}" >&2; exit 1; }
+case "${1:-}" in
+  gateway-api)
+    version="${GATEWAY_API_VERSION:-1.3.0}" module="sigs.k8s.io/gateway-api" subdir="config/crd/standard" ;;
+  prometheus-operator)
+    version="${PROMETHEUS_OPERATOR_VERSION:-0.85.0}"
+    module="github.com/prometheus-operator/prometheus-operator" subdir="example/prometheus-operator-crd" ;;
+  *) echo "usage: $0 gateway-api|prometheus-operator" >&2; exit 2 ;;
+esac
+DEST="${SLIPWAY_CACHE:-$HOME/.cache/slipway}/$1-v${version}"
+if [ ! -f "$DEST/.complete" ]; then
+  command -v go >/dev/null 2>&1 || { echo "third-party-crds: Go is needed to fetch the $1 CRDs" >&2; exit 1; }
+  dir="$(cd "$(mktemp -d)" && GOFLAGS=-mod=mod go mod download -json "${module}@v${version}" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  [ -d "$dir/$subdir" ] || { echo "third-party-crds: no CRDs in ${module}@v${version}/$subdir" >&2; exit 1; }
   mkdir -p "$DEST"
-  cp "$dir"/config/crd/standard/*.yaml "$DEST/"
+  cp "$dir/$subdir"/*.yaml "$DEST/"
   chmod 644 "$DEST"/*.yaml
+  touch "$DEST/.complete"
 fi
 echo "$DEST"

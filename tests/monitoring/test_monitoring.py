@@ -13,10 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
+from fixtures.crds import install_third_party_crd
 from fixtures.penguins import resample, shifted
+from fixtures.pipelines import local_pipeline
 from fixtures.prometheus import Prometheus
 from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
@@ -47,6 +50,18 @@ def test_the_alert_rules_pass_promtool(prometheus_binaries: dict[str, str]) -> N
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(ALERTS)} rules found" in result.stdout
+
+
+def test_the_prometheus_rule_is_accepted_by_the_prometheus_operator_crd(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    install_third_party_crd(api_client, "prometheus-operator", "prometheusrules")
+    rule = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+    created = client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+        "monitoring.coreos.com", "v1", namespace, "prometheusrules", rule
+    )
+    alerts = [r["alert"] for group in created["spec"]["groups"] for r in group["rules"]]
+    assert alerts == [alert.name for alert in ALERTS]
 
 
 def referenced_metrics() -> set[str]:
@@ -155,22 +170,14 @@ def test_prometheus_scrapes_the_operator_and_every_alert_fires(
     (tmp_path / "batches").mkdir()
     scenario.create(
         "trainingpipelines",
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "TrainingPipeline",
-            "metadata": {"name": "churn"},
-            "spec": {
-                "pipeline": {"builtin": "tiny"},
-                "modelName": "churn",
-                "data": {"uri": f"file://{tmp_path}/data"},
-                "artifactRoot": {"uri": f"file://{tmp_path}/artifacts"},
-                "modelStore": {"uri": f"file://{tmp_path}/models"},
-                "gates": {"metrics": [{"name": "accuracy", "min": "0.9"}]},
-                "triggers": {
-                    "onDrift": {"batches": {"uri": f"file://{tmp_path}/batches"}, "pollIntervalSeconds": 5}
-                },
+        local_pipeline(
+            tmp_path,
+            "churn",
+            gates={"metrics": [{"name": "accuracy", "min": "0.9"}]},
+            triggers={
+                "onDrift": {"batches": {"uri": f"file://{tmp_path}/batches"}, "pollIntervalSeconds": 5}
             },
-        },
+        ),
     )
     scenario.run("good")
     scenario.run("weak", accuracy="0.6")

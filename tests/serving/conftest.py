@@ -1,22 +1,13 @@
-"""Serving tests' own fixtures: the Gateway API CRDs, fetched by hack/gateway-api-crds.sh."""
+"""Serving tests' own fixtures."""
 
 from __future__ import annotations
-
-import subprocess
-from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from slipway.devcluster.install import apply_crds, load_crds
-
-REPO = Path(__file__).resolve().parents[2]
+from fixtures.crds import install_third_party_crd
 
 
 @pytest.fixture(scope="session")
 def gateway_api(api_client: client.ApiClient) -> None:
-    directory = subprocess.run(
-        ["bash", str(REPO / "hack" / "gateway-api-crds.sh")], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    crds = [c for c in load_crds(Path(directory)) if c["metadata"]["name"].startswith("httproutes.")]
-    apply_crds(api_client, crds)
+    install_third_party_crd(api_client, "gateway-api", "httproutes")

@@ -15,6 +15,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from fixtures.cli import slipway
+from fixtures.crds import install_third_party_crd
 from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
 
@@ -344,3 +345,34 @@ def test_http_route_weights_and_autoscaler_follow_the_rollout(
         "routed", env.namespace
     ).spec.scale_target_ref.name
     assert target == "routed-v2"
+
+
+def test_service_monitor_waits_for_its_crd_then_is_created(env: Env, operator: Any) -> None:
+    env.model_version(1)
+    env.endpoint("monitored", runtime={"monitoring": {"serviceMonitor": True}})
+    wait_for(lambda: env.status("monitored").get("stableVersion") == 1, "v1 stable without the CRD")
+    assert condition(env.status("monitored"), "Ready") == "True"
+    assert "ServiceMonitor is not served by this cluster" in operator.logs()
+
+    install_third_party_crd(env.custom.api_client, "prometheus-operator", "servicemonitors")
+
+    def monitor() -> dict[str, Any] | None:
+        try:
+            body: dict[str, Any] = env.custom.get_namespaced_custom_object(
+                "monitoring.coreos.com", "v1", env.namespace, "servicemonitors", "monitored"
+            )
+            return body
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    body = wait_for(monitor, "the ServiceMonitor, once its CRD is served")
+    assert body["metadata"]["ownerReferences"][0]["name"] == "monitored"
+    selector = ",".join(f"{k}={v}" for k, v in body["spec"]["selector"]["matchLabels"].items())
+    selected = client.CoreV1Api(env.custom.api_client).list_namespaced_service(
+        env.namespace, label_selector=selector
+    )
+    port = body["spec"]["endpoints"][0]["port"]
+    assert selected.items, f"the ServiceMonitor selects no Service ({selector})"
+    assert all(port in [p.name for p in s.spec.ports] for s in selected.items)

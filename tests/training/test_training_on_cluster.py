@@ -16,6 +16,7 @@ from kubernetes import client
 from fixtures.cli import slipway
 from fixtures.kfp_api import KfpApi
 from fixtures.penguins import resample, shifted
+from fixtures.pipelines import local_pipeline
 from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
 
@@ -32,20 +33,8 @@ class Training:
         (root / "data" / "batch-1.csv").write_text("x,y\n1,2\n")
 
     def pipeline(self, name: str, **spec: Any) -> None:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "TrainingPipeline",
-            "metadata": {"name": name},
-            "spec": {
-                "pipeline": {"builtin": "tiny"},
-                "modelName": name,
-                "data": {"uri": f"file://{self.root}/data"},
-                "artifactRoot": {"uri": f"file://{self.root}/artifacts"},
-                "modelStore": {"uri": f"file://{self.root}/models"},
-                "gates": {"metrics": [{"name": "accuracy", "min": "0.9"}]},
-                **spec,
-            },
-        }
+        spec = {"gates": {"metrics": [{"name": "accuracy", "min": "0.9"}]}, **spec}
+        body = local_pipeline(self.root, name, **spec)
         self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "trainingpipelines", body)
 
     def patch(self, name: str, patch: dict[str, Any]) -> None:

@@ -204,15 +204,15 @@ def _verbs(kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
             scaling.create_namespaced_horizontal_pod_autoscaler,
             scaling.patch_namespaced_horizontal_pod_autoscaler,
         )
-    if kind == "HTTPRoute":
+    if kind in CUSTOM_CHILDREN:
         custom = client.CustomObjectsApi(api)
-        route = ("gateway.networking.k8s.io", "v1")
+        group, version, plural = CUSTOM_CHILDREN[kind]
         return (
             lambda namespace, body, **options: custom.create_namespaced_custom_object(
-                *route, namespace, "httproutes", body, **options
+                group, version, namespace, plural, body, **options
             ),
             lambda name, namespace, body, **options: custom.patch_namespaced_custom_object(
-                *route, namespace, "httproutes", name, body, **options
+                group, version, namespace, plural, name, body, **options
             ),
         )
     raise ValueError(f"no verbs for {kind}")
