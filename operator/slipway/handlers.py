@@ -19,12 +19,23 @@ from slipway.settings import settings as operator_settings
 from slipway.training import controller as training
 
 
+class DiffBaseForChangeHandlers(kopf.AnnotationsDiffBaseStorage):
+    """kopf builds (and deep-copies) a diff base of every event's body, though only on.create/update/delete
+    handlers read it, and Slipway has one only for TrainingPipelines; every other kind gets an empty one
+    (a tenth of the operator's CPU in a rollout)."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        if body.get("kind") != "TrainingPipeline":
+            return {}
+        return super().build(body=body, extra_fields=extra_fields)
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     operator = operator_settings()
     settings.persistence.finalizer = operator.finalizer
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = DiffBaseForChangeHandlers(
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.peering.name = operator.peering_name

@@ -219,7 +219,8 @@ def test_first_rollout_then_canary_through_steps_to_promotion(
     )
     assert served_by["status"]["servedBy"] == ["web"]
     metrics = operator.metrics()
-    assert 'slipway_rollouts_total{outcome="Promoted"} 2.0' in metrics  # v1's first rollout, then v2
+    promoted = f'slipway_rollouts_total{{endpoint="web",namespace="{env.namespace}",outcome="Promoted"}} 2.0'
+    assert promoted in metrics  # v1's first rollout, then v2
     assert "slipway_rollout_duration_seconds_count" in metrics
 
 
