@@ -127,7 +127,7 @@ def main() -> None:
             synthetic_penguins(args.rows, synthetic)
             generated = time.monotonic() - started
             # One pass over the data: the point is how each step's cost grows with rows, not a better model.
-            overrides = {"epochs": 1, "batch_size": 1024, "eval_buckets": 10}
+            overrides: dict[str, object] = {"epochs": 1, "batch_size": 1024, "eval_buckets": 10}
             key = f"synthetic_{args.rows}_rows"
             results[key] = run_chain("synthetic", synthetic, root / "synthetic", overrides)
             results[key]["csv_mb"] = round(synthetic.stat().st_size / 1e6, 1)  # type: ignore[index]

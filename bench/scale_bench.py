@@ -4,8 +4,8 @@ bench/results/scale.json).
 Creates E endpoints, each over its own model with V Validated versions (E x V ModelVersions), then starts
 the operator and measures: start-up to "all reconciled" (every endpoint stable on its newest version with
 Ready=True), the operator's resident memory, the API requests the whole cluster serves per second at
-steady state (write verbs on Slipway's resources, which should be 0), and the Validated -> canary
-Deployment latency under that load.
+steady state (all of them, by verb and resource, and the writes on Slipway's resources, which should be
+0), and the Validated -> canary Deployment latency under that load.
 
 Usage: python bench/scale_bench.py [--endpoints 1000] [--versions 10] [--probes 20]
 """
@@ -22,16 +22,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).parent))
 from serving_bench import (
     NAMESPACE,
     DeploymentCreations,
     ValidatedTimes,
+    bench_client,
     delta,
     model_version,
     percentile,
+    requests_by_resource,
     validate,
     wait,
     write_result,
@@ -96,8 +98,7 @@ def measure(endpoints: int, versions: int, probes: int, quiet_seconds: float) ->
     load = os.getloadavg()
     result: dict[str, Any] = {"endpoints": endpoints, "model_versions": endpoints * versions}
     with DevCluster(workdir=work / "cluster", full=True) as cluster:
-        api = config.new_client_from_config(str(cluster.kubeconfig))
-        api.configuration.connection_pool_maxsize = 32
+        api = bench_client(cluster.kubeconfig)
         apply_crds(api, [crd(kind) for kind in KINDS])
         client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
         custom = client.CustomObjectsApi(api)
@@ -120,11 +121,15 @@ def measure(endpoints: int, versions: int, probes: int, quiet_seconds: float) ->
         result["operator_rss_mib_peak_during_startup"] = round(peak, 1)
 
         time.sleep(10)
-        before = writes_by_resource(cluster)
+        before, all_before = writes_by_resource(cluster), requests_by_resource(cluster)
         time.sleep(quiet_seconds)
         grew = delta(before, writes_by_resource(cluster))
+        # Requests for /metrics (these readings) name no resource, so they do not count themselves.
+        served = delta(all_before, requests_by_resource(cluster))
         result["steady_state_writes_per_second"] = round(sum(grew.values()) / quiet_seconds, 3)
         result["steady_state_writes_by_resource"] = grew
+        result["steady_state_requests_per_second"] = round(sum(served.values()) / quiet_seconds, 3)
+        result["steady_state_requests_by_verb_and_resource"] = served
         result["operator_rss_mib_steady"] = round(rss_mib(operator.popen.pid), 1)
 
         creations, validated = DeploymentCreations(api), ValidatedTimes(api)

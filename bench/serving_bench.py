@@ -1,8 +1,9 @@
 """Serving benchmark on the embedded control plane (prints its figures; writes bench/results/serving.json).
 
 1. Latency from a ModelVersion turning Validated to its canary Deployment existing, p50/p99 over N
-   rollouts, next to the floor: a bare client making the calls that job needs (GET the endpoint, create
-   the ConfigMap, create the Deployment), timed in the same run.
+   rollouts made one at a time (each finishes before the next version is created, so none overlaps the
+   tail of the last), next to the floor: a bare client making the calls that job needs (GET the
+   endpoint, create the ConfigMap, create the Deployment), timed in the same run.
 2. Writes to the API server while nothing changes: apiserver_request_total for write verbs on the
    resources Slipway touches, before and after a quiet window spanning several resync intervals.
 
@@ -35,6 +36,15 @@ WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "APPLY")
 TOUCHED = ("servingendpoints", "modelversions", "deployments", "services", "configmaps", "events")
 
 
+def bench_client(kubeconfig: Path, pool: int = 64) -> client.ApiClient:
+    """A client for the benchmark itself, with a connection per thread it may run at once (the
+    library's default pool is 5 per core; past it, each request would open a new TLS connection)."""
+    configuration = client.Configuration()
+    config.load_kube_config(str(kubeconfig), client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool
+    return client.ApiClient(configuration)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
@@ -44,6 +54,14 @@ def percentile(values: list[float], q: float) -> float:
 def writes_by_resource(cluster: DevCluster, resources: tuple[str, ...] = TOUCHED) -> dict[str, int]:
     """Write requests the API server has served on these resources, by anyone (its own metrics), keyed
     `verb resource[/subresource]`."""
+    return requests_by_resource(cluster, resources, WRITE_VERBS)
+
+
+def requests_by_resource(
+    cluster: DevCluster, resources: tuple[str, ...] | None = None, verbs: tuple[str, ...] | None = None
+) -> dict[str, int]:
+    """Requests the API server has served (its own metrics), by anyone, keyed `verb resource[/sub]`;
+    None means every resource or every verb. A WATCH counts when its stream ends."""
     counts: dict[str, int] = {}
     pattern = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
     for line in cluster.get_text("/metrics").splitlines():
@@ -51,7 +69,8 @@ def writes_by_resource(cluster: DevCluster, resources: tuple[str, ...] = TOUCHED
         if not match:
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in resources:
+        verb, resource = labels.get("verb"), labels.get("resource")
+        if resource and (verbs is None or verb in verbs) and (resources is None or resource in resources):
             key = f"{labels['verb']} {labels['resource']}" + (
                 f"/{labels['subresource']}" if labels.get("subresource") else ""
             )
@@ -78,6 +97,20 @@ def model_version(custom: client.CustomObjectsApi, store: Path, model: str, vers
         "spec": {"modelName": model, "version": version, "uri": f"file://{directory}"},
     }
     custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "modelversions", body)
+
+
+def endpoint_status(custom: client.CustomObjectsApi, name: str) -> dict[str, Any]:
+    body = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints", name)
+    status: dict[str, Any] = body.get("status") or {}
+    return status
+
+
+def stable_on(custom: client.CustomObjectsApi, names: list[str], version: int) -> bool:
+    """Every one of these endpoints serves `version` as stable with no canary left."""
+    return all(
+        (s := endpoint_status(custom, n)).get("stableVersion") == version and not s.get("canaryVersion")
+        for n in names
+    )
 
 
 def validate(custom: client.CustomObjectsApi, model: str, version: int) -> None:
@@ -173,9 +206,8 @@ def floor_once(api: client.ApiClient, custom: client.CustomObjectsApi, index: in
     return time.monotonic() - started
 
 
-def write_result(name: str, result: dict[str, Any]) -> None:
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
+def write_result(name: str, result: dict[str, Any], out: Path = Path(__file__).parent / "results") -> None:
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
@@ -205,7 +237,7 @@ def measure(rollouts: int, quiet_seconds: float, extra: Any = None) -> dict[str,
     load = os.getloadavg()
     more: dict[str, Any] = {}
     with DevCluster(workdir=work / "cluster", full=True) as cluster:
-        api = config.new_client_from_config(str(cluster.kubeconfig))
+        api = bench_client(cluster.kubeconfig)
         apply_crds(api, [crd(kind) for kind in KINDS])
         client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
         custom = client.CustomObjectsApi(api)
@@ -240,6 +272,7 @@ def measure(rollouts: int, quiet_seconds: float, extra: Any = None) -> dict[str,
             validate(custom, model, 2)
             wait(lambda m=model: f"{m}-v2" in creations.seen, timeout=60)
             latencies.append(validated.since_validated(model, 2, creations.seen[f"{model}-v2"]))
+            wait(lambda m=model: stable_on(custom, [m], 2), timeout=60, interval=0.01)
         floors = [floor_once(api, custom, i) for i in range(rollouts)]
         wait(lambda: all_stable(2), timeout=300)
         time.sleep(5)

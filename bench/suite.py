@@ -6,18 +6,23 @@ bench/results/summary.json and summary.md (each part also keeps its own JSON).
   its ModelVersion created (training).
 - Rollout: Validated -> 100% of traffic with zero-length pauses, next to the time the Deployments take to
   become ready in the same run (the operator's share is the difference).
-- Throughput: N endpoints given a new version at once, for N = 1, 2, 4, ...; the largest N whose p50
-  Validated -> canary latency stays within twice the N = 1 figure.
+- Throughput: N endpoints given a new version at once, for N = 1, 2, 4, ... (each level repeated to at
+  least 20 latencies); the largest N whose p50 Validated -> canary latency stays within twice the
+  one-at-a-time figure, next to the bare client's floor with N clients at once (what the machine allows).
 - Idle: API writes in a quiet window (target 0).
 - Scale: 1,000 ServingEndpoints and 10,000 ModelVersions (bench/scale_bench.py): start-up to all
-  reconciled, RSS, steady-state writes, latency under load.
+  reconciled, RSS, steady-state requests (all) and writes, latency under load.
 
-Usage: python bench/suite.py [--quick] [--skip-scale]
+--quick runs small sizes without the scale part and writes under bench/results/quick/, so the committed
+figures are never replaced by a smoke run; --only reruns one part and reuses the others' JSON.
+
+Usage: python bench/suite.py [--quick] [--only serving|training|scale ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -25,6 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +42,10 @@ import serving_bench
 from serving_bench import (
     NAMESPACE,
     Watcher,
+    floor_once,
     model_version,
     percentile,
+    stable_on,
     summary_ms,
     validate,
     wait,
@@ -47,13 +55,9 @@ from slipway import GROUP, VERSION
 from training_bench import tiny_pipeline, training_cluster
 
 RESULTS = Path(__file__).parent / "results"
+MIN_SAMPLES = 20
+FLOOR_NAMES = itertools.count(100_000)  # floor objects' names, clear of the serving part's own
 PIPELINES = Path(__file__).resolve().parents[1] / "tests" / "training" / "pipelines"
-
-
-def endpoint_status(custom: client.CustomObjectsApi, name: str) -> dict[str, Any]:
-    body = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints", name)
-    status: dict[str, Any] = body.get("status") or {}
-    return status
 
 
 def set_steps(custom: client.CustomObjectsApi, names: list[str], steps: list[dict[str, Any]]) -> None:
@@ -61,13 +65,6 @@ def set_steps(custom: client.CustomObjectsApi, names: list[str], steps: list[dic
         custom.patch_namespaced_custom_object(
             GROUP, VERSION, NAMESPACE, "servingendpoints", name, {"spec": {"rollout": {"steps": steps}}}
         )
-
-
-def stable_on(custom: client.CustomObjectsApi, names: list[str], version: int) -> bool:
-    return all(
-        (s := endpoint_status(custom, n)).get("stableVersion") == version and not s.get("canaryVersion")
-        for n in names
-    )
 
 
 def rollout_and_throughput(repeats: int, levels: list[int]) -> Callable[..., dict[str, Any]]:
@@ -81,7 +78,7 @@ def rollout_and_throughput(repeats: int, levels: list[int]) -> Callable[..., dic
         validated: Any,
     ) -> dict[str, Any]:
         # Rollout: canary 50% -> zero-length pause -> 100%, one endpoint at a time; version 3 everywhere.
-        steps = [{"setWeight": 50}, {"pause": {"duration": "0s"}}, {"setWeight": 100}]
+        steps: list[dict[str, Any]] = [{"setWeight": 50}, {"pause": {"duration": "0s"}}, {"setWeight": 100}]
         names = models[:repeats]
         set_steps(custom, names, steps)
         totals, ready = [], []
@@ -98,46 +95,65 @@ def rollout_and_throughput(repeats: int, levels: list[int]) -> Callable[..., dic
             "deployment_creation_to_ready_ms": summary_ms(ready),
             "operator_share_ms": summary_ms([t - r for t, r in zip(totals, ready, strict=True)]),
         }
-        # Throughput: N endpoints validated at once; latency to each canary Deployment. All start on v3.
+        # Throughput: N endpoints validated at once; latency to each canary Deployment. Each level is
+        # repeated until it has at least MIN_SAMPLES latencies; every endpoint keeps its own version count.
         set_steps(custom, models, [{"setWeight": 100}])
         for name in models[repeats:]:
             model_version(custom, store, name, 3)
             validate(custom, name, 3)
         wait(lambda: stable_on(custom, models, 3), timeout=600)
-        version, per_level = 4, {}
+        current = dict.fromkeys(models, 3)
+        per_level = {}
         for level in levels:
             if level > len(models):
                 break
-            chosen = models[:level]
-            for name in chosen:
-                model_version(custom, store, name, version)
-            for name in chosen:
-                validate(custom, name, version)
-            wait(lambda c=chosen, v=version: all(f"{n}-v{v}" in creations.seen for n in c), timeout=300)
-            latencies = [
-                validated.since_validated(n, version, creations.seen[f"{n}-v{version}"]) for n in chosen
-            ]
+            latencies = []
+            for _ in range(-(-MIN_SAMPLES // level)):
+                chosen = models[:level]
+                for name in chosen:
+                    current[name] += 1
+                    model_version(custom, store, name, current[name])
+                for name in chosen:
+                    validate(custom, name, current[name])
+                deployments = [f"{n}-v{current[n]}" for n in chosen]
+                wait(lambda d=deployments: all(x in creations.seen for x in d), timeout=300, interval=0.01)
+                latencies += [
+                    validated.since_validated(n, current[n], creations.seen[f"{n}-v{current[n]}"])
+                    for n in chosen
+                ]
+                wait(lambda c=chosen: all(stable_on(custom, [n], current[n]) for n in c), timeout=300)
+            floors = concurrent_floor(api, custom, level, -(-MIN_SAMPLES // level))
             per_level[level] = {
+                "samples": len(latencies),
                 "p50_ms": round(percentile(latencies, 50) * 1000, 1),
                 "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+                "floor_p50_ms": round(percentile(floors, 50) * 1000, 1),
+                "floor_p99_ms": round(percentile(floors, 99) * 1000, 1),
             }
-            wait(lambda c=chosen, v=version: stable_on(custom, c, v), timeout=300)
-            # Endpoints not chosen stay a version behind; bring them level for the next round.
-            for name in models[level:]:
-                model_version(custom, store, name, version)
-                validate(custom, name, version)
-            wait(lambda v=version: stable_on(custom, models, v), timeout=600)
-            version += 1
         return {"rollout": rollout, "throughput": {"levels": per_level}}
 
     return measure
+
+
+def concurrent_floor(
+    api: client.ApiClient, custom: client.CustomObjectsApi, level: int, rounds: int
+) -> list[float]:
+    """The bare client's floor with `level` clients at once, as many rounds as the operator got: what
+    the machine and API server allow for that much concurrent work."""
+    found: list[float] = []
+    with ThreadPoolExecutor(max_workers=level) as pool:
+        for _ in range(rounds):
+            indexes = [next(FLOOR_NAMES) for _ in range(level)]
+            found += pool.map(lambda i: floor_once(api, custom, i), indexes)
+    return found
 
 
 class RunFinishes:
     """Polls every run's state.json (every 10 ms) and notes when each first reads finished."""
 
     def __init__(self, root: Path) -> None:
-        self.root, self.finished, self._stop = root, {}, False
+        self.root, self._stop = root, False
+        self.finished: dict[str, float] = {}
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
@@ -224,21 +240,26 @@ def measure_training(pipelines: int, rounds: int) -> dict[str, Any]:
         "pipelines_in_parallel": pipelines,
         "run_finished_to_model_version_created_ms": summary_ms(latencies),
         "floor_bare_client_ms": summary_ms(floors),
-        "operator_poll_interval_s": 1,
+        "operator_resync_interval_s": 1,
         "load_average_at_start": [round(x, 2) for x in load],
     }
 
 
 def knee(serving: dict[str, Any]) -> None:
-    """The most endpoints rolled out at once whose p50 stays within twice the one-at-a-time p50."""
-    base = serving["validated_to_canary_deployment_ms"]["p50"]
-    levels = serving["throughput"]["levels"]
-    serving["throughput"]["one_at_a_time_p50_ms"] = base
-    serving["throughput"]["max_concurrent_within_2x_p50"] = max(
-        (n for n, f in levels.items() if f["p50_ms"] <= 2 * base), default=0
-    )
-    serving["throughput"]["first_level_over_2x"] = next(
-        (n for n, f in levels.items() if f["p50_ms"] > 2 * base), None
+    """The most endpoints rolled out at once whose p50 stays within twice the one-at-a-time p50 (every
+    smaller level too); the same for the bare client's floor, which shows where the machine itself bends."""
+    throughput = serving["throughput"]
+    levels = throughput["levels"]
+
+    def within(key: str, base: float) -> int:
+        over = next((n for n, f in levels.items() if f[key] > 2 * base), None)
+        return max((n for n in levels if over is None or n < over), default=0)
+
+    throughput["one_at_a_time_p50_ms"] = serving["validated_to_canary_deployment_ms"]["p50"]
+    throughput["max_concurrent_within_2x_p50"] = within("p50_ms", throughput["one_at_a_time_p50_ms"])
+    throughput["floor_one_at_a_time_p50_ms"] = serving["floor_bare_client_ms"]["p50"]
+    throughput["floor_max_concurrent_within_2x_p50"] = within(
+        "floor_p50_ms", throughput["floor_one_at_a_time_p50_ms"]
     )
 
 
@@ -246,85 +267,127 @@ def row(name: str, figures: str, floor: str = "", note: str = "") -> tuple[str, 
     return (name, figures, floor, note)
 
 
-def table(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    s, t, sc = summary["serving"], summary["training"], summary.get("scale") or {}
-    ms = lambda d: f"p50 {d['p50']:.0f} ms / p99 {d['p99']:.0f} ms"  # noqa: E731
-    rows = [
+def serving_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rollout, throughput = s["rollout"], s["throughput"]
+    return [
         row(
             "Validated -> canary Deployment",
             ms(s["validated_to_canary_deployment_ms"]),
             ms(s["floor_bare_client_ms"]),
-            f"{s['rollouts']} rollouts",
+            f"{s['rollouts']} rollouts, one at a time",
         ),
+        row(
+            "Validated -> 100% (0 s pauses)",
+            ms(rollout["validated_to_full_traffic_ms"]),
+            "Deployments ready: " + ms(rollout["deployment_creation_to_ready_ms"]),
+            f"operator share p50 {rollout['operator_share_ms']['p50']:.0f} ms",
+        ),
+        row(
+            "Concurrent rollouts before p50 doubles",
+            str(throughput["max_concurrent_within_2x_p50"]),
+            f"bare client: {throughput['floor_max_concurrent_within_2x_p50']}",
+            "p50 at N at once (floor): "
+            + ", ".join(
+                f"{n}: {f['p50_ms']:.0f} ms ({f['floor_p50_ms']:.0f})"
+                for n, f in throughput["levels"].items()
+            ),
+        ),
+        row("Idle API writes", f"{s['writes_in_quiet_window']} in {s['quiet_window_seconds']:.0f} s", "0"),
+    ]
+
+
+def training_rows(t: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    return [
         row(
             "Run finished -> ModelVersion created",
             ms(t["run_finished_to_model_version_created_ms"]),
             ms(t["floor_bare_client_ms"]),
             f"{t['runs']} runs, {t['pipelines_in_parallel']} pipelines",
-        ),
-        row(
-            "Validated -> 100% (0 s pauses)",
-            ms(s["rollout"]["validated_to_full_traffic_ms"]),
-            "Deployments ready: " + ms(s["rollout"]["deployment_creation_to_ready_ms"]),
-            "operator share p50 " + f"{s['rollout']['operator_share_ms']['p50']:.0f} ms",
-        ),
-        row(
-            "Concurrent rollouts before p50 doubles",
-            str(s["throughput"]["max_concurrent_within_2x_p50"]),
-            "",
-            ", ".join(f"{n}: {f['p50_ms']:.0f} ms" for n, f in s["throughput"]["levels"].items()),
-        ),
-        row(
-            "Idle API writes", f"{s['writes_in_quiet_window']} in {s['quiet_window_seconds']:.0f} s", "0", ""
-        ),
+        )
     ]
-    if sc:
-        rows += [
-            row(
-                f"Scale: start-up to all reconciled ({sc['endpoints']} SE / {sc['model_versions']} MV)",
-                f"{sc['startup_to_all_reconciled_seconds']:.0f} s",
-                "",
-                f"RSS {sc['operator_rss_mib_steady']:.0f} MiB",
-            ),
-            row("Scale: steady-state writes", f"{sc['steady_state_writes_per_second']}/s", "0", ""),
-            row("Scale: Validated -> canary under load", ms(sc["validated_to_canary_under_load_ms"]), "", ""),
-        ]
+
+
+def scale_rows(sc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    requests = sc.get("steady_state_requests_by_verb_and_resource") or {}
+    return [
+        row(
+            f"Scale: start-up to all reconciled ({sc['endpoints']} SE / {sc['model_versions']} MV)",
+            f"{sc['startup_to_all_reconciled_seconds']:.0f} s",
+            "",
+            f"RSS {sc['operator_rss_mib_steady']:.0f} MiB",
+        ),
+        row("Scale: steady-state writes", f"{sc['steady_state_writes_per_second']}/s", "0"),
+        row(
+            "Scale: steady-state API requests, all clients",
+            f"{sc.get('steady_state_requests_per_second', 'not measured')}/s",
+            "",
+            ", ".join(f"{key}: {count}" for key, count in requests.items()),
+        ),
+        row("Scale: Validated -> canary under load", ms(sc["validated_to_canary_under_load_ms"])),
+    ]
+
+
+def ms(figures: dict[str, float]) -> str:
+    return f"p50 {figures['p50']:.0f} ms / p99 {figures['p99']:.0f} ms"
+
+
+def table(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for part, rows_of in (("serving", serving_rows), ("training", training_rows), ("scale", scale_rows)):
+        if summary.get(part):
+            rows += rows_of(summary[part])
     return rows
 
 
-def markdown(rows: list[tuple[str, str, str, str]], load: list[float]) -> str:
+def markdown(rows: list[tuple[str, str, str, str]], summary: dict[str, Any]) -> str:
     lines = ["| measure | Slipway | floor / reference | notes |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(r)} |" for r in rows]
-    return "\n".join(lines) + f"\n\nLoad average at start: {load}. Machine: {os.cpu_count()} cores.\n"
+    loads = ", ".join(
+        f"{part} {summary[part]['load_average_at_start']}" for part in PARTS if summary.get(part)
+    )
+    return (
+        "\n".join(lines)
+        + f"\n\nLoad average (1, 5, 15 min) at the start of each part: {loads}. "
+        + (f"Machine: {os.cpu_count()} cores. Run this time: {', '.join(summary['parts_run'])}.\n")
+    )
+
+
+PARTS = {"serving": "serving", "training": "registration", "scale": "scale"}  # part -> its JSON file
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes), for a smoke run")
-    parser.add_argument("--skip-scale", action="store_true", help="reuse bench/results/scale.json")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, no scale part (a few minutes); results/quick/"
+    )
+    parser.add_argument(
+        "--only", action="append", choices=list(PARTS), help="run this part (repeatable); reuse the others"
+    )
     args = parser.parse_args()
+    out = RESULTS / "quick" if args.quick else RESULTS
+    run = set(args.only or PARTS) - ({"scale"} if args.quick else set())
     load = [round(x, 2) for x in os.getloadavg()]
     rollouts, repeats, levels = (20, 5, [1, 2, 4, 8]) if args.quick else (100, 20, [1, 2, 4, 8, 16, 32, 64])
-    summary: dict[str, Any] = {"load_average_at_start": load, "quick": args.quick}
-    summary["serving"] = serving_bench.measure(rollouts, 30, extra=rollout_and_throughput(repeats, levels))
-    knee(summary["serving"])
-    write_result("serving", summary["serving"])
     pipelines, rounds = (5, 2) if args.quick else (10, 10)
-    summary["training"] = measure_training(pipelines, rounds)
-    write_result("registration", summary["training"])
-    if args.skip_scale or args.quick:
-        scale_path = RESULTS / "scale.json"
-        summary["scale"] = json.loads(scale_path.read_text()) if scale_path.exists() else None
-    else:
-        summary["scale"] = scale_bench.measure(1000, 10, 20, 60)
-        write_result("scale", summary["scale"])
-    rows = table(summary)
-    text = markdown(rows, load)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "summary.json").write_text(json.dumps({**summary, "table": rows}, indent=2) + "\n")
-    (RESULTS / "summary.md").write_text(text)
+    summary: dict[str, Any] = {"load_average_at_start": load, "quick": args.quick, "parts_run": sorted(run)}
+    for part, file in PARTS.items():
+        if part not in run:
+            path = out / f"{file}.json"
+            summary[part] = json.loads(path.read_text()) if path.exists() else None
+            continue
+        if part == "serving":
+            summary[part] = serving_bench.measure(rollouts, 30, extra=rollout_and_throughput(repeats, levels))
+            knee(summary[part])
+        elif part == "training":
+            summary[part] = measure_training(pipelines, rounds)
+        else:
+            summary[part] = scale_bench.measure(1000, 10, 20, 60)
+        write_result(file, summary[part], out)
+    text = markdown(rows := table(summary), summary)
+    (out / "summary.json").write_text(json.dumps({**summary, "table": rows}, indent=2) + "\n")
+    (out / "summary.md").write_text(text)
     print(text)
 
 

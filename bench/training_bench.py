@@ -25,10 +25,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serving_bench import writes_on_touched_resources
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fixtures.pipelines import local_pipeline
+from serving_bench import bench_client, writes_on_touched_resources
 from slipway import GROUP, VERSION
 from slipway.api.crd import KINDS, crd
 from slipway.devcluster import DevCluster
@@ -55,7 +57,7 @@ def training_cluster(work: Path) -> Iterator[tuple[DevCluster, client.ApiClient,
     (work / "data").mkdir()
     (work / "data" / "a.csv").write_text("x,y\n1,2\n")
     with DevCluster(workdir=work / "cluster", full=False) as cluster:
-        api = config.new_client_from_config(str(cluster.kubeconfig))
+        api = bench_client(cluster.kubeconfig)
         apply_crds(api, [crd(kind) for kind in KINDS])
         client.CoreV1Api(api).create_namespace({"metadata": {"name": NAMESPACE}})
         operator = OperatorProcess(kubeconfig=cluster.kubeconfig, log_dir=work)
@@ -65,20 +67,7 @@ def training_cluster(work: Path) -> Iterator[tuple[DevCluster, client.ApiClient,
 
 
 def tiny_pipeline(work: Path, name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "TrainingPipeline",
-        "metadata": {"name": name},
-        "spec": {
-            "pipeline": {"builtin": "tiny"},
-            "modelName": name,
-            "data": {"uri": f"file://{work}/data"},
-            "artifactRoot": {"uri": f"file://{work}/artifacts"},
-            "modelStore": {"uri": f"file://{work}/models"},
-            "successfulRunsHistoryLimit": 100,
-            **spec,
-        },
-    }
+    return local_pipeline(work, name, successfulRunsHistoryLimit=100, **spec)
 
 
 def main() -> None:
