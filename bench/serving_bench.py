@@ -2,8 +2,9 @@
 
 1. Latency from a ModelVersion turning Validated to its canary Deployment existing, p50/p99 over N
    rollouts made one at a time (each finishes before the next version is created, so none overlaps the
-   tail of the last), next to the floor: a bare client making the calls that job needs (GET the
-   endpoint, create the ConfigMap, create the Deployment), timed in the same run.
+   tail of the last), next to the floor: a bare client making the calls that job needs (create the
+   ConfigMap, create the Deployment; the operator reads the endpoint from its watch), timed in the same
+   run.
 2. Writes to the API server while nothing changes: apiserver_request_total for write verbs on the
    resources Slipway touches, before and after a quiet window spanning several resync intervals.
 
@@ -182,12 +183,11 @@ class ValidatedTimes(Watcher):
         return until - self.at[f"{model}-v{version}"]
 
 
-def floor_once(api: client.ApiClient, custom: client.CustomObjectsApi, index: int) -> float:
+def floor_once(api: client.ApiClient, index: int) -> float:
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     name = f"floor-{index}"
     labels = {"app": name}
     started = time.monotonic()
-    custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints", "m0")
     core.create_namespaced_config_map(NAMESPACE, {"metadata": {"name": name}, "data": {"models.config": "x"}})
     apps.create_namespaced_deployment(
         NAMESPACE,
@@ -273,7 +273,7 @@ def measure(rollouts: int, quiet_seconds: float, extra: Any = None) -> dict[str,
             wait(lambda m=model: f"{m}-v2" in creations.seen, timeout=60)
             latencies.append(validated.since_validated(model, 2, creations.seen[f"{model}-v2"]))
             wait(lambda m=model: stable_on(custom, [m], 2), timeout=60, interval=0.01)
-        floors = [floor_once(api, custom, i) for i in range(rollouts)]
+        floors = [floor_once(api, i) for i in range(rollouts)]
         wait(lambda: all_stable(2), timeout=300)
         time.sleep(5)
         before = writes_by_resource(cluster)

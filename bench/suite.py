@@ -122,7 +122,7 @@ def rollout_and_throughput(repeats: int, levels: list[int]) -> Callable[..., dic
                     for n in chosen
                 ]
                 wait(lambda c=chosen: all(stable_on(custom, [n], current[n]) for n in c), timeout=300)
-            floors = concurrent_floor(api, custom, level, -(-MIN_SAMPLES // level))
+            floors = concurrent_floor(api, level, -(-MIN_SAMPLES // level))
             per_level[level] = {
                 "samples": len(latencies),
                 "p50_ms": round(percentile(latencies, 50) * 1000, 1),
@@ -135,16 +135,14 @@ def rollout_and_throughput(repeats: int, levels: list[int]) -> Callable[..., dic
     return measure
 
 
-def concurrent_floor(
-    api: client.ApiClient, custom: client.CustomObjectsApi, level: int, rounds: int
-) -> list[float]:
+def concurrent_floor(api: client.ApiClient, level: int, rounds: int) -> list[float]:
     """The bare client's floor with `level` clients at once, as many rounds as the operator got: what
     the machine and API server allow for that much concurrent work."""
     found: list[float] = []
     with ThreadPoolExecutor(max_workers=level) as pool:
         for _ in range(rounds):
             indexes = [next(FLOOR_NAMES) for _ in range(level)]
-            found += pool.map(lambda i: floor_once(api, custom, i), indexes)
+            found += pool.map(lambda i: floor_once(api, i), indexes)
     return found
 
 

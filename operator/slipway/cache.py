@@ -77,6 +77,33 @@ class View(Generic[V]):
             return len(self._key_of)
 
 
+class Newest:
+    """The newest body of each object by resourceVersion, from watch events and the operator's own writes
+    (a write's response can come before, or after, the watch events that precede it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bodies: dict[Key, dict[str, Any]] = {}
+
+    def put(self, key: Key, body: dict[str, Any]) -> None:
+        with self._lock:
+            current = self._bodies.get(key)
+            if current is None or _resource_version(current) <= _resource_version(body):
+                self._bodies[key] = body
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        with self._lock:
+            return self._bodies.get(key)
+
+    def delete(self, key: Key) -> None:
+        with self._lock:
+            self._bodies.pop(key, None)
+
+
+def _resource_version(body: dict[str, Any]) -> int:
+    return int(body["metadata"].get("resourceVersion") or 0)
+
+
 @dataclass(frozen=True)
 class EndpointRef:
     name: str

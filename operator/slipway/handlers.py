@@ -81,8 +81,7 @@ def reconcile_endpoint(namespace: str, name: str, model: str) -> None:
         namespace,
         name,
         lambda: serving.reconcile(
-            namespace,
-            name,
+            views.ENDPOINT_BODIES.get((namespace, name)),
             views.VERSIONS.get((namespace, model)),
             views.CHILDREN.get((namespace, name)),
             post_event,
@@ -93,7 +92,7 @@ def reconcile_endpoint(namespace: str, name: str, model: str) -> None:
 
 @kopf.on.event(GROUP, VERSION, "servingendpoints")
 def endpoint_changed(type: Any, body: Any, namespace: Any, name: Any, spec: Any, **_: Any) -> None:
-    views.observe_endpoint(type, body)
+    views.observe_endpoint(type, dict(body))
     if type == "DELETED":
         runner.forget("ServingEndpoint", namespace, name)
         return

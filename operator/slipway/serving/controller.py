@@ -1,5 +1,6 @@
-"""ServingEndpoint reconcile: observe (kopf indexes + one GET), plan (pure), analyse (I/O), apply the
-difference, record status and Events. A reconcile that changes nothing writes nothing."""
+"""ServingEndpoint reconcile: observe (the views of the endpoint, its versions and children: no reads from
+the API server), plan (pure), analyse (I/O), apply the difference, record status and Events. A reconcile
+that changes nothing writes nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from kubernetes.client.rest import ApiException
 from slipway import GROUP, manifest
 from slipway.api.common import now
 from slipway.api.serving_endpoint import ServingEndpointSpec, ServingEndpointStatus
-from slipway.kube import api_client, get_custom, is_subset, owner_reference, patch_custom_status
+from slipway.kube import api_client, is_subset, owner_reference, patch_custom_status
 from slipway.metrics import API_WRITES, ROLLBACKS, ROLLOUT_SECONDS, ROLLOUTS
 from slipway.objects import ObjectError
 from slipway.serving import analysis, builders
@@ -279,16 +280,16 @@ def record_outcomes(namespace: str, name: str, events: list[Event], status: Serv
 
 
 def reconcile(
-    namespace: str,
-    name: str,
+    body: dict[str, Any] | None,
     versions: Iterable[VersionInfo],
     children: Iterable[ChildSummary],
     post_event: EventSink,
     remember: Remember,
 ) -> dict[str, Any] | None:
-    body = get_custom(PLURAL, namespace, name)
+    """`body` is the endpoint as last seen or written (the views keep it; no GET)."""
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     spec = ServingEndpointSpec.model_validate(body["spec"])
     status = ServingEndpointStatus.model_validate(body.get("status") or {})
     children = list(children)
@@ -305,6 +306,7 @@ def reconcile(
         body.get("status") or {}, new_status
     ):
         body = patch_custom_status(PLURAL, namespace, name, _with_nulls(body.get("status") or {}, new_status))
+        remember("ServingEndpoint", body)
         API_WRITES.labels("ServingEndpoint", "patch-status").inc()
     for child in obsolete:
         _delete(child, namespace)

@@ -17,6 +17,7 @@ from slipway.serving.rollout import VersionInfo
 VERSIONS: cache.View[VersionInfo] = cache.View()
 ENDPOINTS: cache.View[cache.EndpointRef] = cache.View()
 CHILDREN: cache.View[ChildSummary] = cache.View()
+ENDPOINT_BODIES = cache.Newest()  # each ServingEndpoint as last seen or written: reconciles read no GET
 
 
 def _servable_fields(info: VersionInfo | None) -> tuple[Any, ...] | None:
@@ -39,7 +40,9 @@ def observe_endpoint(event: str | None, body: dict[str, Any]) -> None:
     meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
     if event == "DELETED":
         ENDPOINTS.delete(meta["uid"])
+        ENDPOINT_BODIES.delete((meta["namespace"], meta["name"]))
         return
+    ENDPOINT_BODIES.put((meta["namespace"], meta["name"]), body)
     ref = cache.EndpointRef(meta["name"], status.get("stableVersion"), status.get("phase"))
     ENDPOINTS.put((meta["namespace"], spec.get("modelName", "")), meta["uid"], ref)
 
@@ -48,6 +51,8 @@ def observe_written(kind: str, body: dict[str, Any]) -> None:
     """What the operator itself just wrote, before its watch event arrives."""
     if kind == "ModelVersion":
         observe_version("MODIFIED", body)
+    elif kind == "ServingEndpoint":
+        observe_endpoint("MODIFIED", body)
     else:
         observe_child(kind, "MODIFIED", body)
 
