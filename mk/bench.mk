@@ -2,5 +2,5 @@
 BENCH_ARGS ?=
 
 .PHONY: bench
-bench: install k8s-binaries ## Benchmark suite on the embedded control plane, one table (~20 min; BENCH_ARGS=--quick for ~4)
+bench: install k8s-binaries ## Benchmark suite on the embedded control plane, one table (~15 min on 2 cores; BENCH_ARGS=--quick for ~4)
 	$(PY) bench/suite.py $(BENCH_ARGS)
