@@ -6,17 +6,14 @@ import sys
 from pathlib import Path
 
 from slipway.api.crd import rendered_files
+from slipway.generated import write_files
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m slipway.api.crdgen DIR", file=sys.stderr)
         return 2
-    out = Path(argv[0])
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in rendered_files().items():
-        (out / name).write_text(text)
-        print(f"wrote {out / name}")
+    write_files(Path(argv[0]), rendered_files())
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from slipway.generated import write_files
 from slipway.monitoring.dashboard import dashboard
 from slipway.monitoring.rules import prometheus_rule, rule_groups
 
@@ -44,11 +45,7 @@ def files() -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[0] if argv else "manifests/monitoring")
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in files().items():
-        (out / name).write_text(text)
-        print(f"wrote {out / name}")
+    write_files(Path(argv[0] if argv else "manifests/monitoring"), files())
     return 0
 
 
