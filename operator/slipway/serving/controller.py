@@ -39,6 +39,7 @@ CUSTOM_CHILDREN = {
     "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
 }
 Remember = Callable[[str, dict[str, Any]], object]
+_UNSERVED_WARNED: set[str] = set()  # custom child kinds last found without their CRD
 EventSink = Callable[[dict[str, Any], str, str, str], None]
 
 
@@ -160,25 +161,35 @@ def _apply(body: dict[str, Any], observed: ChildSummary | None, remember: Rememb
         and (replicas is None or observed.replicas == replicas)
     ):
         return False
-    kind, namespace, name = body["kind"], body["metadata"]["namespace"], body["metadata"]["name"]
-    create, patch = _verbs(kind)
+    kind = body["kind"]
     try:
-        if observed is None:
-            try:
-                remember(kind, _json(create(namespace, body, _preload_content=False)))
-                API_WRITES.labels(kind, "create").inc()
-                return True
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-        remember(kind, _json(patch(name, namespace, body, _preload_content=False)))
-        API_WRITES.labels(kind, "patch").inc()
+        written = _create_or_patch(body, create_first=observed is None)
     except ApiException as error:
         if error.status == 404 and kind in CUSTOM_CHILDREN:
-            log.warning("%s is not served by this cluster (its CRD is not installed)", kind)
+            if kind not in _UNSERVED_WARNED:  # once per kind, not at every resync of every endpoint
+                _UNSERVED_WARNED.add(kind)
+                log.warning("%s is not served by this cluster (its CRD is not installed)", kind)
             return False
         raise
+    _UNSERVED_WARNED.discard(kind)
+    remember(kind, written)
     return True
+
+
+def _create_or_patch(body: dict[str, Any], create_first: bool) -> dict[str, Any]:
+    kind, namespace, name = body["kind"], body["metadata"]["namespace"], body["metadata"]["name"]
+    create, patch = _verbs(kind)
+    if create_first:
+        try:
+            written = _json(create(namespace, body, _preload_content=False))
+            API_WRITES.labels(kind, "create").inc()
+            return written
+        except ApiException as error:
+            if error.status != 409:
+                raise
+    written = _json(patch(name, namespace, body, _preload_content=False))
+    API_WRITES.labels(kind, "patch").inc()
+    return written
 
 
 def _json(response: Any) -> dict[str, Any]:
