@@ -37,7 +37,7 @@ from serving_bench import (
     validate,
     wait,
     write_result,
-    writes_by_resource,
+    writes_only,
 )
 from slipway import GROUP, VERSION
 from slipway.api.crd import KINDS, crd
@@ -121,11 +121,11 @@ def measure(endpoints: int, versions: int, probes: int, quiet_seconds: float) ->
         result["operator_rss_mib_peak_during_startup"] = round(peak, 1)
 
         time.sleep(10)
-        before, all_before = writes_by_resource(cluster), requests_by_resource(cluster)
+        before = requests_by_resource(cluster)
         time.sleep(quiet_seconds)
-        grew = delta(before, writes_by_resource(cluster))
         # Requests for /metrics (these readings) name no resource, so they do not count themselves.
-        served = delta(all_before, requests_by_resource(cluster))
+        served = delta(before, requests_by_resource(cluster))
+        grew = writes_only(served)
         result["steady_state_writes_per_second"] = round(sum(grew.values()) / quiet_seconds, 3)
         result["steady_state_writes_by_resource"] = grew
         result["steady_state_requests_per_second"] = round(sum(served.values()) / quiet_seconds, 3)

@@ -55,14 +55,21 @@ def percentile(values: list[float], q: float) -> float:
 def writes_by_resource(cluster: DevCluster, resources: tuple[str, ...] = TOUCHED) -> dict[str, int]:
     """Write requests the API server has served on these resources, by anyone (its own metrics), keyed
     `verb resource[/subresource]`."""
-    return requests_by_resource(cluster, resources, WRITE_VERBS)
+    return writes_only(requests_by_resource(cluster), resources)
 
 
-def requests_by_resource(
-    cluster: DevCluster, resources: tuple[str, ...] | None = None, verbs: tuple[str, ...] | None = None
-) -> dict[str, int]:
-    """Requests the API server has served (its own metrics), by anyone, keyed `verb resource[/sub]`;
-    None means every resource or every verb. A WATCH counts when its stream ends."""
+def writes_only(counts: dict[str, int], resources: tuple[str, ...] = TOUCHED) -> dict[str, int]:
+    """The write verbs on these resources, out of a `requests_by_resource` reading."""
+    return {
+        key: n
+        for key, n in counts.items()
+        if key.split()[0] in WRITE_VERBS and key.split()[1].split("/")[0] in resources
+    }
+
+
+def requests_by_resource(cluster: DevCluster) -> dict[str, int]:
+    """Every request the API server has served on a resource (its own metrics), by anyone, keyed
+    `verb resource[/subresource]`. A WATCH counts when its stream ends."""
     counts: dict[str, int] = {}
     pattern = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
     for line in cluster.get_text("/metrics").splitlines():
@@ -70,8 +77,7 @@ def requests_by_resource(
         if not match:
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        verb, resource = labels.get("verb"), labels.get("resource")
-        if resource and (verbs is None or verb in verbs) and (resources is None or resource in resources):
+        if labels.get("verb") and labels.get("resource"):
             key = f"{labels['verb']} {labels['resource']}" + (
                 f"/{labels['subresource']}" if labels.get("subresource") else ""
             )
@@ -84,7 +90,7 @@ def writes_on_touched_resources(cluster: DevCluster, resources: tuple[str, ...] 
 
 
 def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    """What grew between two `writes_by_resource` readings."""
+    """What grew between two readings of the request counters."""
     return {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
 
 

@@ -108,8 +108,8 @@ def rollout_and_throughput(repeats: int, levels: list[int]) -> Callable[..., dic
             if level > len(models):
                 break
             latencies = []
+            chosen = models[:level]
             for _ in range(-(-MIN_SAMPLES // level)):
-                chosen = models[:level]
                 for name in chosen:
                     current[name] += 1
                     model_version(custom, store, name, current[name])

@@ -9,7 +9,7 @@ handler, which kopf finishes before it starts watching)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -88,7 +88,7 @@ class Newest:
     def put(self, key: Key, body: dict[str, Any]) -> None:
         with self._lock:
             current = self._bodies.get(key)
-            if current is None or _resource_version(current) <= _resource_version(body):
+            if current is None or resource_version(current["metadata"]) <= resource_version(body["metadata"]):
                 self._bodies[key] = body
 
     def get(self, key: Key) -> dict[str, Any] | None:
@@ -100,8 +100,9 @@ class Newest:
             self._bodies.pop(key, None)
 
 
-def _resource_version(body: dict[str, Any]) -> int:
-    return int(body["metadata"].get("resourceVersion") or 0)
+def resource_version(meta: Mapping[str, Any]) -> int:
+    """An object's resourceVersion as a number, to tell which of two copies is newer."""
+    return int(meta.get("resourceVersion") or 0)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class EndpointRef:
     name: str
     stable_version: int | None
     phase: str | None = None
+    resource_version: int = 0
 
 
 def list_all(

@@ -364,7 +364,7 @@ def test_service_monitor_waits_for_its_crd_then_is_created(env: Env, operator: A
                 "monitoring.coreos.com", "v1", env.namespace, "servicemonitors", "monitored"
             )
             return body
-        except client.ApiException as error:
+        except ApiException as error:
             if error.status == 404:
                 return None
             raise

@@ -16,6 +16,7 @@ from kubernetes.client.rest import ApiException
 from slipway import GROUP, manifest
 from slipway.api.common import now
 from slipway.api.serving_endpoint import ServingEndpointSpec, ServingEndpointStatus
+from slipway.cache import resource_version
 from slipway.kube import api_client, is_subset, owner_reference, patch_custom_status
 from slipway.metrics import API_WRITES, ROLLBACKS, ROLLOUT_SECONDS, ROLLOUTS
 from slipway.objects import ObjectError
@@ -70,7 +71,7 @@ def summarize_child(kind: str, body: Mapping[str, Any]) -> ChildSummary:
         replicas=int(spec.get("replicas") or 0),
         ready=int(status.get("readyReplicas") or 0),
         up_to_date=up_to_date,
-        resource_version=int(meta.get("resourceVersion") or 0),
+        resource_version=resource_version(meta),
     )
 
 
@@ -86,7 +87,7 @@ def summarize_version(
         deleting=meta.get("deletionTimestamp") is not None,
         storage_secret=secret,
         served_by=tuple((status or {}).get("servedBy") or ()),
-        resource_version=int(meta.get("resourceVersion") or 0),
+        resource_version=resource_version(meta),
     )
 
 

@@ -43,8 +43,13 @@ def observe_endpoint(event: str | None, body: dict[str, Any]) -> None:
         ENDPOINT_BODIES.delete((meta["namespace"], meta["name"]))
         return
     ENDPOINT_BODIES.put((meta["namespace"], meta["name"]), body)
-    ref = cache.EndpointRef(meta["name"], status.get("stableVersion"), status.get("phase"))
-    ENDPOINTS.put((meta["namespace"], spec.get("modelName", "")), meta["uid"], ref)
+    ref = cache.EndpointRef(
+        meta["name"], status.get("stableVersion"), status.get("phase"), cache.resource_version(meta)
+    )
+    # The operator's own status patch comes here too, and may be followed by older watch events.
+    ENDPOINTS.put_newer(
+        (meta["namespace"], spec.get("modelName", "")), meta["uid"], ref, ref.resource_version
+    )
 
 
 def observe_written(kind: str, body: dict[str, Any]) -> None:
