@@ -37,6 +37,8 @@ declare -A INPUTS=(
 
 log() { echo "images: $*" >&2; }
 die() { log "$*"; exit 1; }
+CLEANUP=()
+trap 'for step in "${CLEANUP[@]}"; do eval "$step"; done' EXIT
 
 ensure_tools() {
   local missing=()
@@ -44,6 +46,7 @@ ensure_tools() {
   command -v buildah >/dev/null || missing+=("buildah=$BUILDAH_DEB_VERSION")
   command -v runc >/dev/null || missing+=("runc=$RUNC_DEB_VERSION")
   command -v mmdebstrap >/dev/null || missing+=("mmdebstrap=$MMDEBSTRAP_DEB_VERSION")
+  command -v curl >/dev/null || missing+=(curl)
   [ "${#missing[@]}" -eq 0 ] && return
   [ "$(id -u)" = 0 ] || die "needs ${missing[*]} (run as root, or install them with apt-get)"
   command -v apt-get >/dev/null || die "needs ${missing[*]}: install podman, buildah, runc and mmdebstrap"
@@ -72,7 +75,7 @@ CONF
 
 # A content hash of files and directories (paths and bytes), ignoring caches.
 hash_inputs() {
-  (cd "$ROOT" && find "$@" -type f ! -path '*/__pycache__/*' ! -name '*.py[cod]' -print0 \
+  (cd "$ROOT" && find "$@" -type f ! -path '*/__pycache__/*' ! -path '*.egg-info/*' ! -name '*.py[cod]' -print0 \
     | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16
 }
 
@@ -124,8 +127,7 @@ print("tensorflow", tensorflow.__version__, "tft", tensorflow_transform.__versio
 smoke_model_server() {
   local work port
   work="$(mktemp -d)"
-  # shellcheck disable=SC2064
-  trap "podman rm -f slipway-model-server-smoke >/dev/null 2>&1 || true; rm -rf '$work'" RETURN
+  CLEANUP+=("podman rm -f slipway-model-server-smoke >/dev/null 2>&1 || true; rm -rf '$work'")
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   # A tiny SavedModel written by the image's own TensorFlow: y = 2x + 1 as version 1 of `half`.
   run --entrypoint python -v "$work:/work" --user 0 "${IMAGE[model-server]}" -c '
@@ -156,7 +158,7 @@ tf.saved_model.save(m, "/work/half/1", signatures={"serving_default": m.serve})
   [[ "$(tr -d ' \n' <<<"$answer")" == '{"predictions":[3.0,5.0]}' ]] || die "model-server: predict answered $answer"
   curl -fsS "http://127.0.0.1:$port/monitoring/prometheus/metrics" | grep -q '^:tensorflow:serving:request_count{' \
     || die "model-server: no :tensorflow:serving:request_count in the metrics"
-  log "model-server: v1 AVAILABLE, predict [1, 2] -> $answer" 
+  log "model-server: v1 AVAILABLE, predict [1, 2] -> $(tr -d " \n" <<<"$answer")"
 }
 
 main() {
@@ -175,7 +177,11 @@ main() {
     local key archive started
     key="$(cd "$ROOT" && { echo "$base_key"; hash_inputs "images/$name" ${INPUTS[$name]}; } | sha256sum | cut -c1-16)"
     archive="$DIR/$name-$key.oci.tar"
-    if [ -f "$archive" ] && podman image exists "${IMAGE[$name]}"; then
+    if [ -f "$archive" ] && [ -f "$archive.id" ]; then
+      if [ "$(podman image inspect --format '{{.Id}}' "${IMAGE[$name]}" 2>/dev/null)" != "$(cat "$archive.id")" ]; then
+        log "$name: loading ${IMAGE[$name]} from $archive"
+        podman load -q -i "$archive" >/dev/null
+      fi
       log "$name: unchanged (${IMAGE[$name]}, $archive)"
     else
       started=$SECONDS
@@ -183,9 +189,10 @@ main() {
       build "$name" "$base"
       log "$name: built in $((SECONDS - started)) s; smoke test"
       "smoke_${name//-/_}"
-      rm -f "$DIR/$name"-*.oci.tar
+      rm -f "$DIR/$name"-*.oci.tar "$DIR/$name"-*.oci.tar.id
       podman save --format oci-archive -o "$archive.tmp" "${IMAGE[$name]}"
       mv "$archive.tmp" "$archive"
+      podman image inspect --format '{{.Id}}' "${IMAGE[$name]}" >"$archive.id"
       log "$name: $(podman image inspect --format '{{.Size}}' "${IMAGE[$name]}" | numfmt --to=iec) image, $(du -h "$archive" | cut -f1) archive, $((SECONDS - started)) s in all"
     fi
     ln -sfn "$(basename "$archive")" "$DIR/$name.oci.tar"
