@@ -107,9 +107,10 @@ build() {
 
 run() { podman run --rm --network=host "$@"; }
 
+# Containers run as the operator's pods run them: read-only root, a writable /tmp, the pods' uid.
 smoke_operator() {
-  run "${IMAGE[operator]}" --help >/dev/null
-  run "${IMAGE[operator]}" pull --help >/dev/null
+  run --read-only "${IMAGE[operator]}" --help >/dev/null
+  run --read-only --user 1000 --tmpfs /tmp "${IMAGE[operator]}" pull --help >/dev/null
 }
 
 smoke_pipelines() {
@@ -143,6 +144,7 @@ tf.saved_model.save(m, "/work/half/1", signatures={"serving_default": m.serve})
   printf 'model_config_list {\n  config {\n    name: "half"\n    base_path: "/models/half"\n    model_platform: "tensorflow"\n  }\n}\n' >"$work/models.config"
   printf 'prometheus_config {\n  enable: true\n  path: "/monitoring/prometheus/metrics"\n}\n' >"$work/monitoring.config"
   podman run -d --name slipway-model-server-smoke --network=host -v "$work:/models:ro" \
+    --read-only --tmpfs /tmp --user 1000 \
     --entrypoint slipway-model-server "${IMAGE[model-server]}" \
     --port=0 --rest_api_port="$port" --model_config_file=/models/models.config \
     --monitoring_config_file=/models/monitoring.config >/dev/null

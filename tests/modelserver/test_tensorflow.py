@@ -4,21 +4,17 @@ start as it stops TF Serving's; the demo's store-wide server behind a path prefi
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from fixtures.modelserver import free_port, http, wait_for
 from slipway.devcluster.model_server import store_models
 from slipway.modelserver import config, flags
 from slipway.modelserver.__main__ import serve
@@ -26,71 +22,6 @@ from slipway.modelserver.manager import Manager
 from slipway.modelserver.metrics import Metrics
 from slipway.modelserver.servable import load_saved_model
 from slipway.serving.builders import MODELS_DIR, MONITORING_CONFIG, model_config
-
-
-def save_models(root: Path) -> None:
-    """`half` versions 1 and 2: y = version * x + 1, and a second signature with a string input."""
-    script = """
-import sys
-import tensorflow as tf
-
-class Half(tf.Module):
-    def __init__(self, k):
-        self.k = tf.Variable(k)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
-    def serve(self, x):
-        return {"y": self.k * x + 1.0}
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="word")])
-    def shout(self, word):
-        return {"loud": tf.strings.upper(word), "length": tf.strings.length(word)}
-
-for version in (1, 2):
-    module = Half(float(version))
-    signatures = {"serving_default": module.serve, "shout": module.shout}
-    tf.saved_model.save(module, f"{sys.argv[1]}/half/{version}", signatures=signatures)
-"""
-    subprocess.run([sys.executable, "-c", script, str(root)], check=True, capture_output=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    save_models(root)
-    return root
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    try:
-        with urllib.request.urlopen(
-            urllib.request.Request(url, data=data, method=method), timeout=30
-        ) as reply:
-            raw = reply.read()
-            return reply.status, json.loads(raw) if reply.headers[
-                "Content-Type"
-            ] == "application/json" else raw.decode()
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def wait_for(url: str, seconds: float = 180) -> tuple[int, Any]:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return http("GET", url)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 @pytest.fixture
@@ -225,7 +156,7 @@ def test_the_demo_server_serves_every_pushed_version_behind_a_service_prefix(
         (store / "half").mkdir()
         os.symlink(models / "half" / "2", store / "half" / "2")
         deadline = time.monotonic() + 120
-        while http("GET", f"{base}/v1/models/half/versions/2")[0] != 200:
+        while "AVAILABLE" not in str(http("GET", f"{base}/v1/models/half/versions/2")):  # LOADING first
             assert time.monotonic() < deadline, "version 2 never became AVAILABLE"
             time.sleep(0.5)
         assert http("POST", f"{base}/v1/models/half/versions/2:predict", {"instances": [1.0]}) == (
