@@ -46,7 +46,7 @@ def pod(models: Path, tmp_path: Path) -> Iterator[tuple[str, dict]]:
             "podman", "run", "-d", "--name", name, "--network=host", "--read-only", "--tmpfs", "/tmp",
             "--user", str(builders.RUN_AS), "-v", f"{config}:/config:ro",
             "-v", f"{store}:{builders.MODELS_DIR}:ro",
-            IMAGE, *container["args"], f"--rest_api_port={port}",
+            IMAGE, *container["args"], f"--rest_api_port={port}", f"--port={free_port()}",
         ],
         check=True,
         capture_output=True,

@@ -101,6 +101,10 @@ def test_policies_labels_and_defaults() -> None:
             "config[1].name 'a' is configured twice",
         ),
         (
+            'model_config_list { config { name: "a" base_path: "s3://models/a" } }',
+            "config[0].base_path 's3://models/a': only local directories are read",
+        ),
+        (
             'model_config_list { config { name: "a" base_path: "/m" model_platform: "pytorch" } }',
             "only 'tensorflow' is served",
         ),
@@ -329,3 +333,21 @@ def test_labels_routes_errors_and_request_metrics(tmp_path: Path) -> None:
     config_file.write_text("model_config_list {}")
     manager.poll()
     assert {s["state"] for s in call(manager, "GET", "/v1/models/m")[1]["model_version_status"]} == {"END"}
+
+
+def test_the_config_file_is_reread_only_as_often_as_asked(tmp_path: Path) -> None:
+    path = tmp_path / "models.config"
+    path.write_text('model_config_list { config { name: "a" base_path: "/m/a" } }')
+    now = [0.0]
+    read = lambda: config.parse_model_config(path.read_text())  # noqa: E731
+    never = config.Reloading(read, 0, clock=lambda: now[0])
+    every_minute = config.Reloading(read, 60, clock=lambda: now[0])
+    path.write_text('model_config_list { config { name: "b" base_path: "/m/b" } }')
+    now[0] = 30
+    assert [s.name for s in every_minute()] == ["a"]
+    now[0] = 61
+    assert [s.name for s in every_minute()] == ["b"]
+    assert [s.name for s in never()] == ["a"]
+    path.write_text("model_config_list { config { name: ")  # a half-written file keeps the last good list
+    now[0] = 200
+    assert [s.name for s in every_minute()] == ["b"]

@@ -1,4 +1,4 @@
-"""A loaded SavedModel: its signatures, and a predict that runs one with REST JSON in and out."""
+"""A loaded SavedModel: its signatures, run on arrays (gRPC) or on REST JSON in and out."""
 
 from __future__ import annotations
 
@@ -37,27 +37,40 @@ class SavedModel:
             for name, function in self._signatures.items()
         }
 
-    def predict(self, doc: dict[str, Any], on_run: Callable[[int], None]) -> dict[str, Any]:
+    def run(
+        self, signature: str, inputs: dict[str, Any], on_run: Callable[[int], None]
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """The signature's outputs for arrays named as its inputs (what TF Serving's Predict does)."""
         import tensorflow as tf
 
-        name = doc.get("signature_name") or DEFAULT_SIGNATURE
-        if name not in self._signatures:
-            raise invalid_argument(f'Serving signature name: "{name}" not found in signature def')
-        inputs, form = tensors.request_inputs(doc, self._specs[name])
-        function = self._signatures[name]
-        arguments = {
-            arg: tf.constant(value, dtype=function.structured_input_signature[1][arg].dtype)
-            for arg, value in inputs.items()
-        }
+        function = self._signature(signature)
+        expected = function.structured_input_signature[1]
+        if set(inputs) != set(expected):
+            raise invalid_argument(
+                f"input keys {sorted(inputs)} do not match the signature's inputs {sorted(expected)}"
+            )
         started = time.perf_counter()
         try:
+            arguments = {arg: tf.constant(value, dtype=expected[arg].dtype) for arg, value in inputs.items()}
             outputs = function(**arguments)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
             raise invalid_argument(getattr(error, "message", None) or str(error)) from None
         except tf.errors.OpError as error:
             raise ServingError("INTERNAL", error.message) from None
         on_run(int((time.perf_counter() - started) * 1_000_000))
-        return tensors.response({key: value.numpy() for key, value in outputs.items()}, form)
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    def _signature(self, name: str) -> Any:
+        name = name or DEFAULT_SIGNATURE
+        if name not in self._signatures:
+            raise invalid_argument(f'Serving signature name: "{name}" not found in signature def')
+        return self._signatures[name]
+
+    def predict(self, doc: dict[str, Any], on_run: Callable[[int], None]) -> dict[str, Any]:
+        name = doc.get("signature_name") or DEFAULT_SIGNATURE
+        self._signature(name)
+        inputs, form = tensors.request_inputs(doc, self._specs[name])
+        return tensors.response(self.run(name, inputs, on_run), form)
 
 
 def load_saved_model(tags: list[str]) -> Callable[[Path], Servable]:
