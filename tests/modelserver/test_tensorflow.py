@@ -96,10 +96,16 @@ def test_serves_the_configured_version_as_tf_serving_does(server: Running) -> No
         "POST", f"{running}/v1/models/half:predict", {"signature_name": "whisper", "instances": [1]}
     )
     assert (code, error) == (400, {"error": 'Serving signature name: "whisper" not found in signature def'})
+    code, metadata = http("GET", f"{running}/v1/models/half/metadata")
+    assert code == 200
+    assert metadata["model_spec"] == {"name": "half", "signature_name": "", "version": "2"}
+    signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["inputs"]["x"]["dtype"] == "DT_FLOAT"
+    assert signature["method_name"] == "tensorflow/serving/predict"
     code, page = http("GET", f"{running}/monitoring/prometheus/metrics")
     assert code == 200
     lines = page.splitlines()
-    assert ':tensorflow:serving:request_count{model_name="half",status="OK"} 4' in lines
+    assert ':tensorflow:serving:request_count{model_name="half",status="OK"} 5' in lines
     assert ':tensorflow:serving:request_count{model_name="half",status="INVALID_ARGUMENT"} 1' in lines
     assert (
         ':tensorflow:serving:request_latency_count{model_name="half",API="predict",entrypoint="REST"} 3'

@@ -4,10 +4,10 @@ It takes `tensorflow_model_server`'s flags (those the operator passes are honour
 accepted), reads the model config file in TF Serving's text format with the protos of the
 `tensorflow-serving-api` package, applies each model's version policy to the version directories under its
 base path (polled, as TF Serving's file-system source does), loads SavedModels with real TensorFlow, and
-answers TF Serving's REST API (`/v1/models/<m>[/versions/<v>|/labels/<l>]`, `:predict` with `instances` or
-`inputs`, TF Serving's error JSON and HTTP codes) and its Prometheus metrics, under TF Serving's own names.
-Its gRPC API on --port serves Predict and GetModelStatus. Not served: classify, regress, multi-inference
-and model metadata (UNIMPLEMENTED).
+answers TF Serving's REST API (`/v1/models/<m>[/versions/<v>|/labels/<l>]`, `/metadata`, `:predict` with
+`instances` or `inputs`, TF Serving's error JSON and HTTP codes) and its Prometheus metrics, under TF
+Serving's own names. Its gRPC API on --port serves Predict and GetModelStatus. Not served: classify,
+regress and multi-inference (UNIMPLEMENTED).
 
 Modules: `flags` (command line), `config` (config files, version policy), `tensors` (REST JSON <-> arrays),
 `servable` (a loaded SavedModel), `manager` (versions and their states), `metrics` (TF Serving's Prometheus

@@ -25,6 +25,7 @@ class SavedModel:
     def __init__(self, path: Path, tags: list[str]) -> None:
         import tensorflow as tf
 
+        self.path, self.tags = path, tags
         self._loaded = tf.saved_model.load(str(path), tags=tags)
         self._signatures = dict(self._loaded.signatures)
         self._specs = {
@@ -71,6 +72,23 @@ class SavedModel:
         self._signature(name)
         inputs, form = tensors.request_inputs(doc, self._specs[name])
         return tensors.response(self.run(name, inputs, on_run), form)
+
+    def metadata(self, model: str) -> dict[str, Any]:
+        """GetModelMetadataResponse as TF Serving's REST API writes it: the meta graph's SignatureDefs."""
+        from google.protobuf import json_format
+        from tensorflow.core.protobuf import saved_model_pb2
+
+        saved = saved_model_pb2.SavedModel()
+        saved.ParseFromString((self.path / "saved_model.pb").read_bytes())
+        graph = next(g for g in saved.meta_graphs if set(g.meta_info_def.tags) == set(self.tags))
+        signatures = {
+            name: json_format.MessageToDict(signature, preserving_proto_field_name=True)
+            for name, signature in graph.signature_def.items()
+        }
+        return {
+            "model_spec": {"name": model, "signature_name": "", "version": self.path.name.lstrip("0") or "0"},
+            "metadata": {"signature_def": {"signature_def": signatures}},
+        }
 
 
 def load_saved_model(tags: list[str]) -> Callable[[Path], Servable]:
