@@ -26,7 +26,7 @@ from slipway.devcluster.realnode import NODE_IP, unavailable_reason
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "ml"  # the namespace manifests/base lets the operator read Secrets in
 OPERATOR_NAMESPACE = "slipway-system"
-IMAGES = ("slipway", "slipway-pipelines", "slipway-model-server")
+IMAGES = ("operator", "pipelines", "model-server")
 
 
 def built_images() -> dict[str, Path]:

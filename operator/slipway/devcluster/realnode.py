@@ -30,7 +30,7 @@ from typing import IO, Any
 import yaml
 
 from slipway.devcluster import certs
-from slipway.devcluster.binaries import cache_dir
+from slipway.devcluster.binaries import cache_dir, cache_root
 
 NODE_NAME = "slipway-node"
 BRIDGE = "slipway0"
@@ -422,7 +422,7 @@ class RealNode:
     @property
     def containerd_root(self) -> Path:
         # Kept across runs, so images imported once are there next time.
-        return cache_dir().parent / "containerd-root"
+        return cache_root() / "containerd-root"
 
     @property
     def socket(self) -> Path:
@@ -621,7 +621,7 @@ def _http_ok(url: str) -> bool:
 
 
 def pause_archive() -> Path:
-    return cache_dir().parent / "images" / "pause-3.10.1.oci.tar"
+    return cache_root() / "images" / "pause-3.10.1.oci.tar"
 
 
 def _reap(journal_path: Path) -> None:
