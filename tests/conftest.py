@@ -13,6 +13,8 @@ pytest_plugins = [
     "fixtures.cluster",
     "fixtures.operator",
     "fixtures.tfserving",
+    "fixtures.images",
+    "fixtures.modelserver",
     "fixtures.captures",
     "fixtures.kfp_api",
     "fixtures.storage",
