@@ -81,6 +81,7 @@ class Sim:
         self.baseline: drift.Baseline | None = None
         self.stable_uri: str | None = None
         self.plans: list[Plan] = []
+        self.ui: str | None = None  # the executor's UI, when it links runs (KFP)
 
     # --- the world ----------------------------------------------------------------------------------
 
@@ -104,7 +105,7 @@ class Sim:
                 )
             if push.get("outputs") is False:  # a KFP run: the operator learns what was pushed from the store
                 outputs = None
-        self.runs[run] = RunState(phase, message, outputs=outputs)
+        self.runs[run] = RunState(phase, message, outputs=outputs, url=self.runs[run].url)
 
     def observed(self) -> Observed:
         runs = {}
@@ -163,7 +164,10 @@ class Sim:
         for intent in planned.runs:
             if isinstance(intent, Start):
                 self.submits.append(intent.record.id)
-                states[intent.record.id] = self.runs.setdefault(intent.record.id, RunState("Running"))
+                url = f"{self.ui}/#/runs/details/{len(self.runs)}" if self.ui else None
+                states[intent.record.id] = self.runs.setdefault(
+                    intent.record.id, RunState("Running", url=url)
+                )
             else:
                 self.terminated.append(intent.run_id)
                 if self.runs[intent.run_id].phase in ("Pending", "Running"):
@@ -580,6 +584,19 @@ def test_a_run_past_its_timeout_is_terminated_and_recorded_failed() -> None:
     planned = sim.step(1)
     assert planned.runs == [Terminate(record.id, "Timeout")] and sim.terminated == [record.id]
     assert sim.run().phase == "Failed" and "timed out after 600 s" in sim.run().message
+
+
+def test_a_run_links_to_the_executor_s_page_for_it() -> None:
+    sim = Sim()
+    sim.ui = "https://kfp.example.com"
+    record = started(sim)
+    assert record.url == "https://kfp.example.com/#/runs/details/0"
+    sim.runs[record.id] = RunState("Running", url="https://kfp.example.com/#/runs/details/moved")
+    sim.step(1)
+    assert sim.run().url == "https://kfp.example.com/#/runs/details/moved"
+    sim.end(record.id)
+    sim.step(1)
+    assert sim.run().url == "https://kfp.example.com/#/runs/details/moved" and sim.run().pushed
 
 
 def test_the_history_keeps_the_newest_runs_within_the_limits() -> None:
