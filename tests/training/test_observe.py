@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from fixtures.pipelines import training_spec as spec
 from slipway.api.training_pipeline import Executor as ExecutorSpec
-from slipway.api.training_pipeline import RunRecord, TrainingPipelineSpec, TrainingPipelineStatus
+from slipway.api.training_pipeline import RunRecord, TrainingPipelineStatus
 from slipway.datastats import statistics as datastats
 from slipway.training import apply as applier
 from slipway.training.credentials import run_environment
@@ -27,19 +28,6 @@ from slipway.training.source import SourceError, parse_ir
 
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-def spec(**fields: Any) -> TrainingPipelineSpec:
-    return TrainingPipelineSpec.model_validate(
-        {
-            "pipeline": {"builtin": "tiny"},
-            "modelName": "tiny",
-            "data": {"uri": "file:///data"},
-            "artifactRoot": {"uri": "file:///artifacts"},
-            "modelStore": {"uri": "file:///models"},
-            **fields,
-        }
-    )
 
 
 def nothing(_: str) -> dict[str, str] | None:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from slipway.api.training_pipeline import RunRecord, TrainingPipelineSpec, TrainingPipelineStatus
+from fixtures.pipelines import training_spec as spec
+from slipway.api.training_pipeline import RunRecord, TrainingPipelineStatus
 from slipway.datastats import schema as datastats_schema
 from slipway.datastats import statistics as datastats
 from slipway.manifest import Manifest
@@ -38,19 +39,6 @@ from slipway.training.source import SourceError, parse_ir
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 TINY = Path(__file__).resolve().parent / "pipelines" / "tiny" / "pipeline.yaml"
 PIPELINE = parse_ir(TINY.read_text(), "spec.pipeline.builtin")
-
-
-def spec(**fields: Any) -> TrainingPipelineSpec:
-    return TrainingPipelineSpec.model_validate(
-        {
-            "pipeline": {"builtin": "tiny"},
-            "modelName": "tiny",
-            "data": {"uri": "file:///data"},
-            "artifactRoot": {"uri": "file:///artifacts"},
-            "modelStore": {"uri": "file:///models"},
-            **fields,
-        }
-    )
 
 
 class Sim:

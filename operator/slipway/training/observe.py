@@ -8,11 +8,13 @@ decides what to do about it: that is `plan`."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from slipway import manifest, objects
+from slipway.api.common import StorageLocation
 from slipway.api.training_pipeline import TrainingPipelineSpec, TrainingPipelineStatus
 from slipway.training import drift, registration
 from slipway.training import schedule as cron
@@ -149,27 +151,47 @@ def run_states(
 
 
 def poll_data(spec: TrainingPipelineSpec, session: Session, now: datetime) -> Polled | None:
+    """The fingerprint of spec.data's listing, when the onNewData poll is due."""
     rule = spec.triggers.on_new_data
-    pipeline = (session.namespace, session.name)
-    if rule is None or not session.memory.poll_due(pipeline, "NewData", rule.poll_interval_seconds, now):
+    if rule is None:
         return None
-    try:
-        credentials = storage_credentials(spec.data, "spec.data", session.secrets)
-        return Polled(fingerprint=objects.fingerprint(spec.data.uri, credentials))
-    except (objects.ObjectError, OSError, SourceError) as error:
-        return Polled(error=str(error))
+    return poll(session, now, "NewData", rule.poll_interval_seconds, spec.data, "spec.data", fingerprint)
 
 
 def poll_batches(spec: TrainingPipelineSpec, session: Session, now: datetime) -> Polled | None:
+    """The listing of the drift batches, when the onDrift poll is due; an error names the field."""
     rule = spec.triggers.on_drift
-    pipeline = (session.namespace, session.name)
-    if rule is None or not session.memory.poll_due(pipeline, "Drift", rule.poll_interval_seconds, now):
+    if rule is None:
+        return None
+    polled = poll(session, now, "Drift", rule.poll_interval_seconds, rule.batches, BATCHES_FIELD, listing)
+    if polled is not None and polled.error is not None:
+        return Polled(error=f"{BATCHES_FIELD}: {polled.error}")
+    return polled
+
+
+def fingerprint(uri: str, credentials: Any) -> Polled:
+    return Polled(fingerprint=objects.fingerprint(uri, credentials))
+
+
+def listing(uri: str, credentials: Any) -> Polled:
+    return Polled(listing=tuple(objects.list_objects(uri, credentials)))
+
+
+def poll(
+    session: Session,
+    now: datetime,
+    trigger: str,
+    interval: int,
+    location: StorageLocation,
+    field: str,
+    look: Callable[[str, Any], Polled],
+) -> Polled | None:
+    if not session.memory.poll_due((session.namespace, session.name), trigger, interval, now):
         return None
     try:
-        credentials = storage_credentials(rule.batches, BATCHES_FIELD, session.secrets)
-        return Polled(listing=tuple(objects.list_objects(rule.batches.uri, credentials)))
-    except (objects.ObjectError, SourceError) as error:
-        return Polled(error=f"{BATCHES_FIELD}: {error}")
+        return look(location.uri, storage_credentials(location, field, session.secrets))
+    except (objects.ObjectError, OSError, SourceError) as error:
+        return Polled(error=str(error))
 
 
 # --- what the plan asks to see -------------------------------------------------------------------------
