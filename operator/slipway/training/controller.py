@@ -35,7 +35,7 @@ def newest_validated_uri(infos: list[VersionInfo]) -> str | None:
     return max(validated, key=lambda info: info.version).uri if validated else None
 
 
-def decide(
+def reconcile_body(
     body: dict[str, Any],
     existing_versions: list[int],
     stable_uri: str | None,
@@ -77,7 +77,7 @@ def reconcile(
     body = get_custom(PLURAL, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
-    outcome = decide(body, existing_versions, stable_uri, baseline_uri, wake)
+    outcome = reconcile_body(body, existing_versions, stable_uri, baseline_uri, wake)
     body = write_status(body, outcome.status)
     for type_, reason, message in outcome.events:
         post_event(body, type_, reason, message)
