@@ -19,6 +19,7 @@ pytest_plugins = [
     "fixtures.kfp_api",
     "fixtures.storage",
     "fixtures.prometheus",
+    "fixtures.realnode",
 ]
 
 TIER_FIXTURES = {"real_cluster": "e2e", "cluster": "cluster"}
