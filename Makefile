@@ -62,12 +62,15 @@ lint: install ## ruff, mypy and the import layering contract
 	$(VENV)/bin/mypy bench
 	$(VENV)/bin/lint-imports
 
+UNIT_MARKERS := not cluster and not e2e and not tensorflow
+
+.PHONY: unit
+unit: install ## The fast tier: every test that needs neither a cluster nor TensorFlow (run it while editing)
+	@$(PY) -m pytest -m "$(UNIT_MARKERS)" $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make unit: pytest collected no tests: that is a failure" >&2; fi; exit $$rc
+
 .PHONY: test
-test: install k8s-binaries third-party-crds $(TEST_PREREQS) ## Install what is missing, then run every test (unit, integration on a real API server, e2e)
-	$(VENV)/bin/ruff check $(LINT_PATHS)
-	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy bench
-	$(VENV)/bin/lint-imports
+test: install k8s-binaries third-party-crds $(TEST_PREREQS) lint ## Install what is missing, then run every test (unit, cluster on a real API server, e2e on a real node)
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests: that is a failure" >&2; fi; exit $$rc
 

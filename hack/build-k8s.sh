@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Builds the real Kubernetes control plane used by tests and `make demo` from the Go module proxy:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok. Output goes to
-# $SLIPWAY_CACHE/k8s-<versions>/bin and is reused when every binary is already there.
+# Builds the real Kubernetes used by tests and `make demo` from the Go module proxy: etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, kubectl and kwok (the control plane and its fake node), and
+# kubelet, kube-proxy and CoreDNS (the real node). Output goes to $SLIPWAY_CACHE/k8s-<versions>/bin; each
+# binary already there is reused.
 # Prints that directory on its last line of stdout.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.34.4}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-0.7.0}"
+COREDNS_VERSION="${COREDNS_VERSION:-1.12.4}"
 CACHE_ROOT="${SLIPWAY_CACHE:-$HOME/.cache/slipway}"
 DEST="$CACHE_ROOT/k8s-v${K8S_VERSION}-etcd-v${ETCD_VERSION}-kwok-v${KWOK_VERSION}"
 BIN="$DEST/bin"
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+KUBE_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+BINARIES=(etcd kwok coredns "${KUBE_COMMANDS[@]}")
 
 log() { printf '[build-k8s %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'build-k8s: %s\n' "$*" >&2; exit 1; }
@@ -39,7 +42,7 @@ probe_proxy() {
 build_kubernetes() {
   local dir="$work/kubernetes" minor="${K8S_VERSION#*.}" ldflags
   local needed=0
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do [ -x "$BIN/$cmd" ] || needed=1; done
+  for cmd in "${KUBE_COMMANDS[@]}"; do [ -x "$BIN/$cmd" ] || needed=1; done
   [ "$needed" = 1 ] || return 0
   mkdir -p "$dir" && cd "$dir"
   probe_proxy k8s.io/kubernetes "v$K8S_VERSION"
@@ -65,7 +68,7 @@ build_kubernetes() {
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=${K8S_VERSION%%.*} -X $pkg.gitMinor=${minor%%.*} -X $pkg.gitTreeState=clean"
   done
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  for cmd in "${KUBE_COMMANDS[@]}"; do
     [ -x "$BIN/$cmd" ] && continue
     log "compiling $cmd (kube-apiserver is the long one: 10-20 min cold on 2 cores)"
     go build -trimpath -ldflags "$ldflags" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
@@ -95,9 +98,46 @@ build_kwok() {
   log "built kwok"
 }
 
+# CoreDNS with only the plugins a test cluster needs (its documented compile-time plugin selection), so
+# pods resolve <service>.<namespace>.svc on the real node as on any cluster.
+build_coredns() {
+  [ -x "$BIN/coredns" ] && return
+  local dir="$work/coredns"
+  mkdir -p "$dir" && cd "$dir"
+  probe_proxy github.com/coredns/coredns "v$COREDNS_VERSION"
+  log "compiling coredns v$COREDNS_VERSION"
+  printf 'module slipway.dev/coredns-build\n\ngo 1.24\n\nrequire github.com/coredns/coredns v%s\n' "$COREDNS_VERSION" >go.mod
+  cat >main.go <<'GO'
+package main
+
+import (
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+
+	_ "github.com/coredns/coredns/plugin/bind"
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/ready"
+)
+
+func init() {
+	dnsserver.Directives = []string{"bind", "errors", "health", "ready", "cache", "kubernetes"}
+}
+
+func main() { coremain.Run() }
+GO
+  go mod tidy >/dev/null 2>&1
+  go build -trimpath -ldflags "-s -w" -o "$BIN/coredns.tmp" .
+  mv "$BIN/coredns.tmp" "$BIN/coredns"
+  log "built coredns"
+}
+
 log "building into $BIN (missing: ${missing[*]})"
 build_etcd
 build_kwok
 build_kubernetes
+build_coredns
 log "done in $(( $(date +%s) - start ))s"
 echo "$BIN"

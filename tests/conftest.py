@@ -1,4 +1,13 @@
-"""Shared fixtures. Each concern keeps its fixtures in tests/fixtures/<concern>.py, registered here."""
+"""Shared fixtures, and the test tiers.
+
+Each concern keeps its fixtures in tests/fixtures/<concern>.py, registered here. Tiers are marked from what a
+test uses, never by hand: a test whose fixtures reach `cluster` is `cluster` (the embedded control plane with
+kwok), one that reaches `real_cluster` is `e2e` (a real node); modules that need TensorFlow say so with
+`pytestmark = pytest.mark.tensorflow`. `make unit` runs the rest."""
+
+from __future__ import annotations
+
+import pytest
 
 pytest_plugins = [
     "fixtures.cluster",
@@ -10,4 +19,16 @@ pytest_plugins = [
     "fixtures.kfp_api",
     "fixtures.storage",
     "fixtures.prometheus",
+    "fixtures.realnode",
 ]
+
+TIER_FIXTURES = {"real_cluster": "e2e", "cluster": "cluster"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in TIER_FIXTURES.items():
+            if fixture in used:
+                item.add_marker(marker)
+                break

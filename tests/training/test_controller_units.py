@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from slipway.api.common import StorageLocation, now
-from slipway.training.controller import Reconciler, storage_credentials
+from slipway.training.controller import reconcile_body
+from slipway.training.credentials import storage_credentials
 from slipway.training.local_executor import read_state, write_state
+from slipway.training.observe import Memory
 from slipway.training.source import SourceError, parse_ir
 
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
@@ -81,7 +83,7 @@ def test_a_run_past_its_timeout_is_terminated_and_failed(
                 ]
             },
         }
-        outcome = Reconciler(body, [], None).run()
+        outcome = reconcile_body(body, [], None, memory=Memory())
         assert child.wait(timeout=10) != 0, "the run's process group was terminated"
     finally:
         child.kill()

@@ -17,9 +17,12 @@ class BinariesMissing(RuntimeError):
     pass
 
 
+def cache_root() -> Path:
+    return Path(os.environ.get("SLIPWAY_CACHE") or Path.home() / ".cache" / "slipway")
+
+
 def cache_dir() -> Path:
-    root = Path(os.environ.get("SLIPWAY_CACHE") or Path.home() / ".cache" / "slipway")
-    return root / f"k8s-v{K8S_VERSION}-etcd-v{ETCD_VERSION}-kwok-v{KWOK_VERSION}" / "bin"
+    return cache_root() / f"k8s-v{K8S_VERSION}-etcd-v{ETCD_VERSION}-kwok-v{KWOK_VERSION}" / "bin"
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ def _issue(
     *,
     is_ca: bool = False,
     server: bool = False,
+    server_ips: tuple[str, ...] = (),
 ) -> x509.Certificate:
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     builder = (
@@ -79,8 +80,7 @@ def _issue(
                     x509.DNSName("localhost"),
                     x509.DNSName("kubernetes"),
                     x509.DNSName("kubernetes.default.svc"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+                    *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", *server_ips)),
                 ]
             ),
             critical=False,
@@ -88,13 +88,17 @@ def _issue(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def generate(directory: Path) -> Pki:
+def generate(directory: Path, server_ips: tuple[str, ...] = ("10.96.0.1",)) -> Pki:
+    """`server_ips`: addresses besides loopback the API server is reached at (its Service's ClusterIP,
+    the real node's bridge address)."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = _key()
     ca_name = _name("slipway-devcluster-ca")
     ca_cert = _issue(ca_name, ca_key, ca_name, ca_key, is_ca=True)
     serving_key = _key()
-    serving_cert = _issue(_name("kube-apiserver"), serving_key, ca_name, ca_key, server=True)
+    serving_cert = _issue(
+        _name("kube-apiserver"), serving_key, ca_name, ca_key, server=True, server_ips=server_ips
+    )
     admin_key = _key()
     admin_cert = _issue(_name("slipway-admin", "system:masters"), admin_key, ca_name, ca_key)
     sa_key = _key()
@@ -123,3 +127,31 @@ def generate(directory: Path) -> Pki:
     for private in (pki.ca_key, pki.serving_key, pki.admin_key, pki.sa_private_key):
         private.chmod(0o600)
     return pki
+
+
+def issue(
+    pki: Pki,
+    path: Path,
+    common_name: str,
+    organization: str | None = None,
+    server_ips: tuple[str, ...] = (),
+) -> tuple[Path, Path]:
+    """Another certificate from the same CA: a client certificate, or a serving one when `server_ips` is
+    given. Writes `<path>.crt` and `<path>.key` and returns them."""
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = _key()
+    cert = _issue(
+        _name(common_name, organization),
+        key,
+        ca_cert.subject,
+        ca_key,
+        server=bool(server_ips),
+        server_ips=server_ips,
+    )
+    cert_path, key_path = path.with_suffix(".crt"), path.with_suffix(".key")
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(_pem_key(key))
+    key_path.chmod(0o600)
+    return cert_path, key_path

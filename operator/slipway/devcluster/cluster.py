@@ -1,5 +1,6 @@
 """The embedded control plane: etcd + kube-apiserver (RBAC on), and optionally kube-controller-manager,
-kube-scheduler and kwok with one fake node, so Deployments really roll out without kubelets.
+kube-scheduler and a node: kwok's fake node (Deployments roll out, pods turn Ready, no container runs) or
+a real one (`node="real"`: containerd, kubelet, kube-proxy and CoreDNS; see realnode.py).
 
 Every process is started with PR_SET_PDEATHSIG, so none outlives the Python process that started it, and
 `stop()` terminates them in reverse order.
@@ -27,10 +28,11 @@ from typing import IO, Any
 
 import yaml
 
-from slipway.devcluster import certs
+from slipway.devcluster import certs, realnode
 from slipway.devcluster.binaries import Binaries, find_binaries
 
 SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"
 FAKE_NODE = "kwok-node-0"
 PR_SET_PDEATHSIG = 1
 
@@ -66,21 +68,32 @@ class _Process:
 
 @dataclass
 class DevCluster:
-    """A control plane on loopback. Use as a context manager, or call start() and stop()."""
+    """A control plane on loopback (on the node's bridge address with a real node, so pods reach it too).
+    Use as a context manager, or call start() and stop().
+
+    `node`: "kwok" (a fake node; needs `full`) or "real". `images`: OCI archives a real node imports."""
 
     workdir: Path | None = None
     full: bool = True
     binaries: Binaries | None = None
     log: Callable[[str], None] = lambda _message: None
+    node: str = "kwok"
+    images: list[Path] = field(default_factory=list)
     _processes: list[_Process] = field(default_factory=list)
     _tempdir: tempfile.TemporaryDirectory[str] | None = None
     apiserver_port: int = 0
     kubeconfig: Path = Path()
     pki: certs.Pki | None = None
+    real_node: realnode.RealNode | None = None
+    node_name: str = FAKE_NODE
+
+    @property
+    def host(self) -> str:
+        return realnode.NODE_IP if self.node == "real" else "127.0.0.1"
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{self.host}:{self.apiserver_port}"
 
     def __enter__(self) -> DevCluster:
         self.start()
@@ -105,7 +118,21 @@ class DevCluster:
     def _start_all(self, timeout: float) -> None:
         assert self.binaries is not None and self.workdir is not None
         deadline = time.monotonic() + timeout
-        self.pki = certs.generate(self.workdir / "pki")
+        real = self.node == "real"
+        self.apiserver_port = free_port()
+        self.pki = certs.generate(self.workdir / "pki", server_ips=(SERVICE_IP, self.host))
+        if real:
+            self.node_name = realnode.NODE_NAME
+            self.real_node = realnode.RealNode(
+                workdir=self.workdir / "node",
+                pki=self.pki,
+                server=self.server,
+                spawn=lambda name, args: self._spawn(name, args).popen,
+                images=[realnode.pause_archive(), *self.images],
+                log=self.log,
+            )
+            self.real_node.prepare_host()
+            self.real_node.issue_certificates()
         self.log("starting etcd")
         etcd_client = self._start_etcd()
         self._wait(lambda: _http_ok(f"{etcd_client}/health"), "etcd", deadline)
@@ -114,17 +141,26 @@ class DevCluster:
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.kubeconfig.write_text(admin_kubeconfig(self.server, self.pki))
         self._wait(self._apiserver_ready, "kube-apiserver", deadline)
-        if self.full:
-            self.log("starting kube-controller-manager, kube-scheduler and kwok")
+        if self.full or real:
+            self.log("starting kube-controller-manager and kube-scheduler")
             self._start_controller_manager()
             self._start_scheduler()
-            self._start_kwok()
-            self._create_fake_node()
-            self._wait(self._node_ready, f"node {FAKE_NODE} (kwok)", deadline)
+            if real:
+                assert self.real_node is not None
+                self.log("starting the real node: containerd, CoreDNS, kubelet, kube-proxy")
+                self.real_node.start(free_port, deadline)
+            else:
+                self.log("starting kwok")
+                self._start_kwok()
+                self._create_fake_node()
+            self._wait(self._node_ready, f"node {self.node_name}", deadline)
             self._wait(self._default_service_account_exists, "the default ServiceAccount", deadline)
         self.log(f"control plane ready at {self.server}; kubeconfig {self.kubeconfig}")
 
     def stop(self) -> None:
+        if self.real_node is not None:
+            self.real_node.stop()
+            self.real_node = None
         for process in reversed(self._processes):
             if process.popen.poll() is None:
                 process.popen.terminate()
@@ -193,17 +229,19 @@ class DevCluster:
 
     def _start_apiserver(self, etcd_url: str) -> None:
         assert self.binaries is not None and self.pki is not None and self.workdir is not None
-        self.apiserver_port = free_port()
         pki = self.pki
         disabled_admission = [] if self.full else ["--disable-admission-plugins=ServiceAccount"]
+        authorization = ["--authorization-mode=RBAC"]
+        if self.real_node is not None:
+            authorization = self.real_node.apiserver_flags()
         self._spawn(
             "kube-apiserver",
             [
                 str(self.binaries.kube_apiserver),
                 f"--etcd-servers={etcd_url}",
                 f"--secure-port={self.apiserver_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.host}",
+                f"--advertise-address={self.host}",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
                 f"--tls-cert-file={pki.serving_cert}",
                 f"--tls-private-key-file={pki.serving_key}",
@@ -212,7 +250,7 @@ class DevCluster:
                 f"--service-account-signing-key-file={pki.sa_private_key}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=RBAC",
+                *authorization,
                 "--allow-privileged=true",
                 "--max-requests-inflight=1000",
                 "--max-mutating-requests-inflight=500",
@@ -306,7 +344,7 @@ class DevCluster:
 
     def _node_ready(self) -> bool:
         try:
-            node = self.request("GET", f"/api/v1/nodes/{FAKE_NODE}")
+            node = self.request("GET", f"/api/v1/nodes/{self.node_name}")
         except (urllib.error.URLError, OSError):
             return False
         conditions = node.get("status", {}).get("conditions", [])
@@ -377,8 +415,8 @@ def fake_node(name: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def running(full: bool = True, workdir: Path | None = None) -> Iterator[DevCluster]:
-    cluster = DevCluster(workdir=workdir, full=full)
+def running(full: bool = True, workdir: Path | None = None, node: str = "kwok") -> Iterator[DevCluster]:
+    cluster = DevCluster(workdir=workdir, full=full, node=node)
     with cluster:
         yield cluster
 
