@@ -24,6 +24,8 @@ from slipway.modelserver.metrics import Metrics
 from slipway.modelserver.servable import load_saved_model
 from slipway.serving.builders import MODELS_DIR, MONITORING_CONFIG, model_config
 
+pytestmark = pytest.mark.tensorflow
+
 
 @pytest.fixture
 def server_files(models: Path, tmp_path: Path) -> Path:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
-from tensorflow_serving.config import model_server_config_pb2
 
 DEFAULT_METRICS_PATH = "/monitoring/prometheus/metrics"  # PrometheusExporter::kPrometheusPath
 # What makes a version directory loadable: the pusher and the puller write saved_model.pb last.
@@ -74,6 +73,9 @@ def metrics_path(text: str | None, source: str = "monitoring config") -> str | N
 
 
 def parse_model_config(text: str, source: str = "model config") -> list[ModelSpec]:
+    # tensorflow-serving-api comes with the TensorFlow stack; the rest of this module needs only protobuf.
+    from tensorflow_serving.config import model_server_config_pb2
+
     config = model_server_config_pb2.ModelServerConfig()
     try:
         text_format.Parse(text, config)
