@@ -139,7 +139,7 @@ class Half(tf.Module):
         return {"y": 2.0 * x + 1.0}
 m = Half()
 tf.saved_model.save(m, "/work/half/1", signatures={"serving_default": m.serve})
-' >/dev/null 2>&1
+' >/dev/null 2>"$work/save.log" || { tail -20 "$work/save.log" >&2; die "model-server: writing a SavedModel failed"; }
   chmod -R a+rX "$work"
   printf 'model_config_list {\n  config {\n    name: "half"\n    base_path: "/models/half"\n    model_platform: "tensorflow"\n  }\n}\n' >"$work/models.config"
   printf 'prometheus_config {\n  enable: true\n  path: "/monitoring/prometheus/metrics"\n}\n' >"$work/monitoring.config"
