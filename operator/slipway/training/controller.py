@@ -26,6 +26,13 @@ from slipway.serving.rollout import VersionInfo
 from slipway.settings import settings
 from slipway.training import drift
 from slipway.training import schedule as cron
+from slipway.training.job_executor import (
+    JobError,
+    JobExecutor,
+    credential_env,
+    pipeline_locations,
+    target_for,
+)
 from slipway.training.kfp_executor import KfpError, KfpExecutor, KfpTarget
 from slipway.training.local_executor import LocalExecutor, RunState
 from slipway.training.source import PipelineSpec, SourceError, arguments, resolve
@@ -36,7 +43,7 @@ RUN_ANNOTATION = f"{GROUP}/run"
 ACTIVE = ("Pending", "Running")
 EventSink = Callable[[dict[str, Any], str, str, str], None]
 SecretReader = Callable[[str], dict[str, str] | None]
-Executor = LocalExecutor | KfpExecutor
+Executor = LocalExecutor | KfpExecutor | JobExecutor
 Request = tuple[str, str, dict[str, str]]  # (trigger, key that names the run, figures behind it)
 _last_poll: dict[tuple[str, str, str], datetime] = {}
 _baselines: dict[str, drift.Baseline] = {}  # by statistics URI: training artifacts never change
@@ -154,6 +161,14 @@ def executor_for(
         )
         root_uri = objects.join(spec.artifact_root.uri, namespace, name)
         return KfpExecutor(target), root_uri
+    if spec.executor.type == "job":
+        # Without a Secret reader (on deletion) the executor only terminates: no env, no state reads.
+        env = credential_env(pipeline_locations(spec), secrets) if secrets is not None else []
+        credentials = (
+            storage_credentials(spec.artifact_root, "spec.artifactRoot", secrets) if secrets else None
+        )
+        job_target = target_for(namespace, name, spec, env)
+        return JobExecutor(job_target, credentials), job_target.root_uri
     if spec.artifact_root.uri.startswith("file://"):
         root = objects.local_path(spec.artifact_root.uri)
     else:
@@ -381,7 +396,7 @@ class Reconciler:
             self.follow_runs()
             for trigger, key, details in self.requests():
                 self.start(pipeline, trigger, key, details)
-        except KfpError as error:
+        except (KfpError, JobError) as error:
             # The API is down or refused: keep what we know, say so once, try again on the next poll.
             previous = next((c for c in self.status.conditions if c.type == "ExecutorReachable"), None)
             if previous is None or previous.status != "False":
@@ -391,6 +406,8 @@ class Reconciler:
         if self.spec.executor.kfp is not None and self.spec.executor.type == "kfp":
             endpoint = self.spec.executor.kfp.endpoint
             self.condition("ExecutorReachable", "True", "Reachable", f"KFP API at {endpoint}")
+        if self.spec.executor.type == "job":
+            self.condition("ExecutorReachable", "True", "Reachable", "Kubernetes Jobs")
         return self.finish()
 
     def ready_reason(self) -> str | None:
