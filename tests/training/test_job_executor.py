@@ -210,7 +210,7 @@ def test_a_missing_secret_names_its_field() -> None:
     assert missing.value.reason == "SecretNotFound" and "spec.data.secretRef" in str(missing.value)
 
 
-# --- state ---------------------------------------------------------------------------------------------------
+# --- state ----------------------------------------------------------------------------------------------
 
 
 def job_status(**status: Any) -> dict[str, Any]:

@@ -1,0 +1,292 @@
+"""The job executor on the real API server, with the real Job controller, scheduler and garbage collector,
+and kwok's node: a Job's pod "completes" there without running a container (kwok completes pods that Jobs
+own), so each test puts on S3 (moto) what the pod would have written, and the operator takes it from there:
+registration, failures with their reason, termination."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from fixtures.storage import StorageServer
+from fixtures.waiting import wait_for
+from slipway import GROUP, VERSION
+from slipway.storage import open_store
+from slipway.training.controller import run_id
+from slipway.training.job_executor import child_name
+
+PIPELINES = Path(__file__).resolve().parent / "pipelines"
+IMAGE = "slipway-pipelines:test"
+
+
+class Cluster:
+    def __init__(self, api: client.ApiClient, namespace: str, server: StorageServer) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.namespace = namespace
+        self.server = server
+        self.bucket = server.new_bucket()
+        self.core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="store"),
+                string_data={
+                    "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_REGION": "us-east-1",
+                    "README": "not a credential: not passed on",
+                },
+            ),
+        )
+
+    def location(self, prefix: str) -> dict[str, Any]:
+        return {
+            "uri": f"s3://{self.bucket}/{prefix}",
+            "secretRef": {"name": "store"},
+            "endpoint": self.server.endpoint,
+        }
+
+    def body(self, name: str, **spec: Any) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "TrainingPipeline",
+            "metadata": {"name": name},
+            "spec": {
+                "pipeline": {"builtin": "tiny"},
+                "modelName": name,
+                "data": self.location("data"),
+                "artifactRoot": self.location("artifacts"),
+                "modelStore": self.location("models"),
+                "executor": {"type": "job"},
+                "gates": {"metrics": [{"name": "accuracy", "min": "0.9"}]},
+                **spec,
+            },
+        }
+
+    def create(self, name: str, **spec: Any) -> dict[str, Any]:
+        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "trainingpipelines", self.body(name, **spec)
+        )
+        return created
+
+    def request_run(self, name: str, token: str) -> str:
+        patch = {"metadata": {"annotations": {f"{GROUP}/run": token}}}
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "trainingpipelines", name, patch
+        )
+        return run_id(name, "Manual", token)
+
+    def status(self, name: str) -> dict[str, Any]:
+        body = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "trainingpipelines", name
+        )
+        return body.get("status") or {}
+
+    def run(self, name: str, identifier: str) -> dict[str, Any] | None:
+        return next((r for r in self.status(name).get("runs", []) if r["id"] == identifier), None)
+
+    def job(self, identifier: str) -> client.V1Job | None:
+        try:
+            return self.batch.read_namespaced_job(child_name(identifier), self.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def config_map(self, identifier: str) -> client.V1ConfigMap | None:
+        try:
+            return self.core.read_namespaced_config_map(child_name(identifier), self.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def reasons(self, name: str) -> list[tuple[str, str]]:
+        events = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}")
+        return [(e.reason, e.message) for e in events.items]
+
+    def model_version(self, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "modelversions", name
+            )
+            return found
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def write(self, key: str, data: bytes) -> None:
+        open_store(f"s3://{self.bucket}", self.server.credentials).write_bytes(key, data)
+
+    def pod_outcome(self, name: str, identifier: str, version: int, accuracy: float) -> None:
+        """What the run's pod leaves on the stores when the pipeline pushes `version`."""
+        model = f"models/{name}/{version}"
+        manifest = {
+            "schemaVersion": 1,
+            "modelName": name,
+            "version": version,
+            "uri": f"s3://{self.bucket}/{model}",
+            "metrics": {"accuracy": accuracy},
+            "blessings": {"evaluator": True, "infraValidator": True},
+            "lineage": {"pipeline": name, "runId": identifier},
+        }
+        self.write(f"{model}/slipway-manifest.json", json.dumps(manifest).encode())
+        self.write(f"{model}/saved_model.pb", b"\x08\x01")
+        push = {
+            "pushed": True,
+            "version": version,
+            "manifestUri": f"s3://{self.bucket}/{model}/slipway-manifest.json",
+        }
+        state = {
+            "phase": "Succeeded",
+            "started": "2026-01-01T00:00:00Z",
+            "finished": "2026-01-01T00:01:00Z",
+            "outputs": {"Output": json.dumps(push)},
+        }
+        self.write(
+            f"artifacts/{self.namespace}/{name}/runs/{identifier}/state.json", json.dumps(state).encode()
+        )
+
+
+@pytest.fixture
+def cluster(api_client: client.ApiClient, namespace: str, s3_server: StorageServer) -> Cluster:
+    return Cluster(api_client, namespace, s3_server)
+
+
+@pytest.fixture
+def operator(operator_process: Any) -> Iterator[Any]:
+    operator_process.env.update(
+        {
+            "SLIPWAY_PIPELINES_DIR": str(PIPELINES),
+            "SLIPWAY_TRAINING_POLL_SECONDS": "1",
+            "SLIPWAY_PIPELINES_IMAGE": IMAGE,
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+            "AWS_CONFIG_FILE": "/nonexistent",
+        }
+    )
+    operator_process.start()
+    yield operator_process
+
+
+def test_a_job_run_is_a_job_and_what_it_pushed_becomes_a_validated_model_version(
+    cluster: Cluster, operator: Any
+) -> None:
+    pipeline = cluster.create("jobs")
+    identifier = run_id("jobs", "Manual", "first")
+    cluster.pod_outcome("jobs", identifier, version=1, accuracy=0.97)
+    cluster.request_run("jobs", "first")
+
+    job = wait_for(lambda: cluster.job(identifier), "the run's Job")
+    (owner,) = job.metadata.owner_references
+    assert (owner.kind, owner.name, owner.uid, owner.controller) == (
+        "TrainingPipeline",
+        "jobs",
+        pipeline["metadata"]["uid"],
+        True,
+    )
+    assert job.metadata.labels["slipway.dev/pipeline"] == "jobs"
+    assert job.metadata.labels["app.kubernetes.io/managed-by"] == "slipway"
+    pod = job.spec.template.spec
+    (container,) = pod.containers
+    assert container.image == IMAGE
+    assert container.security_context.read_only_root_filesystem is True
+    refs = {e.name: e.value_from.secret_key_ref for e in container.env if e.value_from}
+    assert {name: (ref.name, ref.key) for name, ref in refs.items()} == {
+        key: ("store", key) for key in ("AWS_ACCESS_KEY_ID", "AWS_REGION", "AWS_SECRET_ACCESS_KEY")
+    }
+    values = {e.name: e.value for e in container.env if not e.value_from}
+    assert values["AWS_ENDPOINT_URL_S3"] == cluster.server.endpoint and "testing" not in values.values()
+    assert {v.name: (v.config_map.name if v.config_map else "emptyDir") for v in pod.volumes} == {
+        "run": child_name(identifier),
+        "work": "emptyDir",
+        "tmp": "emptyDir",
+    }
+    config_map = wait_for(lambda: cluster.config_map(identifier), "the run's ConfigMap")
+    assert [(o.kind, o.name, o.uid) for o in config_map.metadata.owner_references] == [
+        ("Job", job.metadata.name, job.metadata.uid)
+    ]
+    request = json.loads(config_map.data["request.json"])
+    assert request["arguments"]["model_version"] == 1 and request["arguments"]["run_id"] == identifier
+    assert (
+        request["stateUri"]
+        == f"s3://{cluster.bucket}/artifacts/{cluster.namespace}/jobs/runs/{identifier}/state.json"
+    )
+    assert config_map.data["pipeline.yaml"] == (PIPELINES / "tiny" / "pipeline.yaml").read_text()
+
+    mv = wait_for(
+        lambda: (m := cluster.model_version("jobs-v1")) and m.get("status", {}).get("phase") and m,
+        "v1 registered and judged",
+    )
+    assert mv["status"]["phase"] == "Validated"
+    assert mv["spec"]["uri"] == f"s3://{cluster.bucket}/models/jobs/1"
+    assert mv["spec"]["lineage"]["runId"] == identifier
+    record = wait_for(
+        lambda: (r := cluster.run("jobs", identifier)) and r.get("pushed") and r, "run recorded"
+    )
+    assert record["phase"] == "Succeeded" and record["modelVersion"] == "jobs-v1"
+    assert cluster.job(identifier).status.succeeded == 1  # type: ignore[union-attr]
+    reachable = next(c for c in cluster.status("jobs")["conditions"] if c["type"] == "ExecutorReachable")
+    assert reachable["status"] == "True"
+
+
+def test_a_failed_job_says_why_in_the_run_and_an_event(cluster: Cluster, operator: Any) -> None:
+    # More CPU than kwok's node has: the pod is never scheduled and the Job controller fails the Job at its
+    # deadline, as it would for a run that overstays it.
+    stuck = {"resources": {"requests": {"cpu": "5000"}}, "activeDeadlineSeconds": 3}
+    cluster.create("late", executor={"type": "job", "job": stuck})
+    identifier = cluster.request_run("late", "first")
+    failed = wait_for(
+        lambda: (r := cluster.run("late", identifier)) and r["phase"] == "Failed" and r,
+        "the run failed",
+        timeout=60,
+    )
+    assert failed["message"].startswith("DeadlineExceeded: Job was active longer than specified deadline")
+    condition = next(c for c in cluster.status("late")["conditions"] if c["type"] == "Succeeded")
+    assert condition["status"] == "False" and condition["reason"] == "RunFailed"
+    event = wait_for(
+        lambda: next((m for r, m in cluster.reasons("late") if r == "RunFailed"), None), "a RunFailed event"
+    )
+    assert "DeadlineExceeded" in event and identifier in event
+    assert cluster.model_version("late-v1") is None
+
+
+def test_replace_and_deletion_remove_the_jobs_of_runs_in_flight(cluster: Cluster, operator: Any) -> None:
+    stuck = {"resources": {"requests": {"cpu": "5000"}}}
+    schedule = {"cron": "0 0 1 1 *", "suspend": True, "concurrencyPolicy": "Replace"}
+    cluster.create("swap", executor={"type": "job", "job": stuck}, schedule=schedule)
+    first = cluster.request_run("swap", "a")
+    wait_for(lambda: cluster.job(first) and cluster.config_map(first), "the first run's Job and ConfigMap")
+    second = cluster.request_run("swap", "b")
+    wait_for(lambda: cluster.job(second), "the second run's Job")
+    wait_for(lambda: cluster.job(first) is None, "the replaced run's Job deleted")
+    wait_for(lambda: cluster.config_map(first) is None, "its ConfigMap collected with it")
+    replaced = wait_for(
+        lambda: (r := cluster.run("swap", first)) and r["phase"] != "Running" and r, "recorded"
+    )
+    assert replaced["phase"] == "Cancelled"
+
+    cluster.custom.delete_namespaced_custom_object(
+        GROUP, VERSION, cluster.namespace, "trainingpipelines", "swap"
+    )
+    wait_for(lambda: cluster.job(second) is None, "the last run's Job deleted with its pipeline")
+    wait_for(lambda: cluster.config_map(second) is None, "and its ConfigMap")
+
+
+def test_admission_keeps_job_settings_to_the_job_executor_and_its_stores_off_file_paths(
+    cluster: Cluster,
+) -> None:
+    with pytest.raises(ApiException) as local_with_job:
+        cluster.create("mixed", executor={"type": "local", "job": {"backoffLimit": 1}})
+    assert "job settings are allowed only when type is job" in local_with_job.value.body
+    with pytest.raises(ApiException) as file_root:
+        cluster.create("files", artifactRoot={"uri": "file:///var/lib/slipway"})
+    assert "spec.artifactRoot.uri" in file_root.value.body
+    assert "the job executor's pod cannot reach the operator's file:// paths" in file_root.value.body
