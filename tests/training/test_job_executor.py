@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from slipway.api.training_pipeline import TrainingPipelineSpec
 from slipway.training import job_executor as jobs
+from slipway.training import job_run
 from slipway.training.local_executor import RunState
 from slipway.training.source import SourceError
 
@@ -347,3 +349,62 @@ def test_the_state_object_round_trips() -> None:
     }
     assert jobs.recorded_state(raw) == RunState("Succeeded", "", "t0", "t1", {"a": 1})
     assert jobs.recorded_state(None) is None
+
+
+def test_a_pod_that_died_without_an_outcome_reports_its_last_log_line() -> None:
+    assert (
+        jobs.job(target(), RUN, OWNER)["spec"]["template"]["spec"]["containers"][0][
+            "terminationMessagePolicy"
+        ]
+        == "FallbackToLogsOnError"
+    )
+    log = "Traceback (most recent call last):\n  File ...\nAccessDenied: s3://a: denied\n\n"
+    pod = {
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "pipeline",
+                    "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": log}},
+                }
+            ]
+        }
+    }
+    assert jobs.pod_problem(pod) == ("container pipeline Error (exit code 1): AccessDenied: s3://a: denied")
+
+
+# --- the pod's side -----------------------------------------------------------------------------------
+
+
+def test_lineage_under_the_pods_pipeline_root_points_at_the_uploaded_copy() -> None:
+    manifest = {
+        "version": 3,
+        "lineage": {
+            "statisticsUri": "file:///work/pipeline-root/penguins-2026/statistics/Split-train/FeatureStats.pb",
+            "schemaUri": "s3://elsewhere/schema.pbtxt",
+            "runId": RUN,
+        },
+    }
+    moved = job_run.relocated(manifest, "/work/pipeline-root", "s3://a/ml/p/runs/r/artifacts")
+    assert moved["lineage"] == {
+        "statisticsUri": "s3://a/ml/p/runs/r/artifacts/penguins-2026/statistics/Split-train/FeatureStats.pb",
+        "schemaUri": "s3://elsewhere/schema.pbtxt",
+        "runId": RUN,
+    }
+    assert moved["version"] == 3 and manifest["lineage"]["statisticsUri"].startswith("file:///work/")
+
+
+def test_the_pushed_manifest_is_rewritten_in_place(tmp_path: Path) -> None:
+    model = tmp_path / "models" / "p" / "1"
+    model.mkdir(parents=True)
+    stats = "file:///work/pipeline-root/x/FeatureStats.pb"
+    (model / "slipway-manifest.json").write_text(json.dumps({"lineage": {"statisticsUri": stats}}))
+    push = {"pushed": True, "manifestUri": f"file://{model}/slipway-manifest.json"}
+    assert job_run.relocate_lineage({"Output": json.dumps(push)}, "/work/pipeline-root", "s3://a/arts") == ""
+    written = json.loads((model / "slipway-manifest.json").read_text())
+    assert written["lineage"]["statisticsUri"] == "s3://a/arts/x/FeatureStats.pb"
+    assert (
+        job_run.relocate_lineage({"Output": json.dumps({"pushed": False})}, "/work/pipeline-root", "s3://a")
+        == ""
+    )
+    missing = {"pushed": True, "manifestUri": f"file://{tmp_path}/nowhere/slipway-manifest.json"}
+    assert "lineage not relocated" in job_run.relocate_lineage({"push_result": missing}, "/w", "s3://a")

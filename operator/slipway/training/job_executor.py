@@ -43,6 +43,9 @@ RUN_AS = 1000
 TTL_SECONDS_AFTER_FINISHED = 7 * 86_400
 LOG_LIMIT_BYTES = 16_384
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
+CONFIG_MAP_LIMIT_BYTES = (
+    1_000_000  # the API server refuses a ConfigMap over 1 MiB; leave room for the request
+)
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
@@ -216,6 +219,8 @@ def job(target: JobTarget, run_id: str, owner: dict[str, Any]) -> dict[str, Any]
         "image": target.image,
         "command": ["python3", "-m", "slipway.training.job_run", RUN_DIR],
         "workingDir": WORK_DIR,
+        # A pod that dies before recording an outcome (store unreachable, killed) reports its last log lines.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "env": [
             *target.env,
             {"name": "HOME", "value": f"{WORK_DIR}/home"},
@@ -311,7 +316,9 @@ def pod_problem(pod: dict[str, Any] | None) -> str:
         if terminated and terminated.get("exitCode", 0) != 0:
             text = f"container {container.get('name')} {terminated.get('reason') or 'exited'} "
             text += f"(exit code {terminated.get('exitCode')})"
-            return text + (f": {terminated['message']}" if terminated.get("message") else "")
+            # The message may be the log's tail (FallbackToLogsOnError): its last line says the most.
+            lines = [line for line in (terminated.get("message") or "").splitlines() if line.strip()]
+            return text + (f": {lines[-1].strip()[:500]}" if lines else "")
         if waiting and waiting.get("reason") not in (None, "ContainerCreating", "PodInitializing"):
             text = f"container {container.get('name')} waiting: {waiting['reason']}"
             return text + (f": {waiting['message']}" if waiting.get("message") else "")
@@ -389,6 +396,11 @@ class JobExecutor:
         """Creates the run's Job, then its ConfigMap owned by the Job (the pod waits for the mount); an
         existing Job is adopted, and a ConfigMap missing after a crash between the two is created."""
         name, namespace = child_name(run_id), self.target.namespace
+        if len(ir_text.encode()) > CONFIG_MAP_LIMIT_BYTES:
+            raise JobError(
+                f"the pipeline's IR is {len(ir_text.encode())} bytes; the job executor passes it in a "
+                f"ConfigMap, which holds at most {CONFIG_MAP_LIMIT_BYTES}"
+            )
         existing = self.read_job(name)
         if existing is None:
             pipeline = get_custom("trainingpipelines", namespace, self.target.pipeline)

@@ -40,12 +40,48 @@ def upload_artifacts(pipeline_root: str, artifacts_uri: str) -> str:
     return ""
 
 
+def relocated(manifest: dict[str, Any], pipeline_root: str, artifacts_uri: str) -> dict[str, Any]:
+    """The manifest with lineage URIs under the pod's pipeline root pointed at their uploaded copies (the
+    emptyDir is gone when the pod is): drift detection reads the training statistics from there."""
+    local = "file://" + pipeline_root.rstrip("/") + "/"
+    lineage = dict(manifest.get("lineage") or {})
+    for key in ("schemaUri", "statisticsUri"):
+        value = lineage.get(key)
+        if isinstance(value, str) and value.startswith(local):
+            lineage[key] = artifacts_uri.rstrip("/") + "/" + value[len(local) :]
+    return {**manifest, "lineage": lineage}
+
+
+def relocate_lineage(outputs: dict[str, Any] | None, pipeline_root: str, artifacts_uri: str) -> str:
+    """Rewrites the pushed model's manifest (see `relocated`); says so if it could not."""
+    pushed = (outputs or {}).get("push_result") or (outputs or {}).get("Output")
+    try:
+        result = json.loads(pushed) if isinstance(pushed, str) else pushed
+    except ValueError:
+        return ""
+    manifest_uri = result.get("manifestUri") if isinstance(result, dict) and result.get("pushed") else None
+    if not isinstance(manifest_uri, str):
+        return ""
+    parent, key = _split(manifest_uri)
+    try:
+        store = open_store(parent)
+        manifest = json.loads(store.read_bytes(key))
+        moved = relocated(manifest, pipeline_root, artifacts_uri)
+        if moved != manifest:
+            store.write_bytes(key, json.dumps(moved, indent=2).encode())
+    except (StorageError, OSError, ValueError) as error:
+        return f"lineage not relocated in {manifest_uri}: {error}"
+    return ""
+
+
 def run(request_dir: Path) -> int:
     request = json.loads((request_dir / "request.json").read_text())
     state_uri, started = request["stateUri"], now_text()
     record(state_uri, phase="Running", started=started)
     outcome = run_pipeline(request_dir / "pipeline.yaml", request["arguments"], request["pipelineRoot"])
     problem = upload_artifacts(request["pipelineRoot"], request["artifactsUri"])
+    if not problem and outcome.phase == "Succeeded":
+        problem = relocate_lineage(outcome.outputs, request["pipelineRoot"], request["artifactsUri"])
     message = "; ".join(m for m in (outcome.message, problem) if m)
     record(
         state_uri,
