@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from slipway.storage import ObjectNotFound, StorageCredentials
 from slipway.training.local_executor import RunState, now_text
 from slipway.training.source import SourceError
 
+log = logging.getLogger(__name__)
 CONTAINER = "pipeline"
 RUN_DIR = "/etc/slipway/run"  # the ConfigMap: pipeline.yaml and request.json
 WORK_DIR = "/work"  # emptyDir: HOME, the working directory and kfp.local's pipeline root
@@ -456,7 +458,10 @@ class JobExecutor:
             pods = self.core.list_namespaced_pod(
                 self.target.namespace, label_selector=f"{JOB_NAME_LABEL}={name}"
             )
-        except ApiException:
+        except ApiException as error:
+            log.warning(
+                "cannot list the pods of Job %s/%s: %s", self.target.namespace, name, _describe(error)
+            )
             return None
         items = [api_client().sanitize_for_serialization(p) for p in pods.items]
         return max(items, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
@@ -493,6 +498,7 @@ class JobExecutor:
                 tail_lines=lines,
                 limit_bytes=LOG_LIMIT_BYTES,
             )
-        except ApiException:
+        except ApiException as error:
+            log.warning("cannot read the log of pod %s: %s", pod["metadata"]["name"], _describe(error))
             return ""
         return text
