@@ -14,6 +14,7 @@ import pytest
 from slipway.api.training_pipeline import TrainingPipelineSpec
 from slipway.training import job_executor as jobs
 from slipway.training import job_run
+from slipway.training.controller import own_credentials
 from slipway.training.local_executor import RunState
 from slipway.training.source import SourceError
 
@@ -165,7 +166,7 @@ def test_the_config_map_holds_the_ir_and_a_request_without_credentials() -> None
 
 def test_storage_keys_reach_the_pod_as_secret_key_refs_never_as_values() -> None:
     data = secret(AWS_ACCESS_KEY_ID="AKIA", AWS_SECRET_ACCESS_KEY="very-secret", note="not a credential")
-    env = jobs.credential_env(jobs.pipeline_locations(spec()), {"store": data}.get)
+    env = jobs.credential_env(jobs.pipeline_locations(spec()), {"store": data}.get, own_credentials)
     assert env == [
         {"name": key, "valueFrom": {"secretKeyRef": {"name": "store", "key": key}}}
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
@@ -180,12 +181,12 @@ def test_an_endpoint_is_a_value_unless_the_secret_names_one() -> None:
         artifactRoot={"uri": "s3://artifacts"},
         modelStore=endpoint,
     )
-    assert jobs.credential_env(jobs.pipeline_locations(plain), {}.get) == [
+    assert jobs.credential_env(jobs.pipeline_locations(plain), {}.get, own_credentials) == [
         {"name": "AWS_ENDPOINT_URL_S3", "value": "http://minio:9000"}
     ]
     named = spec(modelStore={**endpoint, "secretRef": {"name": "store"}})
     data = secret(AWS_ENDPOINT_URL="http://ceph:80", AWS_ACCESS_KEY_ID="a")
-    env = jobs.credential_env(jobs.pipeline_locations(named), {"store": data}.get)
+    env = jobs.credential_env(jobs.pipeline_locations(named), {"store": data}.get, own_credentials)
     assert [e["name"] for e in env] == ["AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL"]
 
 
@@ -193,11 +194,11 @@ def test_two_secrets_that_disagree_are_refused_naming_both_fields() -> None:
     split = spec(modelStore={"uri": "s3://models", "secretRef": {"name": "other"}})
     secrets = {"store": secret(AWS_ACCESS_KEY_ID="a"), "other": secret(AWS_ACCESS_KEY_ID="b")}
     with pytest.raises(SourceError) as refused:
-        jobs.credential_env(jobs.pipeline_locations(split), secrets.get)
+        jobs.credential_env(jobs.pipeline_locations(split), secrets.get, own_credentials)
     assert refused.value.reason == "ConflictingCredentials"
     assert "spec.modelStore" in str(refused.value) and "spec.data" in str(refused.value)
     agreeing = {"store": secret(AWS_ACCESS_KEY_ID="a"), "other": secret(AWS_ACCESS_KEY_ID="a")}
-    env = jobs.credential_env(jobs.pipeline_locations(split), agreeing.get)
+    env = jobs.credential_env(jobs.pipeline_locations(split), agreeing.get, own_credentials)
     assert env == [
         {
             "name": "AWS_ACCESS_KEY_ID",
@@ -208,7 +209,7 @@ def test_two_secrets_that_disagree_are_refused_naming_both_fields() -> None:
 
 def test_a_missing_secret_names_its_field() -> None:
     with pytest.raises(SourceError) as missing:
-        jobs.credential_env(jobs.pipeline_locations(spec()), {}.get)
+        jobs.credential_env(jobs.pipeline_locations(spec()), {}.get, own_credentials)
     assert missing.value.reason == "SecretNotFound" and "spec.data.secretRef" in str(missing.value)
 
 

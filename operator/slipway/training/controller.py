@@ -163,7 +163,7 @@ def executor_for(
         return KfpExecutor(target), root_uri
     if spec.executor.type == "job":
         # Without a Secret reader (on deletion) the executor only terminates: no env, no state reads.
-        env = credential_env(pipeline_locations(spec), secrets) if secrets is not None else []
+        env = credential_env(pipeline_locations(spec), secrets, own_credentials) if secrets else []
         credentials = (
             storage_credentials(spec.artifact_root, "spec.artifactRoot", secrets) if secrets else None
         )

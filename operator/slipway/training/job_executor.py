@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,30 +96,20 @@ def _is_credential(key: str) -> bool:
     return bool(StorageCredentials.from_mapping({key: "x"}).names())
 
 
-def credential_env(locations: Iterable[tuple[str, StorageLocation]], secrets: Any) -> list[dict[str, Any]]:
+def credential_env(
+    locations: Iterable[tuple[str, StorageLocation]],
+    secrets: Callable[[str], dict[str, str] | None],
+    own_credentials: Callable[[StorageLocation, str, Any], StorageCredentials | None],
+) -> list[dict[str, Any]]:
     """Env entries for the run's pod: every storage key of each location's Secret as a `secretKeyRef`, and a
     location's `endpoint` as a value (unless its Secret names one). The steps open every URI with this one
-    environment, so two Secrets giving different values for a credential are refused, naming both fields.
-    `secrets(name)` returns a Secret's data (base64 values, read only to compare) or None when missing."""
+    environment, so two locations giving different values for a credential are refused, naming both fields.
+    `own_credentials(location, field, secrets)`: what a location names itself (the controller's), read here
+    only to compare values; `secrets(name)`: a Secret's data."""
     env: dict[str, dict[str, Any]] = {}
     effective: dict[str, tuple[str, str]] = {}  # canonical env name -> (value, field that set it)
     for path, location in locations:
-        keys: list[str] = []
-        own = StorageCredentials()
-        if location.secret_ref is not None:
-            data = secrets(location.secret_ref.name)
-            if data is None:
-                raise SourceError(
-                    f"{path}.secretRef", "SecretNotFound", f"Secret {location.secret_ref.name} not found"
-                )
-            try:
-                own = StorageCredentials.from_secret_data(data)
-            except ValueError as error:
-                raise SourceError(f"{path}.secretRef", "InvalidSecret", str(error)) from error
-            keys = sorted(key for key in data if _is_credential(key))
-        if location.endpoint and own.aws_endpoint_url is None:
-            own = own.merged_over(StorageCredentials(aws_endpoint_url=location.endpoint))
-            env.setdefault("AWS_ENDPOINT_URL_S3", {"name": "AWS_ENDPOINT_URL_S3", "value": location.endpoint})
+        own = own_credentials(location, path, secrets) or StorageCredentials()
         for name, value in own.to_env().items():
             previous = effective.setdefault(name, (value, path))
             if previous[0] != value:
@@ -129,10 +119,13 @@ def credential_env(locations: Iterable[tuple[str, StorageLocation]], secrets: An
                     f"{path} and {previous[1]} give different {name}; the job executor runs every step "
                     "with one set of credentials (use one Secret, or the kfp executor)",
                 )
-        for key in keys:
+        keys = sorted(secrets(location.secret_ref.name) or {}) if location.secret_ref else []
+        for key in (k for k in keys if _is_credential(k)):
             assert location.secret_ref is not None
             reference = {"name": location.secret_ref.name, "key": key}
             env.setdefault(key, {"name": key, "valueFrom": {"secretKeyRef": reference}})
+        if location.endpoint and own.aws_endpoint_url == location.endpoint:
+            env.setdefault("AWS_ENDPOINT_URL_S3", {"name": "AWS_ENDPOINT_URL_S3", "value": location.endpoint})
     return list(env.values())
 
 
