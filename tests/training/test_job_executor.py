@@ -100,7 +100,7 @@ def test_the_job_runs_job_run_in_the_pipelines_image_under_restricted_pod_securi
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert mounts == {jobs.RUN_DIR: "run", jobs.WORK_DIR: "work", "/tmp": "tmp"}
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["HOME"].startswith(jobs.WORK_DIR + "/") and env["TMPDIR"] == "/tmp"
+    assert env["HOME"] == jobs.WORK_DIR and env["TMPDIR"] == "/tmp"
     assert jobs.POD_PIPELINE_ROOT.startswith(jobs.WORK_DIR + "/")
     assert container["resources"] == {
         "requests": {"cpu": "500m", "memory": "1Gi"},

@@ -218,7 +218,7 @@ def job(target: JobTarget, run_id: str, owner: dict[str, Any]) -> dict[str, Any]
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "env": [
             *target.env,
-            {"name": "HOME", "value": f"{WORK_DIR}/home"},
+            {"name": "HOME", "value": WORK_DIR},
             {"name": "TMPDIR", "value": "/tmp"},
             {"name": "PYTHONUNBUFFERED", "value": "1"},
         ],
