@@ -25,7 +25,7 @@ PIPELINES = Path(__file__).resolve().parent / "pipelines"
 IMAGE = "slipway-pipelines:test"
 
 
-class Cluster:
+class JobsOn:
     def __init__(self, api: client.ApiClient, namespace: str, server: StorageServer) -> None:
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
@@ -157,8 +157,8 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(api_client: client.ApiClient, namespace: str, s3_server: StorageServer) -> Cluster:
-    return Cluster(api_client, namespace, s3_server)
+def jobs_on(api_client: client.ApiClient, namespace: str, s3_server: StorageServer) -> JobsOn:
+    return JobsOn(api_client, namespace, s3_server)
 
 
 @pytest.fixture
@@ -177,14 +177,14 @@ def operator(operator_process: Any) -> Iterator[Any]:
 
 
 def test_a_job_run_is_a_job_and_what_it_pushed_becomes_a_validated_model_version(
-    cluster: Cluster, operator: Any
+    jobs_on: JobsOn, operator: Any
 ) -> None:
-    pipeline = cluster.create("jobs")
+    pipeline = jobs_on.create("jobs")
     identifier = run_id("jobs", "Manual", "first")
-    cluster.pod_outcome("jobs", identifier, version=1, accuracy=0.97)
-    cluster.request_run("jobs", "first")
+    jobs_on.pod_outcome("jobs", identifier, version=1, accuracy=0.97)
+    jobs_on.request_run("jobs", "first")
 
-    job = wait_for(lambda: cluster.job(identifier), "the run's Job")
+    job = wait_for(lambda: jobs_on.job(identifier), "the run's Job")
     (owner,) = job.metadata.owner_references
     assert (owner.kind, owner.name, owner.uid, owner.controller) == (
         "TrainingPipeline",
@@ -203,13 +203,13 @@ def test_a_job_run_is_a_job_and_what_it_pushed_becomes_a_validated_model_version
         key: ("store", key) for key in ("AWS_ACCESS_KEY_ID", "AWS_REGION", "AWS_SECRET_ACCESS_KEY")
     }
     values = {e.name: e.value for e in container.env if not e.value_from}
-    assert values["AWS_ENDPOINT_URL_S3"] == cluster.server.endpoint and "testing" not in values.values()
+    assert values["AWS_ENDPOINT_URL_S3"] == jobs_on.server.endpoint and "testing" not in values.values()
     assert {v.name: (v.config_map.name if v.config_map else "emptyDir") for v in pod.volumes} == {
         "run": child_name(identifier),
         "work": "emptyDir",
         "tmp": "emptyDir",
     }
-    config_map = wait_for(lambda: cluster.config_map(identifier), "the run's ConfigMap")
+    config_map = wait_for(lambda: jobs_on.config_map(identifier), "the run's ConfigMap")
     assert [(o.kind, o.name, o.uid) for o in config_map.metadata.owner_references] == [
         ("Job", job.metadata.name, job.metadata.uid)
     ]
@@ -217,76 +217,76 @@ def test_a_job_run_is_a_job_and_what_it_pushed_becomes_a_validated_model_version
     assert request["arguments"]["model_version"] == 1 and request["arguments"]["run_id"] == identifier
     assert (
         request["stateUri"]
-        == f"s3://{cluster.bucket}/artifacts/{cluster.namespace}/jobs/runs/{identifier}/state.json"
+        == f"s3://{jobs_on.bucket}/artifacts/{jobs_on.namespace}/jobs/runs/{identifier}/state.json"
     )
     assert config_map.data["pipeline.yaml"] == (PIPELINES / "tiny" / "pipeline.yaml").read_text()
 
     mv = wait_for(
-        lambda: (m := cluster.model_version("jobs-v1")) and m.get("status", {}).get("phase") and m,
+        lambda: (m := jobs_on.model_version("jobs-v1")) and m.get("status", {}).get("phase") and m,
         "v1 registered and judged",
     )
     assert mv["status"]["phase"] == "Validated"
-    assert mv["spec"]["uri"] == f"s3://{cluster.bucket}/models/jobs/1"
+    assert mv["spec"]["uri"] == f"s3://{jobs_on.bucket}/models/jobs/1"
     assert mv["spec"]["lineage"]["runId"] == identifier
     record = wait_for(
-        lambda: (r := cluster.run("jobs", identifier)) and r.get("pushed") and r, "run recorded"
+        lambda: (r := jobs_on.run("jobs", identifier)) and r.get("pushed") and r, "run recorded"
     )
     assert record["phase"] == "Succeeded" and record["modelVersion"] == "jobs-v1"
-    assert cluster.job(identifier).status.succeeded == 1  # type: ignore[union-attr]
-    reachable = next(c for c in cluster.status("jobs")["conditions"] if c["type"] == "ExecutorReachable")
+    assert jobs_on.job(identifier).status.succeeded == 1  # type: ignore[union-attr]
+    reachable = next(c for c in jobs_on.status("jobs")["conditions"] if c["type"] == "ExecutorReachable")
     assert reachable["status"] == "True"
 
 
-def test_a_failed_job_says_why_in_the_run_and_an_event(cluster: Cluster, operator: Any) -> None:
+def test_a_failed_job_says_why_in_the_run_and_an_event(jobs_on: JobsOn, operator: Any) -> None:
     # More CPU than kwok's node has: the pod is never scheduled and the Job controller fails the Job at its
     # deadline, as it would for a run that overstays it.
     stuck = {"resources": {"requests": {"cpu": "5000"}}, "activeDeadlineSeconds": 3}
-    cluster.create("late", executor={"type": "job", "job": stuck})
-    identifier = cluster.request_run("late", "first")
+    jobs_on.create("late", executor={"type": "job", "job": stuck})
+    identifier = jobs_on.request_run("late", "first")
     failed = wait_for(
-        lambda: (r := cluster.run("late", identifier)) and r["phase"] == "Failed" and r,
+        lambda: (r := jobs_on.run("late", identifier)) and r["phase"] == "Failed" and r,
         "the run failed",
         timeout=60,
     )
     assert failed["message"].startswith("DeadlineExceeded: Job was active longer than specified deadline")
-    condition = next(c for c in cluster.status("late")["conditions"] if c["type"] == "Succeeded")
+    condition = next(c for c in jobs_on.status("late")["conditions"] if c["type"] == "Succeeded")
     assert condition["status"] == "False" and condition["reason"] == "RunFailed"
     event = wait_for(
-        lambda: next((m for r, m in cluster.reasons("late") if r == "RunFailed"), None), "a RunFailed event"
+        lambda: next((m for r, m in jobs_on.reasons("late") if r == "RunFailed"), None), "a RunFailed event"
     )
     assert "DeadlineExceeded" in event and identifier in event
-    assert cluster.model_version("late-v1") is None
+    assert jobs_on.model_version("late-v1") is None
 
 
-def test_replace_and_deletion_remove_the_jobs_of_runs_in_flight(cluster: Cluster, operator: Any) -> None:
+def test_replace_and_deletion_remove_the_jobs_of_runs_in_flight(jobs_on: JobsOn, operator: Any) -> None:
     stuck = {"resources": {"requests": {"cpu": "5000"}}}
     schedule = {"cron": "0 0 1 1 *", "suspend": True, "concurrencyPolicy": "Replace"}
-    cluster.create("swap", executor={"type": "job", "job": stuck}, schedule=schedule)
-    first = cluster.request_run("swap", "a")
-    wait_for(lambda: cluster.job(first) and cluster.config_map(first), "the first run's Job and ConfigMap")
-    second = cluster.request_run("swap", "b")
-    wait_for(lambda: cluster.job(second), "the second run's Job")
-    wait_for(lambda: cluster.job(first) is None, "the replaced run's Job deleted")
-    wait_for(lambda: cluster.config_map(first) is None, "its ConfigMap collected with it")
+    jobs_on.create("swap", executor={"type": "job", "job": stuck}, schedule=schedule)
+    first = jobs_on.request_run("swap", "a")
+    wait_for(lambda: jobs_on.job(first) and jobs_on.config_map(first), "the first run's Job and ConfigMap")
+    second = jobs_on.request_run("swap", "b")
+    wait_for(lambda: jobs_on.job(second), "the second run's Job")
+    wait_for(lambda: jobs_on.job(first) is None, "the replaced run's Job deleted")
+    wait_for(lambda: jobs_on.config_map(first) is None, "its ConfigMap collected with it")
     replaced = wait_for(
-        lambda: (r := cluster.run("swap", first)) and r["phase"] != "Running" and r, "recorded"
+        lambda: (r := jobs_on.run("swap", first)) and r["phase"] != "Running" and r, "recorded"
     )
     assert replaced["phase"] == "Cancelled"
 
-    cluster.custom.delete_namespaced_custom_object(
-        GROUP, VERSION, cluster.namespace, "trainingpipelines", "swap"
+    jobs_on.custom.delete_namespaced_custom_object(
+        GROUP, VERSION, jobs_on.namespace, "trainingpipelines", "swap"
     )
-    wait_for(lambda: cluster.job(second) is None, "the last run's Job deleted with its pipeline")
-    wait_for(lambda: cluster.config_map(second) is None, "and its ConfigMap")
+    wait_for(lambda: jobs_on.job(second) is None, "the last run's Job deleted with its pipeline")
+    wait_for(lambda: jobs_on.config_map(second) is None, "and its ConfigMap")
 
 
 def test_admission_keeps_job_settings_to_the_job_executor_and_its_stores_off_file_paths(
-    cluster: Cluster,
+    jobs_on: JobsOn,
 ) -> None:
     with pytest.raises(ApiException) as local_with_job:
-        cluster.create("mixed", executor={"type": "local", "job": {"backoffLimit": 1}})
+        jobs_on.create("mixed", executor={"type": "local", "job": {"backoffLimit": 1}})
     assert "job settings are allowed only when type is job" in local_with_job.value.body
     with pytest.raises(ApiException) as file_root:
-        cluster.create("files", artifactRoot={"uri": "file:///var/lib/slipway"})
+        jobs_on.create("files", artifactRoot={"uri": "file:///var/lib/slipway"})
     assert "spec.artifactRoot.uri" in file_root.value.body
     assert "the job executor's pod cannot reach the operator's file:// paths" in file_root.value.body
