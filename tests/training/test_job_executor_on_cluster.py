@@ -6,9 +6,9 @@ registration, failures with their reason, termination."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client
@@ -23,6 +23,16 @@ from slipway.training.job_executor import child_name
 
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
 IMAGE = "slipway-pipelines:test"
+T = TypeVar("T")
+
+
+def found_or_none(read: Callable[[], T]) -> T | None:
+    try:
+        return read()
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
 
 
 class JobsOn:
@@ -93,35 +103,23 @@ class JobsOn:
         return next((r for r in self.status(name).get("runs", []) if r["id"] == identifier), None)
 
     def job(self, identifier: str) -> client.V1Job | None:
-        try:
-            return self.batch.read_namespaced_job(child_name(identifier), self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        return found_or_none(lambda: self.batch.read_namespaced_job(child_name(identifier), self.namespace))
 
     def config_map(self, identifier: str) -> client.V1ConfigMap | None:
-        try:
-            return self.core.read_namespaced_config_map(child_name(identifier), self.namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        return found_or_none(
+            lambda: self.core.read_namespaced_config_map(child_name(identifier), self.namespace)
+        )
 
     def reasons(self, name: str) -> list[tuple[str, str]]:
         events = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}")
         return [(e.reason, e.message) for e in events.items]
 
     def model_version(self, name: str) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+        return found_or_none(
+            lambda: self.custom.get_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, "modelversions", name
             )
-            return found
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        )
 
     def write(self, key: str, data: bytes) -> None:
         open_store(f"s3://{self.bucket}", self.server.credentials).write_bytes(key, data)
