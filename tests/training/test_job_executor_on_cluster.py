@@ -17,7 +17,9 @@ from kubernetes.client.rest import ApiException
 from fixtures.storage import StorageServer
 from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
+from slipway.api.training_pipeline import TrainingPipelineSpec
 from slipway.storage import open_store
+from slipway.training import job_executor as jobs
 from slipway.training.controller import run_id
 from slipway.training.job_executor import child_name
 
@@ -288,3 +290,31 @@ def test_admission_keeps_job_settings_to_the_job_executor_and_its_stores_off_fil
         jobs_on.create("files", artifactRoot={"uri": "file:///var/lib/slipway"})
     assert "spec.artifactRoot.uri" in file_root.value.body
     assert "the job executor's pod cannot reach the operator's file:// paths" in file_root.value.body
+
+
+def test_a_job_left_by_an_operator_that_died_before_recording_it_is_adopted(
+    jobs_on: JobsOn, operator: Any
+) -> None:
+    """The operator created the Job, then died before its ConfigMap and the run's record: the next one finds
+    the Job by its name, creates the ConfigMap for it and records the run; there is still one Job."""
+    stuck = {"resources": {"requests": {"cpu": "5000"}}}
+    created = jobs_on.create("again", executor={"type": "job", "job": stuck})
+    identifier = run_id("again", "Manual", "first")
+    spec = TrainingPipelineSpec.model_validate(created["spec"])
+    owner = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainingPipeline",
+        "name": "again",
+        "uid": created["metadata"]["uid"],
+        "controller": True,
+    }
+    left = jobs_on.batch.create_namespaced_job(
+        jobs_on.namespace, jobs.job(jobs.target_for(jobs_on.namespace, "again", spec, []), identifier, owner)
+    )
+    jobs_on.request_run("again", "first")
+    record = wait_for(lambda: jobs_on.run("again", identifier), "the run recorded")
+    assert record["phase"] == "Running"
+    config_map = wait_for(lambda: jobs_on.config_map(identifier), "the ConfigMap created for the adopted Job")
+    assert [o.uid for o in config_map.metadata.owner_references] == [left.metadata.uid]
+    listed = jobs_on.batch.list_namespaced_job(jobs_on.namespace, label_selector="slipway.dev/pipeline=again")
+    assert [j.metadata.uid for j in listed.items] == [left.metadata.uid]
