@@ -166,7 +166,14 @@ def test_the_config_map_holds_the_ir_and_a_request_without_credentials() -> None
 
 def test_storage_keys_reach_the_pod_as_secret_key_refs_never_as_values() -> None:
     data = secret(AWS_ACCESS_KEY_ID="AKIA", AWS_SECRET_ACCESS_KEY="very-secret", note="not a credential")
-    env = jobs.credential_env(jobs.pipeline_locations(spec()), {"store": data}.get, own_credentials)
+    reads: list[str] = []
+
+    def read(name: str) -> dict[str, str] | None:
+        reads.append(name)
+        return {"store": data}.get(name)
+
+    env = jobs.credential_env(jobs.pipeline_locations(spec()), read, own_credentials)
+    assert reads == ["store"], "three locations naming one Secret read it once"
     assert env == [
         {"name": key, "valueFrom": {"secretKeyRef": {"name": "store", "key": key}}}
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")

@@ -106,10 +106,17 @@ def credential_env(
     environment, so two locations giving different values for a credential are refused, naming both fields.
     `own_credentials(location, field, secrets)`: what a location names itself (the controller's), read here
     only to compare values; `secrets(name)`: a Secret's data."""
+    read: dict[str, dict[str, str] | None] = {}  # one GET per Secret, however many locations name it
+
+    def secret(name: str) -> dict[str, str] | None:
+        if name not in read:
+            read[name] = secrets(name)
+        return read[name]
+
     env: dict[str, dict[str, Any]] = {}
     effective: dict[str, tuple[str, str]] = {}  # canonical env name -> (value, field that set it)
     for path, location in locations:
-        own = own_credentials(location, path, secrets) or StorageCredentials()
+        own = own_credentials(location, path, secret) or StorageCredentials()
         for name, value in own.to_env().items():
             previous = effective.setdefault(name, (value, path))
             if previous[0] != value:
@@ -119,7 +126,7 @@ def credential_env(
                     f"{path} and {previous[1]} give different {name}; the job executor runs every step "
                     "with one set of credentials (use one Secret, or the kfp executor)",
                 )
-        keys = sorted(secrets(location.secret_ref.name) or {}) if location.secret_ref else []
+        keys = sorted(secret(location.secret_ref.name) or {}) if location.secret_ref else []
         for key in (k for k in keys if _is_credential(k)):
             assert location.secret_ref is not None
             reference = {"name": location.secret_ref.name, "key": key}
