@@ -39,7 +39,7 @@ RUN_DIR = "/etc/slipway/run"  # the ConfigMap: pipeline.yaml and request.json
 WORK_DIR = "/work"  # emptyDir: HOME, the working directory and kfp.local's pipeline root
 POD_PIPELINE_ROOT = f"{WORK_DIR}/pipeline-root"
 STATE_OBJECT = "state.json"
-RUN_AS = 1000
+RUN_AS = 10001  # the pipelines image's own user (images/pipelines/Dockerfile)
 # Finished Jobs (and their ConfigMaps, pods and logs) are kept this long for inspection; the outcome stays in
 # the state object, which is all the operator needs after the run has been recorded.
 TTL_SECONDS_AFTER_FINISHED = 7 * 86_400
