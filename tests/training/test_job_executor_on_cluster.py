@@ -157,8 +157,22 @@ class JobsOn:
 
 
 @pytest.fixture
-def jobs_on(api_client: client.ApiClient, namespace: str, s3_server: StorageServer) -> JobsOn:
-    return JobsOn(api_client, namespace, s3_server)
+def jobs_on(api_client: client.ApiClient, namespace: str, s3_server: StorageServer) -> Iterator[JobsOn]:
+    on = JobsOn(api_client, namespace, s3_server)
+    yield on
+    # Pipelines left behind keep the operator's finalizer (no operator runs now) and name Secrets that later
+    # tests' operators, running as a ServiceAccount that may not read them, would try to read.
+    listed = on.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "trainingpipelines")
+    for item in listed["items"]:
+        name = item["metadata"]["name"]
+        on.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "trainingpipelines", name, {"metadata": {"finalizers": None}}
+        )
+        found_or_none(
+            lambda n=name: on.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, "trainingpipelines", n
+            )
+        )
 
 
 @pytest.fixture
