@@ -281,6 +281,8 @@ class _Planning:
         kfp = self.spec.executor.kfp
         if kfp is not None and self.spec.executor.type == "kfp":
             self.condition("ExecutorReachable", "True", "Reachable", f"KFP API at {kfp.endpoint}")
+        if self.spec.executor.type == "job":
+            self.condition("ExecutorReachable", "True", "Reachable", "Kubernetes Jobs")
         self.result.reads = Reads(tuple(self.pushes), tuple(self.batches))
         return self.concluded()
 
