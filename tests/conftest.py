@@ -5,7 +5,7 @@ pytest_plugins = [
     "fixtures.operator",
     "fixtures.tfserving",
     "fixtures.captures",
-    "fixtures.kfp_api",
     "fixtures.storage",
+    "fixtures.kfp_backend",
     "fixtures.prometheus",
 ]
