@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from fixtures.cli import slipway
-from fixtures.kfp_api import KfpApi
+from fixtures.kfp_backend import KfpBackend
 from fixtures.penguins import resample, shifted
 from fixtures.pipelines import local_pipeline
 from fixtures.waiting import wait_for
@@ -288,31 +288,31 @@ def test_spec_uri_and_config_map_sources(training: Training, operator: Any) -> N
     assert training.status("by-uri")["pipelineDigest"] == training.status("by-cm")["pipelineDigest"]
 
 
-def push_like_the_pipeline(run: dict[str, Any], accuracy: float) -> None:
+def push_like_the_pipeline(parameters: dict[str, Any], accuracy: float) -> None:
     """What the pipeline's pusher does on a real KFP cluster: the SavedModel, then the manifest beside it."""
-    params = run["runtime_config"]["parameters"]
-    store = Path(params["model_store_uri"].removeprefix("file://"))
-    directory = store / params["model_name"] / str(params["model_version"])
+    store = Path(parameters["model_store_uri"].removeprefix("file://"))
+    directory = store / parameters["model_name"] / str(parameters["model_version"])
     (directory / "variables").mkdir(parents=True)
     manifest = {
         "schemaVersion": 1,
-        "modelName": params["model_name"],
-        "version": params["model_version"],
-        "uri": f"{params['model_store_uri']}/{params['model_name']}/{params['model_version']}",
+        "modelName": parameters["model_name"],
+        "version": parameters["model_version"],
+        "uri": f"{parameters['model_store_uri']}/{parameters['model_name']}/{parameters['model_version']}",
         "format": "SavedModel",
         "metrics": {"accuracy": accuracy},
         "blessings": {"evaluator": True, "infraValidator": True},
-        "lineage": {"pipeline": "tiny", "runId": params["run_id"], "parameters": {}},
+        "lineage": {"pipeline": "tiny", "runId": parameters["run_id"], "parameters": {}},
     }
     (directory / "saved_model.pb").write_bytes(b"\x08\x01")
     (directory / "slipway-manifest.json").write_text(json.dumps(manifest))
 
 
 def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
-    training: Training, operator: Any, kfp_api: KfpApi
+    training: Training, operator: Any, kfp_backend: KfpBackend
 ) -> None:
+    """Against the real KFP API server and persistence agent; the test plays Argo's part."""
     kfp = {
-        "endpoint": kfp_api.url,
+        "endpoint": kfp_backend.url,
         "tokenSecretRef": {"name": "kfp-token"},
         "serviceAccount": "pipeline-runner",
         "uiUrl": "https://kfp.example.com",
@@ -331,46 +331,71 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
 
     training.request_run("remote", "one")
     record = wait_for(lambda: (r := training.runs("remote")) and r[0], "run recorded")
-    (run,) = kfp_api.runs_named(record["id"])
-    assert record["url"] == f"https://kfp.example.com/#/runs/details/{run['run_id']}"
-    assert run["runtime_config"]["pipeline_root"] == f"s3://artifacts/root/{training.namespace}/remote"
-    assert run["runtime_config"]["parameters"]["model_version"] == 1
-    assert run["service_account"] == "pipeline-runner"
-    assert kfp_api.tokens == {"kfp-s3cr3t"}, "every call carries the Secret's token"
-    assert len(kfp_api.pipelines) == 1
+    (run,) = kfp_backend.runs_named(record["id"])
+    assert record["url"] == f"https://kfp.example.com/#/runs/details/{run.run_id}"
+    assert run.runtime_config.pipeline_root == f"s3://artifacts/root/{training.namespace}/remote"
+    parameters = run.runtime_config.parameters
+    assert parameters["model_version"] == 1 and parameters["run_id"] == record["id"]
+    assert run.service_account == "pipeline-runner"
+    pipeline = f"{training.namespace}-remote"
+    assert len(kfp_backend.pipeline_versions(pipeline)) == 2  # the pipeline's first + the digest's
 
     operator.restart(kill=True)
-    kfp_api.set_state(run["run_id"], "RUNNING")
-    push_like_the_pipeline(run, accuracy=0.97)
-    kfp_api.set_state(run["run_id"], "SUCCEEDED")
+    kfp_backend.play_argo(run.run_id, "Running")
+    push_like_the_pipeline(parameters, accuracy=0.97)
+    kfp_backend.play_argo(run.run_id, "Succeeded")
     mv = wait_for(
         lambda: (m := training.model_version("remote-v1")) and m.get("status", {}).get("phase") and m, "v1"
     )
     assert mv["status"]["phase"] == "Validated"
     assert mv["spec"]["lineage"]["runId"] == record["id"]
-    assert len(kfp_api.runs_named(record["id"])) == 1, "no duplicate run after the restart"
+    assert len(kfp_backend.runs_named(record["id"])) == 1, "no duplicate run after the restart"
+    assert "RunSucceeded" in training.reasons("remote")
 
     # A run that pushed nothing (no manifest) is recorded as such; the same IR is not uploaded again.
     training.request_run("remote", "two")
     second = wait_for(lambda: (r := training.runs("remote")) and len(r) == 2 and r[1], "second run")
-    (run2,) = kfp_api.runs_named(second["id"])
-    assert run2["pipeline_version_reference"] == run["pipeline_version_reference"]
-    kfp_api.set_state(run2["run_id"], "SUCCEEDED")
+    (run2,) = kfp_backend.runs_named(second["id"])
+    assert run2.pipeline_version_reference == run.pipeline_version_reference
+    kfp_backend.play_argo(run2.run_id, "Succeeded")
     last = wait_for(
         lambda: (r := training.status("remote").get("lastRun")) and r.get("pushed") is False and r, "no push"
     )
     assert "slipway-manifest.json" in last["message"]
 
-    # Deleting the pipeline terminates the run in flight; the registry stays.
+    # A failed step is named with Argo's message, in status, the Succeeded condition and an Event.
     training.request_run("remote", "three")
     third = wait_for(lambda: (r := training.runs("remote")) and len(r) == 3 and r[2], "third run")
-    (run3,) = kfp_api.runs_named(third["id"])
+    (run3,) = kfp_backend.runs_named(third["id"])
+    kfp_backend.play_argo(run3.run_id, "Failed", "OOMKilled (exit code 137)", failed_step="train-and-push")
+    failed = wait_for(
+        lambda: (r := training.status("remote").get("lastRun")) and r["phase"] == "Failed" and r, "failed run"
+    )
+    assert "step train-and-push failed: OOMKilled (exit code 137)" in failed["message"]
+    assert training.condition("remote", "Succeeded")["reason"] == "RunFailed"
+    assert "RunFailed" in training.reasons("remote")
+
+    # A run terminated in KFP (the UI's Terminate) is Cancelled, though KFP 2.0.5 ends it FAILED.
+    training.request_run("remote", "four")
+    fourth = wait_for(lambda: (r := training.runs("remote")) and len(r) == 4 and r[3], "fourth run")
+    (run4,) = kfp_backend.runs_named(fourth["id"])
+    kfp_backend.client().terminate_run(run4.run_id)
+    kfp_backend.play_argo(run4.run_id, "Failed", "Stopped with strategy 'Terminate'")
+    wait_for(
+        lambda: (r := training.status("remote").get("lastRun")) and r["phase"] == "Cancelled", "cancelled run"
+    )
+    assert "RunCancelled" in training.reasons("remote")
+
+    # Deleting the pipeline terminates the run in flight; the registry stays.
+    training.request_run("remote", "five")
+    fifth = wait_for(lambda: (r := training.runs("remote")) and len(r) == 5 and r[4], "fifth run")
+    (run5,) = kfp_backend.runs_named(fifth["id"])
     training.custom.delete_namespaced_custom_object(
         GROUP, VERSION, training.namespace, "trainingpipelines", "remote"
     )
-    wait_for(lambda: kfp_api.runs[run3["run_id"]]["state"] == "CANCELING", "terminated on delete")
+    wait_for(lambda: kfp_backend.run(run5.run_id).state == "CANCELING", "terminated on delete")
     assert training.model_version("remote-v1") is not None
-    assert kfp_api.calls("POST", "/pipelines/upload_version") == 1
+    assert len(kfp_backend.pipeline_versions(pipeline)) == 2, "one upload per digest"
 
 
 def test_schedule_missed_while_the_operator_was_down_runs_late_or_is_skipped_by_its_deadline(

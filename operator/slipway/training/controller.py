@@ -27,6 +27,7 @@ from slipway.settings import settings
 from slipway.training import drift
 from slipway.training import schedule as cron
 from slipway.training.kfp_executor import KfpError, KfpExecutor, KfpTarget
+from slipway.training.kfp_platform import storage_secrets
 from slipway.training.local_executor import LocalExecutor, RunState
 from slipway.training.source import PipelineSpec, SourceError, arguments, resolve
 
@@ -55,12 +56,12 @@ def run_id(pipeline: str, trigger: str, key: str) -> str:
 
 
 def kfp_token(namespace: str, spec: TrainingPipelineSpec, secrets: SecretReader) -> str | None:
-    """The bearer token from the Secret the spec names; None means the in-cluster service account."""
+    """The bearer token from the Secret the spec names; None means the projected ServiceAccount token for
+    KFP (audience pipelines.kubeflow.org), which the kfp executor reads itself when it is mounted."""
     assert spec.executor.kfp is not None
     ref = spec.executor.kfp.token_secret_ref
     if ref is None:
-        path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-        return path.read_text().strip() if path.exists() else None
+        return None
     data = secrets(ref.name)
     if data is None:
         raise SourceError(
@@ -143,14 +144,16 @@ def executor_for(
     if spec.executor.type == "kfp":
         kfp = spec.executor.kfp
         assert kfp is not None
+        reader = secrets or secret_reader(namespace)
         target = KfpTarget(
             endpoint=kfp.endpoint,
-            token=kfp_token(namespace, spec, secrets or secret_reader(namespace)),
+            token=kfp_token(namespace, spec, reader),
             experiment=kfp.experiment,
             namespace=kfp.namespace,
             service_account=kfp.service_account,
             ui_url=kfp.ui_url,
             pipeline_name=f"{namespace}-{name}",
+            secrets_as_env=storage_secrets(spec, reader),
         )
         root_uri = objects.join(spec.artifact_root.uri, namespace, name)
         return KfpExecutor(target), root_uri
@@ -384,9 +387,9 @@ class Reconciler:
         except KfpError as error:
             # The API is down or refused: keep what we know, say so once, try again on the next poll.
             previous = next((c for c in self.status.conditions if c.type == "ExecutorReachable"), None)
-            if previous is None or previous.status != "False":
-                self.emit("Warning", "ExecutorUnreachable", str(error)[:1000])
-            self.condition("ExecutorReachable", "False", "ExecutorUnreachable", str(error)[:1000])
+            if previous is None or previous.status != "False" or previous.reason != error.reason:
+                self.emit("Warning", error.reason, str(error)[:1000])
+            self.condition("ExecutorReachable", "False", error.reason, str(error)[:1000])
             return self.finish()
         if self.spec.executor.kfp is not None and self.spec.executor.type == "kfp":
             endpoint = self.spec.executor.kfp.endpoint
