@@ -17,6 +17,7 @@ from fixtures.storage import free_port
 from fixtures.waiting import wait_for
 from slipway.training import kfp_executor
 from slipway.training.kfp_executor import KfpError, KfpExecutor, KfpTarget
+from slipway.training.kfp_platform import SecretEnv
 from slipway.training.source import SourceError, coerce, parse_ir
 
 IR = (Path(__file__).resolve().parent / "pipelines" / "tiny" / "pipeline.yaml").read_text()
@@ -367,3 +368,43 @@ def test_multi_user_refuses_a_token_without_the_role_and_an_unknown_token(kfp_mu
             )
         assert (refused.value.reason, refused.value.status) == ("ExecutorUnauthorized", status), refused.value
         assert bearer not in str(refused.value)
+
+
+def test_storage_secrets_reach_the_steps_through_the_workflow_the_server_compiles(
+    kfp_backend: KfpBackend,
+) -> None:
+    secrets = (SecretEnv("s3-creds", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")),)
+    ex = KfpExecutor(
+        KfpTarget(
+            kfp_backend.url, None, "slipway", None, None, None, fresh("ns-secrets"), secrets_as_env=secrets
+        )
+    )
+    name = fresh("r")
+    ex.submit(name, IR, arguments(), ROOT)
+    (run,) = kfp_backend.runs_named(name)
+    workflow = kfp_backend.workflow(run.run_id)
+    # The driver task of the step reads its platform config from an annotation of the Workflow.
+    driver_arguments = [
+        parameter["value"]
+        for template in workflow["spec"]["templates"]
+        for task in (template.get("dag") or {}).get("tasks", [])
+        for parameter in (task.get("arguments") or {}).get("parameters", [])
+        if parameter["name"] == "kubernetes-config"
+    ]
+    annotation = "pipelines.kubeflow.org/kubernetes-comp-train-and-push"
+    assert driver_arguments == [f"{{{{workflow.annotations.{annotation}}}}}"]
+    configs = [json.loads(workflow["metadata"]["annotations"][annotation])]
+    # KFP's driver turns this into env entries with valueFrom.secretKeyRef on the step's pod.
+    assert configs == [
+        {
+            "secretAsEnv": [
+                {
+                    "secretName": "s3-creds",
+                    "keyToEnv": [
+                        {"secretKey": "AWS_ACCESS_KEY_ID", "envVar": "AWS_ACCESS_KEY_ID"},
+                        {"secretKey": "AWS_SECRET_ACCESS_KEY", "envVar": "AWS_SECRET_ACCESS_KEY"},
+                    ],
+                }
+            ]
+        }
+    ]

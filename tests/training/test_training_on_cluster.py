@@ -318,7 +318,9 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
         "uiUrl": "https://kfp.example.com",
     }
     training.pipeline(
-        "remote", executor={"type": "kfp", "kfp": kfp}, artifactRoot={"uri": "s3://artifacts/root"}
+        "remote",
+        executor={"type": "kfp", "kfp": kfp},
+        artifactRoot={"uri": "s3://artifacts/root", "secretRef": {"name": "artifacts-s3"}},
     )
     ready = wait_for(lambda: (c := training.condition("remote", "Ready")) and c, "Ready condition")
     assert (ready["status"], ready["reason"]) == ("False", "SecretNotFound")
@@ -326,6 +328,18 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     training.core.create_namespaced_secret(
         training.namespace,
         client.V1Secret(metadata=client.V1ObjectMeta(name="kfp-token"), string_data={"token": "kfp-s3cr3t"}),
+    )
+    missing = wait_for(
+        lambda: (c := training.condition("remote", "Ready")) and "artifactRoot" in c["message"] and c, "next"
+    )
+    assert (missing["reason"], missing["message"]) == (
+        "SecretNotFound",
+        "spec.artifactRoot.secretRef: Secret artifacts-s3 not found",
+    )
+    keys = {"AWS_ACCESS_KEY_ID": "AKIA-TEST", "AWS_SECRET_ACCESS_KEY": "s3cr3t", "unrelated": "x"}
+    training.core.create_namespaced_secret(
+        training.namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="artifacts-s3"), string_data=keys),
     )
     wait_for(lambda: (c := training.condition("remote", "Ready")) and c["status"] == "True", "Ready")
 
@@ -337,6 +351,18 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     parameters = run.runtime_config.parameters
     assert parameters["model_version"] == 1 and parameters["run_id"] == record["id"]
     assert run.service_account == "pipeline-runner"
+    # The artifact root's Secret reaches the step as env vars, by name only, through KFP's platform config.
+    annotations = kfp_backend.workflow(run.run_id)["metadata"]["annotations"]
+    platform = json.loads(annotations["pipelines.kubeflow.org/kubernetes-comp-train-and-push"])
+    assert platform["secretAsEnv"] == [
+        {
+            "secretName": "artifacts-s3",
+            "keyToEnv": [
+                {"secretKey": key, "envVar": key} for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+            ],
+        }
+    ]
+    assert "s3cr3t" not in json.dumps(kfp_backend.workflow(run.run_id))
     pipeline = f"{training.namespace}-remote"
     assert len(kfp_backend.pipeline_versions(pipeline)) == 2  # the pipeline's first + the digest's
 
