@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
 
-from fixtures.kfp_backend import AUDIENCE, KfpBackend, token
+from fixtures.kfp_backend import KfpBackend
 from fixtures.storage import free_port
 from fixtures.waiting import wait_for
 from slipway.training import kfp_executor
@@ -296,41 +295,12 @@ def test_a_tfx_pipeline_job_runs_on_the_server_with_its_defaults(kfp_backend: Kf
 # --- multi-user Kubeflow: a profile namespace, ServiceAccount tokens of audience pipelines.kubeflow.org ----
 
 
-def identity(backend: KfpBackend, name: str, allowed: bool) -> str:
-    """A ServiceAccount in the profile namespace, with (or without) a Role on pipelines.kubeflow.org there,
-    and its token for KFP (what the projected volume in manifests/base holds)."""
-    assert backend.profile is not None
-    core, rbac = client.CoreV1Api(backend.api), client.RbacAuthorizationV1Api(backend.api)
-    core.create_namespaced_service_account(
-        backend.profile, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
-    )
-    if allowed:
-        rbac.create_namespaced_role(
-            backend.profile,
-            client.V1Role(
-                metadata=client.V1ObjectMeta(name=name),
-                rules=[
-                    client.V1PolicyRule(api_groups=["pipelines.kubeflow.org"], resources=["*"], verbs=["*"])
-                ],
-            ),
-        )
-        rbac.create_namespaced_role_binding(
-            backend.profile,
-            client.V1RoleBinding(
-                metadata=client.V1ObjectMeta(name=name),
-                role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=name),
-                subjects=[{"kind": "ServiceAccount", "name": name, "namespace": backend.profile}],
-            ),
-        )
-    return token(backend.api, backend.profile, name, [AUDIENCE])
-
-
 def profile_executor(backend: KfpBackend, name: str, bearer: str | None) -> KfpExecutor:
     return KfpExecutor(KfpTarget(backend.url, bearer, "slipway", backend.profile, None, None, name))
 
 
 def test_multi_user_pipelines_and_runs_live_in_the_profile_namespace(kfp_multi_user: KfpBackend) -> None:
-    bearer = identity(kfp_multi_user, fresh("operator"), allowed=True)
+    bearer = kfp_multi_user.identity(fresh("operator"), allowed=True)
     name = fresh("ns-profile")
     ex = profile_executor(kfp_multi_user, name, bearer)
     first, second = fresh("r"), fresh("r")
@@ -348,7 +318,7 @@ def test_multi_user_the_projected_token_is_read_from_its_file_at_each_call(
     kfp_multi_user: KfpBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token_file = tmp_path / "token"
-    token_file.write_text(identity(kfp_multi_user, fresh("operator"), allowed=True))
+    token_file.write_text(kfp_multi_user.identity(fresh("operator"), allowed=True))
     monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token_file))
     ex = profile_executor(kfp_multi_user, fresh("ns-projected"), None)
     name = fresh("r")
@@ -360,7 +330,7 @@ def test_multi_user_the_projected_token_is_read_from_its_file_at_each_call(
 
 
 def test_multi_user_refuses_a_token_without_the_role_and_an_unknown_token(kfp_multi_user: KfpBackend) -> None:
-    outsider = identity(kfp_multi_user, fresh("outsider"), allowed=False)
+    outsider = kfp_multi_user.identity(fresh("outsider"), allowed=False)
     for bearer, status in ((outsider, 403), ("not-a-token", 401)):
         with pytest.raises(KfpError) as refused:
             profile_executor(kfp_multi_user, fresh("ns-refused"), bearer).submit(

@@ -17,6 +17,7 @@ from fixtures.cli import slipway
 from fixtures.kfp_backend import KfpBackend
 from fixtures.penguins import resample, shifted
 from fixtures.pipelines import local_pipeline
+from fixtures.storage import free_port
 from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
 
@@ -422,6 +423,62 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     wait_for(lambda: kfp_backend.run(run5.run_id).state == "CANCELING", "terminated on delete")
     assert training.model_version("remote-v1") is not None
     assert len(kfp_backend.pipeline_versions(pipeline)) == 2, "one upload per digest"
+
+
+def test_kfp_refusals_are_one_condition_and_one_event_each_without_a_run(
+    training: Training, operator: Any, kfp_backend: KfpBackend, kfp_multi_user: KfpBackend
+) -> None:
+    """An endpoint that is down, a pipeline the real server rejects, a token a multi-user server refuses:
+    ExecutorReachable=False with the reason, one Event each however often the operator retries (it backs
+    off), and no run recorded."""
+    ir = (PIPELINES / "tiny" / "pipeline.yaml").read_text()
+    training.core.create_namespaced_config_map(
+        training.namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="broken"),
+            data={"pipeline.yaml": ir.replace("schemaVersion: 2.1.0", "schemaVersion: 2.1.0\nnotAField: 1")},
+        ),
+    )
+    outsider = kfp_multi_user.identity("outsider", allowed=False)
+    training.core.create_namespaced_secret(
+        training.namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="outsider"), string_data={"token": outsider}),
+    )
+    root = {"uri": "s3://artifacts/root"}
+    cases = {
+        "down": ({"endpoint": f"http://127.0.0.1:{free_port()}"}, {}, "ExecutorUnreachable"),
+        "rejected": ({"endpoint": kfp_backend.url}, {"configMapRef": {"name": "broken"}}, "PipelineRejected"),
+        "refused": (
+            {
+                "endpoint": kfp_multi_user.url,
+                "namespace": kfp_multi_user.profile,
+                "tokenSecretRef": {"name": "outsider"},
+            },
+            {},
+            "ExecutorUnauthorized",
+        ),
+    }
+    for name, (kfp, source, _) in cases.items():
+        training.pipeline(
+            name,
+            executor={"type": "kfp", "kfp": kfp},
+            artifactRoot=root,
+            **({"pipeline": source} if source else {}),
+        )
+        training.request_run(name, "try")
+    for name, (kfp, _, reason) in cases.items():
+        condition = wait_for(
+            lambda n=name: (c := training.condition(n, "ExecutorReachable")) and c["status"] == "False" and c,
+            f"{name}: ExecutorReachable=False",
+        )
+        assert condition["reason"] == reason, condition
+        assert kfp["endpoint"] in condition["message"] and outsider not in condition["message"]
+    time.sleep(4)  # several 1 s polls: the operator retries, backing off, and says it once
+    for name, (_, _, reason) in cases.items():
+        assert training.reasons(name).count(reason) == 1, (name, training.reasons(name))
+        assert training.runs(name) == []
+        assert training.condition(name, "Ready")["status"] == "True"
+    assert "pipeline spec is invalid" in training.condition("rejected", "ExecutorReachable")["message"]
 
 
 def test_schedule_missed_while_the_operator_was_down_runs_late_or_is_skipped_by_its_deadline(
