@@ -378,3 +378,33 @@ def test_storage_secrets_reach_the_steps_through_the_workflow_the_server_compile
             ]
         }
     ]
+
+
+def test_an_azure_model_store_is_kept_while_the_pipeline_root_must_be_s3_or_gs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from slipway.api.training_pipeline import TrainingPipelineSpec
+    from slipway.training.controller import validate
+
+    monkeypatch.setenv("SLIPWAY_PIPELINES_DIR", str(Path(__file__).resolve().parent / "pipelines"))
+
+    def spec(artifact_root: str) -> TrainingPipelineSpec:
+        return TrainingPipelineSpec.model_validate(
+            {
+                "pipeline": {"builtin": "tiny"},
+                "modelName": "tiny",
+                "data": {"uri": "s3://data/x.csv"},
+                "artifactRoot": {"uri": artifact_root},
+                "modelStore": {"uri": "az://account/models"},
+                "executor": {"type": "kfp", "kfp": {"endpoint": "http://kfp:8888"}},
+            }
+        )
+
+    assert validate("ns", spec("s3://artifacts/root"), lambda _: None, lambda _: None).name == "tiny"
+    assert validate("ns", spec("gs://artifacts/root"), lambda _: None, lambda _: None).name == "tiny"
+    with pytest.raises(SourceError) as refused:
+        validate("ns", spec("az://account/root"), lambda _: None, lambda _: None)
+    assert refused.value.reason == "UnsupportedPipelineRoot"
+    assert str(refused.value).startswith(
+        "spec.artifactRoot.uri: KFP's launcher cannot use a az:// pipeline root"
+    )
