@@ -242,11 +242,16 @@ class KfpExecutor:
         )
         if found.experiments:
             return str(found.experiments[0].experiment_id)
+        import kfp_server_api
+
+        # The API itself: kfp.Client.create_experiment prints a link to stdout, the operator's log.
+        experiment = kfp_server_api.V2beta1Experiment(
+            display_name=self.target.experiment, namespace=self.target.namespace
+        )
         created = self._call(
             "create experiment",
-            client.create_experiment,
-            self.target.experiment,
-            namespace=self.target.namespace,
+            client._experiment_api.experiment_service_create_experiment,
+            experiment=experiment,
         )
         return str(created.experiment_id)
 
@@ -379,17 +384,21 @@ class KfpExecutor:
         pipeline_id, version_id = self.pipeline_version(
             with_secrets_as_env(ir_text, self.target.secrets_as_env)
         )
-        run = self._call(
-            "create run",
-            self.client.run_pipeline,
+        import kfp_server_api
+
+        # The API itself, not kfp.Client.run_pipeline, which prints a link to stdout (the operator's log).
+        body = kfp_server_api.V2beta1Run(
             experiment_id=experiment_id,
-            job_name=run_id,
-            pipeline_id=pipeline_id,
-            version_id=version_id,
-            params=arguments,
-            pipeline_root=pipeline_root,
+            display_name=run_id,
+            pipeline_version_reference=kfp_server_api.V2beta1PipelineVersionReference(
+                pipeline_id=pipeline_id, pipeline_version_id=version_id
+            ),
+            runtime_config=kfp_server_api.V2beta1RuntimeConfig(
+                pipeline_root=pipeline_root, parameters=arguments
+            ),
             service_account=self.target.service_account,
         )
+        run = self._call("create run", self.client._run_api.run_service_create_run, run=body)
         _run_ids[(self.target.endpoint, run_id)] = str(run.run_id)
         return self._state(run)
 
