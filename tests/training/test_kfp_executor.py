@@ -4,6 +4,7 @@ agent; the tests play Argo's part by writing the Workflow's status (tests/fixtur
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -163,9 +164,12 @@ def test_unreachable_api_is_a_clear_error_once_then_backs_off_without_the_token(
         down.submit("r", IR, arguments(), ROOT)
     assert url in str(raised.value) and "s3cr3t-token" not in str(raised.value)
     assert raised.value.reason == "ExecutorUnreachable"
+    failures, until, _ = kfp_executor._backoff[kfp_executor.client_key(down.target)]
+    assert failures == 1 and 4 < until - time.monotonic() <= 5
     with pytest.raises(KfpError) as again:
         down.state("r")
-    assert "retrying in" in str(again.value), "backed off: no call until the backoff ends"
+    assert str(again.value) == str(raised.value), "backed off: the same error at once, no call"
+    assert kfp_executor._backoff[kfp_executor.client_key(down.target)][0] == 1
 
 
 # --- pure functions: no server --------------------------------------------------------------------------

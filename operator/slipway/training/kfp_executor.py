@@ -201,8 +201,8 @@ class KfpExecutor:
     def _wait_for_backoff(self) -> None:
         backoff = _backoff.get(client_key(self.target))
         if backoff is not None and time.monotonic() < backoff[1]:
-            last, wait = backoff[2], int(backoff[1] - time.monotonic()) + 1
-            raise KfpError(f"{last} (retrying in {wait} s)", last.reason, last.status)
+            # The same error, word for word: the condition that reports it does not change, so no write.
+            raise KfpError(str(backoff[2]), backoff[2].reason, backoff[2].status)
 
     def _failed(self, error: KfpError) -> None:
         """Transient failures (unreachable, 5xx, 401/403) back the client off: until the backoff ends,
