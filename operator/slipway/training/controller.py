@@ -153,7 +153,8 @@ def executor_for(
             service_account=kfp.service_account,
             ui_url=kfp.ui_url,
             pipeline_name=f"{namespace}-{name}",
-            secrets_as_env=storage_secrets(spec, reader),
+            # Only to submit runs: terminating one (secrets None) must not hang on a deleted storage Secret.
+            secrets_as_env=storage_secrets(spec, secrets) if secrets is not None else (),
         )
         root_uri = objects.join(spec.artifact_root.uri, namespace, name)
         return KfpExecutor(target), root_uri
