@@ -425,6 +425,39 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     assert len(kfp_backend.pipeline_versions(pipeline)) == 2, "one upload per digest"
 
 
+def test_kfp_multi_user_with_the_projected_token_runs_in_the_profile_namespace(
+    training: Training, operator_process: Any, kfp_multi_user: KfpBackend, tmp_path: Path
+) -> None:
+    """Multi-user Kubeflow, the operator's identity being the projected ServiceAccount token (audience
+    pipelines.kubeflow.org) that manifests/base mounts, here a file named by KF_PIPELINES_SA_TOKEN_PATH."""
+    token_file = tmp_path / "kfp-token"
+    token_file.write_text(kfp_multi_user.identity("slipway-operator", allowed=True))
+    operator_process.env.update(
+        {
+            "SLIPWAY_PIPELINES_DIR": str(PIPELINES),
+            "SLIPWAY_TRAINING_POLL_SECONDS": "1",
+            "KF_PIPELINES_SA_TOKEN_PATH": str(token_file),
+        }
+    )
+    operator_process.start()
+    kfp = {"endpoint": kfp_multi_user.url, "namespace": kfp_multi_user.profile}
+    training.pipeline(
+        "team", executor={"type": "kfp", "kfp": kfp}, artifactRoot={"uri": "s3://artifacts/root"}
+    )
+    training.request_run("team", "one")
+    record = wait_for(lambda: (r := training.runs("team")) and r[0], "run recorded")
+    (run,) = kfp_multi_user.runs_named(record["id"])
+    assert kfp_multi_user.workflow(run.run_id)["metadata"]["namespace"] == kfp_multi_user.profile
+    kfp_multi_user.play_argo(run.run_id, "Succeeded")
+    wait_for(lambda: (r := training.status("team").get("lastRun")) and r["phase"] == "Succeeded", "succeeded")
+    reachable = training.condition("team", "ExecutorReachable")
+    assert reachable is not None and reachable["status"] == "True"
+
+    training.request_run("team", "two")  # the pipeline is found in the profile namespace: no second upload
+    wait_for(lambda: len(training.runs("team")) == 2, "second run")
+    assert len(kfp_multi_user.pipeline_versions(f"{training.namespace}-team")) == 2
+
+
 def test_kfp_refusals_are_one_condition_and_one_event_each_without_a_run(
     training: Training, operator: Any, kfp_backend: KfpBackend, kfp_multi_user: KfpBackend
 ) -> None:
