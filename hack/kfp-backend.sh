@@ -29,6 +29,7 @@ die() { printf 'kfp-backend: %s\n' "$*" >&2; exit 1; }
 
 if ! command -v mariadbd >/dev/null 2>&1; then
   command -v apt-get >/dev/null 2>&1 || die "mariadbd not found and apt-get is not available: install MariaDB (or MySQL) server"
+  [ "$(id -u)" = 0 ] || die "mariadbd not found: install it (as root: apt-get install mariadb-server), then run this again"
   log "installing mariadb-server (the KFP API server's database)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mariadb-server >/dev/null
   # Debian's package starts a system-wide service where it can; the tests start their own on loopback.
