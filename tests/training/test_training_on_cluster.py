@@ -377,7 +377,9 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     assert mv["status"]["phase"] == "Validated"
     assert mv["spec"]["lineage"]["runId"] == record["id"]
     assert len(kfp_backend.runs_named(record["id"])) == 1, "no duplicate run after the restart"
-    assert "RunSucceeded" in training.reasons("remote")
+    wait_for(
+        lambda: "RunSucceeded" in training.reasons("remote"), "a RunSucceeded Event"
+    )  # posted after status
 
     # A run that pushed nothing (no manifest) is recorded as such; the same IR is not uploaded again.
     training.request_run("remote", "two")
@@ -400,7 +402,7 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     )
     assert "step train-and-push failed: OOMKilled (exit code 137)" in failed["message"]
     assert training.condition("remote", "Succeeded")["reason"] == "RunFailed"
-    assert "RunFailed" in training.reasons("remote")
+    wait_for(lambda: "RunFailed" in training.reasons("remote"), "a RunFailed Event")  # posted after status
 
     # A run terminated in KFP (the UI's Terminate) is Cancelled, though KFP 2.0.5 ends it FAILED.
     training.request_run("remote", "four")
@@ -411,7 +413,9 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     wait_for(
         lambda: (r := training.status("remote").get("lastRun")) and r["phase"] == "Cancelled", "cancelled run"
     )
-    assert "RunCancelled" in training.reasons("remote")
+    wait_for(
+        lambda: "RunCancelled" in training.reasons("remote"), "a RunCancelled Event"
+    )  # posted after status
 
     # Deleting the pipeline terminates the run in flight; the registry stays.
     training.request_run("remote", "five")
