@@ -80,6 +80,10 @@ class Training:
             e.reason for e in self.core.list_namespaced_event(self.namespace, field_selector=selector).items
         ]
 
+    def wait_event(self, name: str, reason: str) -> None:
+        """The operator posts a reconcile's Events after its status: wait for them, not for the status."""
+        wait_for(lambda: reason in self.reasons(name), f"a {reason} Event for {name}")
+
     def condition(self, name: str, type_: str) -> dict[str, Any] | None:
         return next((c for c in self.status(name).get("conditions", []) if c["type"] == type_), None)
 
@@ -377,9 +381,7 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     assert mv["status"]["phase"] == "Validated"
     assert mv["spec"]["lineage"]["runId"] == record["id"]
     assert len(kfp_backend.runs_named(record["id"])) == 1, "no duplicate run after the restart"
-    wait_for(
-        lambda: "RunSucceeded" in training.reasons("remote"), "a RunSucceeded Event"
-    )  # posted after status
+    training.wait_event("remote", "RunSucceeded")
 
     # A run that pushed nothing (no manifest) is recorded as such; the same IR is not uploaded again.
     training.request_run("remote", "two")
@@ -402,7 +404,7 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     )
     assert "step train-and-push failed: OOMKilled (exit code 137)" in failed["message"]
     assert training.condition("remote", "Succeeded")["reason"] == "RunFailed"
-    wait_for(lambda: "RunFailed" in training.reasons("remote"), "a RunFailed Event")  # posted after status
+    training.wait_event("remote", "RunFailed")
 
     # A run terminated in KFP (the UI's Terminate) is Cancelled, though KFP 2.0.5 ends it FAILED.
     training.request_run("remote", "four")
@@ -413,9 +415,7 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     wait_for(
         lambda: (r := training.status("remote").get("lastRun")) and r["phase"] == "Cancelled", "cancelled run"
     )
-    wait_for(
-        lambda: "RunCancelled" in training.reasons("remote"), "a RunCancelled Event"
-    )  # posted after status
+    training.wait_event("remote", "RunCancelled")
 
     # Deleting the pipeline terminates the run in flight; the registry stays.
     training.request_run("remote", "five")
