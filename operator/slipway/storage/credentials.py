@@ -39,6 +39,8 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "azure_sas_token": ("AZURE_STORAGE_SAS_TOKEN",),
     "azure_blob_endpoint": ("AZURE_STORAGE_BLOB_ENDPOINT",),
 }
+# Every variable (and Secret key) read above: what a pipeline step's environment may be given.
+ENV_NAMES = frozenset(name for names in _ALIASES.values() for name in names)
 
 
 @dataclass(frozen=True)

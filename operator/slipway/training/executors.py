@@ -28,6 +28,7 @@ from slipway.training.job_executor import (
     target_for,
 )
 from slipway.training.kfp_executor import KfpError, KfpExecutor, KfpTarget
+from slipway.training.kfp_platform import storage_secrets
 from slipway.training.local_executor import LocalExecutor, RunState
 
 
@@ -94,6 +95,8 @@ def kfp(target: Target) -> tuple[Executor, str]:
         service_account=kfp.service_account,
         ui_url=kfp.ui_url,
         pipeline_name=f"{namespace}-{name}",
+        # Only to submit runs: stopping one (no credentials resolved) must not need the storage Secrets.
+        secrets_as_env=storage_secrets(target.spec, target.secrets) if target.secrets is not None else (),
     )
     return KfpExecutor(endpoint), objects.join(target.spec.artifact_root.uri, namespace, name)
 
@@ -115,6 +118,12 @@ EXECUTORS: dict[str, ExecutorKind] = {
 }
 # Any executor's "try again later": caught around every executor call.
 UNREACHABLE: tuple[type[Exception], ...] = tuple(e for kind in EXECUTORS.values() for e in kind.unreachable)
+
+
+def refusal_reason(error: Exception) -> str:
+    """The condition reason of an UNREACHABLE error: the kfp executor's says which refusal it was
+    (ExecutorUnreachable, ExecutorUnauthorized, PipelineRejected, RunRejected)."""
+    return str(getattr(error, "reason", "ExecutorUnreachable"))
 
 
 def executor_for(target: Target) -> tuple[Executor, str]:
