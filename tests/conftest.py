@@ -22,7 +22,7 @@ pytest_plugins = [
     "fixtures.realnode",
 ]
 
-TIER_FIXTURES = {"real_cluster": "e2e", "cluster": "cluster"}
+TIER_FIXTURES = {"real_cluster": "e2e", "slipway_images": "e2e", "cluster": "cluster"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
