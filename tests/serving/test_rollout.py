@@ -29,7 +29,12 @@ STEPS = [
 
 
 def spec(**overrides: Any) -> ServingEndpointSpec:
-    body: dict[str, Any] = {"modelName": "penguins", "replicas": 2, "rollout": {"steps": STEPS}}
+    body: dict[str, Any] = {
+        "modelName": "penguins",
+        "replicas": 2,
+        "rollout": {"steps": STEPS},
+        "modelVolume": {"mountPath": "/m", "hostPath": "/srv/models"},
+    }
     body.update(overrides)
     return ServingEndpointSpec.model_validate(body)
 

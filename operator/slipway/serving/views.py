@@ -21,7 +21,9 @@ ENDPOINT_BODIES = cache.Newest()  # each ServingEndpoint as last seen or written
 
 
 def _servable_fields(info: VersionInfo | None) -> tuple[Any, ...] | None:
-    return None if info is None else (info.version, info.phase, info.uri, info.deleting, info.storage_secret)
+    if info is None:
+        return None
+    return (info.version, info.phase, info.uri, info.deleting, info.storage_secret, info.storage_endpoint)
 
 
 def observe_version(event: str | None, body: dict[str, Any]) -> bool:
@@ -81,6 +83,7 @@ def _child_listers(api: client.ApiClient) -> dict[str, tuple[Callable[..., Any],
         "Deployment": (apps.list_deployment_for_all_namespaces, apps.list_namespaced_deployment),
         "Service": (core.list_service_for_all_namespaces, core.list_namespaced_service),
         "ConfigMap": (core.list_config_map_for_all_namespaces, core.list_namespaced_config_map),
+        "Pod": (core.list_pod_for_all_namespaces, core.list_namespaced_pod),
         "HorizontalPodAutoscaler": (
             scaling.list_horizontal_pod_autoscaler_for_all_namespaces,
             scaling.list_namespaced_horizontal_pod_autoscaler,
