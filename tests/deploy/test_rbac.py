@@ -126,6 +126,7 @@ def test_operator_as_its_service_account_rolls_out_and_sees_only_served_secrets(
                 "spec": {
                     "modelName": "rbac",
                     "replicas": 1,
+                    "modelVolume": {"mountPath": str(tmp_path), "hostPath": str(tmp_path)},
                     "rollout": {"steps": [{"setWeight": 50}, {"analysis": {}}, {"setWeight": 100}]},
                 },
             }

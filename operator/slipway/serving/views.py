@@ -67,12 +67,15 @@ def observe_written(kind: str, body: dict[str, Any]) -> None:
 def observe_child(kind: str, event: str | None, body: dict[str, Any]) -> bool:
     meta = body["metadata"]
     if event == "DELETED":
-        return CHILDREN.delete(meta["uid"]) is not None
+        removed = CHILDREN.delete(meta["uid"])
+        return removed is not None and (kind != "Pod" or removed.failure is not None)
     summary = summarize_child(kind, body)
     endpoint = (meta.get("labels") or {}).get(ENDPOINT_LABEL, "")
     previous = CHILDREN.put_newer(
         (meta["namespace"], endpoint), meta["uid"], summary, summary.resource_version
     )
+    if kind == "Pod":  # only a fault (or its end) gives a reconcile something to do
+        return (previous.failure if previous is not None else None) != summary.failure
     # A new resourceVersion alone (a status condition's timestamp, say) gives a reconcile nothing to do.
     return previous is None or replace(previous, resource_version=summary.resource_version) != summary
 
