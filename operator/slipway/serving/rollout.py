@@ -294,7 +294,10 @@ class _Planner:
         status.step_started_at = self.observed.now
         status.analysis = None
         if done.set_weight is not None:
-            what = f"canary at {done.set_weight}% of traffic"
+            effective = self.effective_weight()
+            what = f"canary at {done.set_weight}% of traffic" + (
+                f" ({effective}% by replica ratio)" if effective != done.set_weight else ""
+            )
         elif done.pause is not None:
             what = "pause over"
         else:
