@@ -84,15 +84,12 @@ class Env:
     def status(self, name: str) -> dict[str, Any]:
         return self.get(name).get("status") or {}
 
+    def patch(self, name: str, body: dict[str, Any]) -> None:
+        plural = "servingendpoints"
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name, body)
+
     def annotate(self, name: str, key: str, value: str) -> None:
-        self.custom.patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            self.namespace,
-            "servingendpoints",
-            name,
-            {"metadata": {"annotations": {key: value}}},
-        )
+        self.patch(name, {"metadata": {"annotations": {key: value}}})
 
     def deployments(self, endpoint: str) -> dict[str, Any]:
         items = self.apps.list_namespaced_deployment(

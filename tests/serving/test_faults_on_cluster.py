@@ -82,29 +82,18 @@ def no_kubelet(api_client: client.ApiClient) -> Iterator[NodeWithoutKubelet]:
     node.cleanup()
 
 
+def container(name: str, **state: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "ready": False, "restartCount": 0, "image": "x", "imageID": "", "state": state}
+
+
 def waiting(name: str, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "ready": False,
-        "restartCount": 0,
-        "image": "x",
-        "imageID": "",
-        "state": {"waiting": {"reason": reason, "message": message}},
-    }
+    return container(name, waiting={"reason": reason, "message": message})
 
 
 def terminated(name: str, code: int, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "ready": False,
-        "restartCount": 0,
-        "image": "x",
-        "imageID": "",
-        "state": {"terminated": {"exitCode": code, "reason": reason, "message": message}},
-    }
+    return container(name, terminated={"exitCode": code, "reason": reason, "message": message})
 
 
-PULL_INIT = waiting("pull-model", "PodInitializing", "")
 SERVER_INIT = waiting("tensorflow-serving", "PodInitializing", "")
 DONE_INIT = terminated("pull-model", 0, "Completed", "")
 CRASHED_SERVER = {
@@ -215,14 +204,7 @@ def test_a_weight_the_replicas_cannot_give_is_refused_then_met_by_scaling(env: E
     assert set(env.deployments("web")) == {"web-v1"}
     wait_for(lambda: ("Warning", "WeightNotAchievable") in env.events("web"), "a Warning Event", 20)
 
-    env.custom.patch_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        env.namespace,
-        "servingendpoints",
-        "web",
-        {"spec": {"rollout": {"maxReplicasForWeight": 10, "weightTolerance": 0}}},
-    )
+    env.patch("web", {"spec": {"rollout": {"maxReplicasForWeight": 10, "weightTolerance": 0}}})
     status = wait_for(
         lambda: (s := env.status("web")).get("phase") == "Paused" and s, "paused at 10% by scaling", 60
     )
@@ -273,14 +255,7 @@ def test_a_file_store_needs_the_volume_the_spec_names(env: Env, operator: Any) -
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "ModelNotReachable" and "set spec.modelVolume" in ready["message"]
     assert env.deployments("web") == {}
-    env.custom.patch_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        env.namespace,
-        "servingendpoints",
-        "web",
-        {"spec": {"modelVolume": {"mountPath": str(env.store), "hostPath": str(env.store)}}},
-    )
+    env.patch("web", {"spec": {"modelVolume": {"mountPath": str(env.store), "hostPath": str(env.store)}}})
     wait_for(lambda: env.status("web").get("stableVersion") == 1, "v1 served once the volume is named")
     pod = env.deployments("web")["web-v1"].spec.template.spec
     mounts = {(m.name, m.mount_path, m.read_only) for m in pod.init_containers[0].volume_mounts}

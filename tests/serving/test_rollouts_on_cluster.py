@@ -147,14 +147,7 @@ def test_pinned_version_and_unvalidated_versions_never_get_a_pod(env: Env, opera
     assert pods == []
     assert set(env.deployments("latest")) == {"latest-v2"}
     # Re-pinning is a spec change: the endpoint moves to the newly pinned version.
-    env.custom.patch_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        env.namespace,
-        "servingendpoints",
-        "pinned",
-        {"spec": {"versionSelection": {"version": 2}}},
-    )
+    env.patch("pinned", {"spec": {"versionSelection": {"version": 2}}})
     wait_for(lambda: env.status("pinned").get("stableVersion") == 2, "pinned v2", timeout=90)
 
 
