@@ -120,7 +120,7 @@ FAULTS = {
                 'Container image "tensorflow/serving:2.19.0" is not present with pull policy of Never',
             )
         ],
-        "ModelServerFailed",
+        "ImagePullFailed",
         'tensorflow-serving: ErrImageNeverPull: Container image "tensorflow/serving:2.19.0" is not present',
     ),
     "server-oom-killed": (

@@ -449,7 +449,9 @@ def test_a_canary_pod_fault_aborts_at_once_with_the_containers_error(failure: Po
     assert sim.status.failed_versions == [2] and sim.deployments.keys() == {1}
     record = sim.status.history[-1]
     assert record.outcome == "Aborted", "the canary never had a ready replica, so never any traffic"
-    expected = "ModelPullFailed" if failure.container == "pull-model" else "ModelServerFailed"
+    expected = {"Terminated": "ModelPullFailed", "ErrImageNeverPull": "ImagePullFailed"}.get(
+        failure.reason, "ModelServerFailed"
+    )
     why, message = reason(sim.status, "Degraded")
     assert why == expected and failure.message in message and failure.container in message
     assert any(failure.message in warning for warning in sim.warnings)
@@ -470,7 +472,10 @@ def test_a_pull_error_fails_the_canary_only_once_it_lasts() -> None:
     sim.now += timedelta(seconds=61)
     sim.step()
     assert sim.status.canary_version is None and sim.status.failed_versions == [2]
-    assert "ImagePullBackOff: Back-off pulling image" in reason(sim.status, "Degraded")[1]
+    assert reason(sim.status, "Degraded") == (
+        "ImagePullFailed",
+        "v2 aborted: pod web-v2-x container tensorflow-serving: ImagePullBackOff: Back-off pulling image",
+    )
 
 
 def test_a_faulty_first_version_is_recorded_failed_and_not_retried() -> None:

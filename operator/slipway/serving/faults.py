@@ -29,6 +29,7 @@ PERSISTENT_WAITING = frozenset(
         "RunContainerError",
     }
 )
+IMAGE_REASONS = frozenset({"ErrImageNeverPull", "InvalidImageName", "ErrImagePull", "ImagePullBackOff"})
 _SECRETS = re.compile(r"(?i)\b([A-Z0-9_]*(?:secret|password|token|key|signature|credential)[A-Z0-9_]*)=\S+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -41,6 +42,13 @@ class PodFailure:
     message: str
     certain: bool
     since: datetime | None = None  # for a fault that becomes certain only when it lasts
+
+    @property
+    def condition_reason(self) -> str:
+        """What failed, for a condition: the image, the model pull, or the model server."""
+        if self.reason in IMAGE_REASONS:
+            return "ImagePullFailed"
+        return "ModelPullFailed" if self.container == PULLER_CONTAINER else "ModelServerFailed"
 
     def describe(self) -> str:
         detail = f": {self.message}" if self.message else ""

@@ -22,7 +22,7 @@ from slipway.api.serving_endpoint import (
     ServingEndpointSpec,
     ServingEndpointStatus,
 )
-from slipway.serving.faults import PULLER_CONTAINER, PodFailure
+from slipway.serving.faults import PodFailure
 
 HISTORY_LIMIT = 20
 REQUESTS = ("promote", "abort", "retry")
@@ -408,8 +408,7 @@ class _Planner:
         lasting = failure.since is not None and self.observed.now - failure.since >= PERSISTENT_FAULT
         if not (failure.certain or lasting):
             return None
-        reason = "ModelPullFailed" if failure.container == PULLER_CONTAINER else "ModelServerFailed"
-        return reason, failure.describe()
+        return failure.condition_reason, failure.describe()
 
     def step_loop(self, analysis: AnalysisResult | None) -> bool:
         status, observed = self.status, self.observed
