@@ -17,8 +17,9 @@ QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z
 LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 ABSOLUTE_PATH = r"^/.*$"
-# The puller's and the model server's own mounts: a model volume may not shadow them.
-RESERVED_MOUNTS = ("/models", "/tmp", "/config")
+# The puller's and the model server's own mounts: a model volume may not shadow them (nor anything in
+# /models, where the puller swaps model directories into place).
+RESERVED_MOUNTS = ("/", "/models", "/tmp", "/config")
 
 
 class VersionSelection(KubeModel):
@@ -111,8 +112,8 @@ class ModelVolume(KubeModel):
             None,
         ),
         (
-            f"!{list(RESERVED_MOUNTS)}.exists(p, self.mountPath == p || self.mountPath.startsWith(p + '/'))",
-            f"mountPath may not be one of {', '.join(RESERVED_MOUNTS)} or below them (the pods' own mounts)",
+            f"!(self.mountPath in {list(RESERVED_MOUNTS)} || self.mountPath.startsWith('/models/'))",
+            f"mountPath may not be {', '.join(RESERVED_MOUNTS)} or below /models (the pods' own mounts)",
             ".mountPath",
         ),
     )
