@@ -509,3 +509,13 @@ def test_a_file_store_outside_the_volume_is_refused() -> None:
     sim.settle()
     assert sim.deployments == {}
     assert "outside spec.modelVolume.mountPath (/elsewhere)" in reason(sim.status, "Ready")[1]
+
+
+def test_a_promoted_canary_scaling_down_is_not_reported_unavailable() -> None:
+    steps = [{"setWeight": 75}, {"setWeight": 100}]
+    sim = canary_at_first_weight(spec(rollout={"steps": steps, "maxReplicasForWeight": 8}))
+    assert sim.status.stable_version == 2 and sim.deployments[2].replicas == 2
+    # The Deployment controller has not yet observed the scale-down from 4 canary replicas to 2.
+    sim.deployments = {2: DeploymentInfo(2, 2, 4, up_to_date=False)}
+    result = plan(sim.spec, sim.status, sim.observed())
+    assert condition(result.status, "Ready") == "True" and condition(result.status, "Degraded") == "False"

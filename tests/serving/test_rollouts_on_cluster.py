@@ -137,7 +137,9 @@ def test_pinned_version_and_unvalidated_versions_never_get_a_pod(env: Env, opera
     env.model_version(1)
     env.model_version(2)
     env.model_version(3, phase="Rejected", gates={"metrics": [{"name": "accuracy", "min": "0.9"}]})
-    env.endpoint("pinned", versionSelection={"policy": "Pinned", "version": 1}, replicas=1)
+    # One replica next to one: the only canary weight a replica ratio gives is 50%.
+    halves = {"steps": [{"setWeight": 50}, {"setWeight": 100}]}
+    env.endpoint("pinned", versionSelection={"policy": "Pinned", "version": 1}, replicas=1, rollout=halves)
     env.endpoint("latest", replicas=1)
     wait_for(lambda: env.status("pinned").get("stableVersion") == 1, "pinned v1")
     wait_for(lambda: env.status("latest").get("stableVersion") == 2, "latest validated v2")

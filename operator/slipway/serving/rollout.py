@@ -67,8 +67,14 @@ class Observed:
     failures: dict[int, PodFailure] = field(default_factory=dict)  # version -> a failing pod of it
 
     def ready(self, version: int | None) -> int:
+        """Ready replicas of the Deployment as last specified (what a step may count on)."""
         info = self.deployments.get(version) if version is not None else None
         return info.ready if info is not None and info.up_to_date else 0
+
+    def serving(self, version: int | None) -> int:
+        """Ready replicas right now, while a scale change is still being observed too (what takes traffic)."""
+        info = self.deployments.get(version) if version is not None else None
+        return info.ready if info is not None else 0
 
 
 @dataclass(frozen=True)
@@ -523,9 +529,9 @@ class _Planner:
         stable, canary = status.stable_version, status.canary_version
         if stable is None or canary is None or self.spec.rollout.strategy == "BlueGreen":
             return 0
-        ready = observed.ready(canary)
+        ready = observed.serving(canary)
         if not routed(self.spec):
-            return ratio(observed.ready(stable), ready)
+            return ratio(observed.serving(stable), ready)
         split = replica_split(self.spec, status.canary_weight)
         if split is not None and split.canary > 0 and ready >= split.canary:
             return status.canary_weight
@@ -550,7 +556,7 @@ class _Planner:
             )
 
         stable, canary = status.stable_version, status.canary_version
-        stable_ready = observed.ready(stable)
+        stable_ready = observed.serving(stable)
         if stable is not None:
             if stable_ready > 0:
                 put("Ready", "True", "Serving", f"v{stable} serving")
