@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from slipway.serving.faults import MESSAGE_LIMIT, pod_failure, sanitize
+from slipway.serving.faults import MESSAGE_LIMIT, deployment_failure, pod_failure, sanitize
 
 PULLER_LOG = (
     "slipway pull: 3 files, 12.0 MiB so far\n"
@@ -115,3 +115,31 @@ def test_messages_are_bounded_and_carry_no_secrets_or_control_characters() -> No
     text = "connecting\x1b[31m AWS_SECRET_ACCESS_KEY=abc123 token=xyz\x07 to store\n\n"
     assert sanitize(text) == "connecting [31m AWS_SECRET_ACCESS_KEY=*** token=*** to store"
     assert len(sanitize("x" * 5000)) == MESSAGE_LIMIT
+
+
+def test_pods_the_replica_set_cannot_create_fail_the_deployment_once_it_lasts() -> None:
+    message = (
+        'pods "web-v3-7d4b9-x" is forbidden: violates PodSecurity "restricted:latest": hostPath volumes '
+        '(volume "model-store")'
+    )
+    deployment = {
+        "metadata": {"name": "web-v3"},
+        "status": {
+            "conditions": [
+                {"type": "Available", "status": "False"},
+                {
+                    "type": "ReplicaFailure",
+                    "status": "True",
+                    "reason": "FailedCreate",
+                    "message": message,
+                    "lastTransitionTime": "2026-11-30T10:00:05Z",
+                },
+            ]
+        },
+    }
+    found = deployment_failure(deployment)
+    assert found is not None and not found.certain
+    assert found.since == datetime(2026, 11, 30, 10, 0, 5, tzinfo=UTC)
+    assert found.condition_reason == "PodCreationFailed"
+    assert found.describe() == f"Deployment web-v3: FailedCreate: {message}"
+    assert deployment_failure({"metadata": {"name": "web-v3"}, "status": {"conditions": []}}) is None

@@ -519,3 +519,21 @@ def test_a_promoted_canary_scaling_down_is_not_reported_unavailable() -> None:
     sim.deployments = {2: DeploymentInfo(2, 2, 4, up_to_date=False)}
     result = plan(sim.spec, sim.status, sim.observed())
     assert condition(result.status, "Ready") == "True" and condition(result.status, "Degraded") == "False"
+
+
+def test_pods_never_created_fail_the_canary_once_that_lasts() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    forbidden = 'pods "web-v2-x" is forbidden: violates PodSecurity "restricted:latest"'
+    sim.failures[2] = PodFailure("web-v2", "", "FailedCreate", forbidden, False, T0)
+    sim.settle()
+    assert sim.status.canary_version == 2
+    sim.now += timedelta(seconds=60)
+    sim.step()
+    assert sim.status.failed_versions == [2]
+    assert reason(sim.status, "Degraded") == (
+        "PodCreationFailed",
+        f"v2 aborted: Deployment web-v2: FailedCreate: {forbidden}",
+    )

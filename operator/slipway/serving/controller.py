@@ -59,7 +59,7 @@ class ChildSummary:
     ready: int = 0
     up_to_date: bool = True
     resource_version: int = 0
-    failure: faults.PodFailure | None = None  # pods only
+    failure: faults.PodFailure | None = None  # pods and Deployments
 
 
 def summarize_child(kind: str, body: Mapping[str, Any]) -> ChildSummary:
@@ -85,6 +85,7 @@ def summarize_child(kind: str, body: Mapping[str, Any]) -> ChildSummary:
         ready=int(status.get("readyReplicas") or 0),
         up_to_date=up_to_date,
         resource_version=resource_version(meta),
+        failure=faults.deployment_failure(body) if kind == "Deployment" else None,
     )
 
 
@@ -121,7 +122,7 @@ def observe(
     }
     failures: dict[int, faults.PodFailure] = {}
     for child in sorted(children, key=lambda c: c.name):
-        if child.kind == "Pod" and child.version is not None and child.failure is not None:
+        if child.kind in ("Pod", "Deployment") and child.version is not None and child.failure is not None:
             known = failures.get(child.version)
             if known is None or (child.failure.certain and not known.certain):
                 failures[child.version] = child.failure

@@ -36,8 +36,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 @dataclass(frozen=True)
 class PodFailure:
-    pod: str
-    container: str
+    pod: str  # the pod, or for pods that could not even be created, their Deployment
+    container: str  # "" when no container ever existed
     reason: str
     message: str
     certain: bool
@@ -45,14 +45,17 @@ class PodFailure:
 
     @property
     def condition_reason(self) -> str:
-        """What failed, for a condition: the image, the model pull, or the model server."""
+        """What failed, for a condition: creating the pods, the image, the model pull, or the model server."""
+        if not self.container:
+            return "PodCreationFailed"
         if self.reason in IMAGE_REASONS:
             return "ImagePullFailed"
         return "ModelPullFailed" if self.container == PULLER_CONTAINER else "ModelServerFailed"
 
     def describe(self) -> str:
         detail = f": {self.message}" if self.message else ""
-        return f"pod {self.pod} container {self.container}: {self.reason}{detail}"
+        where = f"pod {self.pod} container {self.container}" if self.container else f"Deployment {self.pod}"
+        return f"{where}: {self.reason}{detail}"
 
 
 def sanitize(text: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -105,6 +108,23 @@ def pod_failure(body: Mapping[str, Any]) -> PodFailure | None:
         for container in status.get(key) or ():
             if (failure := container_failure(name, container, init, started)) is not None:
                 return failure
+    return None
+
+
+def deployment_failure(body: Mapping[str, Any]) -> PodFailure | None:
+    """Pods the ReplicaSet cannot create (Pod Security admission, a quota, a missing ServiceAccount):
+    the Deployment's ReplicaFailure condition, failing the rollout once it lasts."""
+    meta, status = body.get("metadata") or {}, body.get("status") or {}
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+            return PodFailure(
+                str(meta.get("name", "?")),
+                "",
+                str(condition.get("reason") or "FailedCreate"),
+                sanitize(str(condition.get("message") or "")),
+                certain=False,
+                since=_timestamp(condition.get("lastTransitionTime") or condition.get("lastUpdateTime")),
+            )
     return None
 
 
