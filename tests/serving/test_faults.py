@@ -119,8 +119,8 @@ def test_messages_are_bounded_and_carry_no_secrets_or_control_characters() -> No
 
 def test_pods_the_replica_set_cannot_create_fail_the_deployment_once_it_lasts() -> None:
     message = (
-        'pods "web-v3-7d4b9-x" is forbidden: violates PodSecurity "restricted:latest": hostPath volumes '
-        '(volume "model-store")'
+        'pods "web-v3-7d4b9-x" is forbidden: violates PodSecurity "restricted:latest": restricted volume '
+        'types (volume "model-store" uses restricted volume type "hostPath")'
     )
     deployment = {
         "metadata": {"name": "web-v3"},

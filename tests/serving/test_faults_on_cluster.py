@@ -304,3 +304,25 @@ def test_admission_names_the_field_of_a_bad_serving_spec(
         env.custom.create_namespaced_custom_object(GROUP, VERSION, env.namespace, "servingendpoints", body)
     assert refused.value.status == 422
     assert field in refused.value.body and message in refused.value.body
+
+
+def test_pods_pod_security_refuses_fail_the_rollout_with_the_admission_message(
+    env: Env, operator: Any
+) -> None:
+    """A hostPath model volume in a namespace that enforces `restricted`: the ReplicaSet cannot create a
+    single pod, and the Deployment says why."""
+    env.model_version(1)
+    env.endpoint("web", rollout={"steps": [{"setWeight": 50}, {"setWeight": 100}]})
+    wait_for(lambda: env.status("web").get("stableVersion") == 1, "v1 stable")
+    labels = {"pod-security.kubernetes.io/enforce": "restricted"}
+    env.core.patch_namespace(env.namespace, {"metadata": {"labels": labels}})
+    env.model_version(2)
+    status = wait_for(
+        lambda: (s := env.status("web")).get("failedVersions") == [2] and s, "v2 aborted", timeout=120
+    )
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "PodCreationFailed"
+    assert "Deployment web-v2: FailedCreate: " in degraded["message"]
+    assert 'violates PodSecurity "restricted:latest"' in degraded["message"]
+    assert 'restricted volume type "hostPath"' in degraded["message"]
+    assert status["stableVersion"] == 1 and env.ready("web-v1") == 2
