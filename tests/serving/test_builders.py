@@ -13,6 +13,7 @@ from slipway.api.serving_endpoint import ServingEndpointSpec
 from slipway.serving import builders
 from slipway.serving.controller import model_credentials, observe, read_sample_request, summarize_child
 from slipway.serving.rollout import VersionInfo
+from slipway.storage.credentials import StorageCredentials
 
 OWNER = {
     "apiVersion": "slipway.dev/v1alpha1",
@@ -253,3 +254,11 @@ def test_the_sample_request_is_read_or_the_reason_given(tmp_path: Path) -> None:
         None,
         "cannot read the model's manifest: storage Secret 'gone' of penguins-v2 not found",
     )
+
+
+def test_the_model_versions_endpoint_wins_over_one_in_its_secret() -> None:
+    """The puller reads both: `env` (the ModelVersion's storageEndpoint) and `envFrom` (the Secret)."""
+    found = StorageCredentials.from_env(
+        {"AWS_ENDPOINT_URL": "http://from-secret:9000", "AWS_ENDPOINT_URL_S3": "http://minio:9000"}
+    )
+    assert found.aws_endpoint_url == "http://minio:9000"
