@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +263,12 @@ def test_the_model_versions_endpoint_wins_over_one_in_its_secret() -> None:
         {"AWS_ENDPOINT_URL": "http://from-secret:9000", "AWS_ENDPOINT_URL_S3": "http://minio:9000"}
     )
     assert found.aws_endpoint_url == "http://minio:9000"
+
+
+def test_the_operator_reads_the_store_as_the_puller_does() -> None:
+    located = VersionInfo("penguins-v1", 1, "Validated", "s3://m/p/1", storage_secret="s3")
+    located = replace(located, storage_endpoint="http://minio:9000")
+    data = {"s3": secret(AWS_ACCESS_KEY_ID="id", AWS_ENDPOINT_URL="http://from-secret:9000")}
+    found = model_credentials(located, data.get)
+    assert found is not None and found.aws_endpoint_url == "http://minio:9000"
+    assert found.aws_access_key_id == "id"

@@ -161,13 +161,10 @@ def model_credentials(info: VersionInfo, secrets: SecretReader) -> StorageCreden
     rest from the operator's environment or workload identity). Raises ValueError naming what is wrong."""
     if info.storage_secret is None and info.storage_endpoint is None:
         return None
-    own = StorageCredentials(aws_endpoint_url=info.storage_endpoint)
-    if info.storage_secret is not None:
-        data = secrets(info.storage_secret)
-        if data is None:
-            raise ValueError(f"storage Secret {info.storage_secret!r} of {info.name} not found")
-        own = StorageCredentials.from_secret_data(data).merged_over(own)
-    return own
+    data = secrets(info.storage_secret) if info.storage_secret is not None else None
+    if info.storage_secret is not None and data is None:
+        raise ValueError(f"storage Secret {info.storage_secret!r} of {info.name} not found")
+    return StorageCredentials.for_location(data, info.storage_endpoint)
 
 
 def read_sample_request(info: VersionInfo, secrets: SecretReader) -> tuple[dict[str, Any] | None, str | None]:
