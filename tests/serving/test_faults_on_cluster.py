@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -31,8 +31,8 @@ PULLER_LOG = (
 )
 
 
-def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def stamp(ago: float = 0) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class NodeWithoutKubelet:
@@ -102,7 +102,8 @@ CRASHED_SERVER = {
     "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled", "message": ""}},
 }
 # What the kubelet writes for each fault: (init container statuses, container statuses), and what the
-# operator must report: the Degraded reason and the container's own words.
+# operator must report: the Degraded reason and the container's own words. A pull error fails the canary
+# only once it has lasted 60 s: that pod "started" 90 s ago.
 FAULTS = {
     "puller-access-denied": (
         [terminated("pull-model", 1, "Error", PULLER_LOG)],
@@ -122,6 +123,16 @@ FAULTS = {
         ],
         "ImagePullFailed",
         'tensorflow-serving: ErrImageNeverPull: Container image "tensorflow/serving:2.19.0" is not present',
+    ),
+    "pull-error-lasting": (
+        [DONE_INIT],
+        [
+            waiting(
+                "tensorflow-serving", "ImagePullBackOff", 'Back-off pulling image "tensorflow/serving:2.19.0"'
+            )
+        ],
+        "ImagePullFailed",
+        'tensorflow-serving: ImagePullBackOff: Back-off pulling image "tensorflow/serving:2.19.0"',
     ),
     "server-oom-killed": (
         [DONE_INIT],
@@ -157,7 +168,7 @@ def test_a_failing_canary_pod_aborts_at_once_with_its_containers_error(
             {
                 "status": {
                     "phase": "Pending",
-                    "startTime": stamp(),
+                    "startTime": stamp(ago=90 if fault == "pull-error-lasting" else 0),
                     "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
                     "initContainerStatuses": init,
                     "containerStatuses": main,
