@@ -16,7 +16,6 @@ from slipway.serving.rollout import (
     Plan,
     Split,
     VersionInfo,
-    canary_replicas,
     plan,
     replica_split,
 )
@@ -293,7 +292,8 @@ def test_no_op_plan_changes_nothing() -> None:
     [(2, 25, 1), (2, 50, 2), (4, 25, 2), (10, 10, 2), (3, 0, 0), (3, 100, 3)],
 )
 def test_canary_replicas_follow_the_weight(replicas: int, weight: int, expected: int) -> None:
-    assert canary_replicas(spec(replicas=replicas), weight) == expected
+    split = replica_split(spec(replicas=replicas), weight)
+    assert split is not None and split.canary == expected
 
 
 def test_analysis_waits_for_a_warming_model_server_until_the_deadline() -> None:

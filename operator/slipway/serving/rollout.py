@@ -183,11 +183,6 @@ def replica_split(spec: ServingEndpointSpec, weight: int) -> Split | None:
     return None
 
 
-def canary_replicas(spec: ServingEndpointSpec, weight: int) -> int:
-    split = replica_split(spec, weight)
-    return split.canary if split is not None else 0
-
-
 def weight_problem(spec: ServingEndpointSpec) -> str | None:
     """Why the declared steps cannot be met by replica ratio (None when they can)."""
     if spec.rollout.strategy != "Canary" or routed(spec):
