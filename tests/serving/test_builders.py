@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes.client.rest import ApiException
 
 from slipway.api.serving_endpoint import ServingEndpointSpec
-from slipway.serving import builders
+from slipway.serving import builders, controller
 from slipway.serving.controller import model_credentials, observe, read_sample_request, summarize_child
 from slipway.serving.rollout import VersionInfo
 from slipway.storage.credentials import StorageCredentials
@@ -272,3 +273,23 @@ def test_the_operator_reads_the_store_as_the_puller_does() -> None:
     found = model_credentials(located, data.get)
     assert found is not None and found.aws_endpoint_url == "http://minio:9000"
     assert found.aws_access_key_id == "id"
+
+
+def test_children_are_not_created_in_a_terminating_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(body: dict[str, Any], create_first: bool) -> dict[str, Any]:
+        error = ApiException(status=403, reason="Forbidden")
+        error.body = '{"reason":"Forbidden","details":{"causes":[{"reason":"NamespaceTerminating"}]}}'
+        raise error
+
+    monkeypatch.setattr(controller, "_create_or_patch", refuse)
+    remembered: list[str] = []
+    service = builders.version_service(endpoint(), 1)
+    assert controller._apply(service, None, lambda kind, body: remembered.append(kind)) is False
+    assert remembered == []
+
+    def forbidden(body: dict[str, Any], create_first: bool) -> dict[str, Any]:
+        raise ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(controller, "_create_or_patch", forbidden)
+    with pytest.raises(ApiException):
+        controller._apply(service, None, lambda kind, body: remembered.append(kind))

@@ -224,6 +224,8 @@ def _apply(body: dict[str, Any], observed: ChildSummary | None, remember: Rememb
                 _UNSERVED_WARNED.add(kind)
                 log.warning("%s is not served by this cluster (its CRD is not installed)", kind)
             return False
+        if error.status == 403 and "NamespaceTerminating" in str(error.body or ""):
+            return False  # the endpoint goes with its namespace: nothing left to create there
         raise
     _UNSERVED_WARNED.discard(kind)
     remember(kind, written)
