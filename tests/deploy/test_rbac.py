@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,45 @@ def as_operator(
     operator.stop()
 
 
+@pytest.fixture
+def model_claim(api_client: client.ApiClient, tmp_path: Path) -> Iterator[str]:
+    """The file:// model store behind a claim: `restricted` pods may not mount a hostPath themselves."""
+    core = client.CoreV1Api(api_client)
+    volume, claim = f"rbac-models-{uuid.uuid4().hex[:8]}", "rbac-models"
+    core.create_persistent_volume(
+        {
+            "metadata": {"name": volume},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "",
+                "hostPath": {"path": str(tmp_path)},
+                "claimRef": {"namespace": SERVED, "name": claim},
+            },
+        }
+    )
+    core.create_namespaced_persistent_volume_claim(
+        SERVED,
+        {
+            "metadata": {"name": claim},
+            "spec": {
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "",
+                "volumeName": volume,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    yield claim
+    core.delete_namespaced_persistent_volume_claim(claim, SERVED)
+    core.delete_persistent_volume(volume)
+
+
 def test_operator_as_its_service_account_rolls_out_and_sees_only_served_secrets(
-    as_operator: tuple[OperatorProcess, client.ApiClient], api_client: client.ApiClient, tmp_path: Path
+    as_operator: tuple[OperatorProcess, client.ApiClient],
+    api_client: client.ApiClient,
+    tmp_path: Path,
+    model_claim: str,
 ) -> None:
     operator, operator_client = as_operator
     custom = client.CustomObjectsApi(api_client)
@@ -126,6 +164,10 @@ def test_operator_as_its_service_account_rolls_out_and_sees_only_served_secrets(
                 "spec": {
                     "modelName": "rbac",
                     "replicas": 1,
+                    "modelVolume": {
+                        "mountPath": str(tmp_path),
+                        "persistentVolumeClaim": {"claimName": model_claim},
+                    },
                     "rollout": {"steps": [{"setWeight": 50}, {"analysis": {}}, {"setWeight": 100}]},
                 },
             }

@@ -88,6 +88,15 @@ class StorageCredentials:
         return cls.from_mapping(decoded)
 
     @classmethod
+    def for_location(
+        cls, secret_data: Mapping[str, str | bytes] | None, endpoint: str | None = None
+    ) -> StorageCredentials:
+        """What a storage location names itself: its Secret's keys (`data`, base64) and its S3-compatible
+        endpoint, which wins over one in the Secret (as `env` wins over `envFrom` in the model puller)."""
+        named = cls.from_secret_data(secret_data) if secret_data is not None else cls()
+        return cls(aws_endpoint_url=endpoint).merged_over(named)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageCredentials:
         return cls.from_mapping(os.environ if environ is None else environ)
 
