@@ -158,7 +158,10 @@ tf.saved_model.save(m, "/work/half/1", signatures={"serving_default": m.serve})
   local answer
   answer="$(curl -fsS -d '{"instances": [1.0, 2.0]}' "http://127.0.0.1:$port/v1/models/half:predict")"
   [[ "$(tr -d ' \n' <<<"$answer")" == '{"predictions":[3.0,5.0]}' ]] || die "model-server: predict answered $answer"
-  curl -fsS "http://127.0.0.1:$port/monitoring/prometheus/metrics" | grep -q '^:tensorflow:serving:request_count{' \
+  # Read the whole page first: `curl | grep -q` fails under pipefail when grep stops reading early.
+  local metrics
+  metrics="$(curl -fsS "http://127.0.0.1:$port/monitoring/prometheus/metrics")"
+  grep -q '^:tensorflow:serving:request_count{' <<<"$metrics" \
     || die "model-server: no :tensorflow:serving:request_count in the metrics"
   log "model-server: v1 AVAILABLE, predict [1, 2] -> $(tr -d " \n" <<<"$answer")"
 }

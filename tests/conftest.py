@@ -16,8 +16,8 @@ pytest_plugins = [
     "fixtures.images",
     "fixtures.modelserver",
     "fixtures.captures",
-    "fixtures.kfp_api",
     "fixtures.storage",
+    "fixtures.kfp_backend",
     "fixtures.prometheus",
     "fixtures.realnode",
 ]

@@ -85,6 +85,8 @@ def model_version_body(
         storage_secret_ref=SecretRef(name=spec.model_store.secret_ref.name)
         if spec.model_store.secret_ref
         else None,
+        # S3-compatible stores: the puller in the serving pod must reach the same endpoint the run pushed to.
+        storage_endpoint=spec.model_store.endpoint,
         metrics={key: manifest.decimal_string(value) for key, value in found.metrics.items()},
         headline_metric=headline_metric(spec, found),
         blessings=Blessings(
