@@ -63,7 +63,12 @@ def create_all(custom: client.CustomObjectsApi, store: Path, endpoints: int, ver
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "ServingEndpoint",
             "metadata": {"name": model},
-            "spec": {"modelName": model, "replicas": 1, "rollout": {"steps": [{"setWeight": 100}]}},
+            "spec": {
+                "modelName": model,
+                "replicas": 1,
+                "rollout": {"steps": [{"setWeight": 100}]},
+                "modelVolume": {"mountPath": str(store), "hostPath": str(store)},
+            },
         }
         custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints", endpoint)
 

@@ -259,7 +259,12 @@ def measure(rollouts: int, quiet_seconds: float, extra: Any = None) -> dict[str,
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "ServingEndpoint",
                 "metadata": {"name": model},
-                "spec": {"modelName": model, "replicas": 1, "rollout": {"steps": [{"setWeight": 100}]}},
+                "spec": {
+                    "modelName": model,
+                    "replicas": 1,
+                    "rollout": {"steps": [{"setWeight": 100}]},
+                    "modelVolume": {"mountPath": str(store), "hostPath": str(store)},
+                },
             }
             custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints", body)
 

@@ -128,7 +128,7 @@ print("tensorflow", tensorflow.__version__, "tft", tensorflow_transform.__versio
 smoke_model_server() {
   local work port
   work="$(mktemp -d)"
-  CLEANUP+=("podman rm -f slipway-model-server-smoke >/dev/null 2>&1 || true; rm -rf '$work'")
+  CLEANUP+=("podman rm -f slipway-model-server-smoke-$$ >/dev/null 2>&1 || true; rm -rf '$work'")
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   # A tiny SavedModel written by the image's own TensorFlow: y = 2x + 1 as version 1 of `half`.
   run --entrypoint python -v "$work:/work" --user 0 "${IMAGE[model-server]}" -c '
@@ -139,11 +139,11 @@ class Half(tf.Module):
         return {"y": 2.0 * x + 1.0}
 m = Half()
 tf.saved_model.save(m, "/work/half/1", signatures={"serving_default": m.serve})
-' >/dev/null 2>&1
+' >/dev/null 2>"$work/save.log" || { tail -20 "$work/save.log" >&2; die "model-server: writing a SavedModel failed"; }
   chmod -R a+rX "$work"
   printf 'model_config_list {\n  config {\n    name: "half"\n    base_path: "/models/half"\n    model_platform: "tensorflow"\n  }\n}\n' >"$work/models.config"
   printf 'prometheus_config {\n  enable: true\n  path: "/monitoring/prometheus/metrics"\n}\n' >"$work/monitoring.config"
-  podman run -d --name slipway-model-server-smoke --network=host -v "$work:/models:ro" \
+  podman run -d --name slipway-model-server-smoke-$$ --network=host -v "$work:/models:ro" \
     --read-only --tmpfs /tmp --user 1000 \
     --entrypoint slipway-model-server "${IMAGE[model-server]}" \
     --port=0 --rest_api_port="$port" --model_config_file=/models/models.config \
@@ -154,7 +154,7 @@ tf.saved_model.save(m, "/work/half/1", signatures={"serving_default": m.serve})
     [[ "$status" == *AVAILABLE* ]] && break
     sleep 1
   done
-  [[ "$status" == *AVAILABLE* ]] || { podman logs slipway-model-server-smoke >&2; die "model-server: v1 never AVAILABLE"; }
+  [[ "$status" == *AVAILABLE* ]] || { podman logs slipway-model-server-smoke-$$ >&2; die "model-server: v1 never AVAILABLE"; }
   local answer
   answer="$(curl -fsS -d '{"instances": [1.0, 2.0]}' "http://127.0.0.1:$port/v1/models/half:predict")"
   [[ "$(tr -d ' \n' <<<"$answer")" == '{"predictions":[3.0,5.0]}' ]] || die "model-server: predict answered $answer"
@@ -170,6 +170,9 @@ main() {
     [ -n "${IMAGE[$name]:-}" ] || die "unknown image $name (operator, pipelines, model-server)"
   done
   mkdir -p "$DIR"
+  # One run at a time per cache (worktrees share the image names, the archives and podman's storage).
+  exec 9>"$DIR/.lock"
+  flock -n 9 || { log "waiting for another hack/images.sh to finish"; flock 9; }
   ensure_tools
   engine_config
   local base base_key

@@ -6,3 +6,4 @@ IMAGES ?= operator pipelines model-server
 .PHONY: images
 images: ## Build, smoke-test and save the operator, pipelines and model-server images (podman; needs root)
 	@bash hack/images.sh $(IMAGES)
+TEST_PREREQS += images

@@ -16,12 +16,13 @@ pytest_plugins = [
     "fixtures.images",
     "fixtures.modelserver",
     "fixtures.captures",
-    "fixtures.kfp_api",
     "fixtures.storage",
+    "fixtures.kfp_backend",
     "fixtures.prometheus",
+    "fixtures.realnode",
 ]
 
-TIER_FIXTURES = {"real_cluster": "e2e", "cluster": "cluster"}
+TIER_FIXTURES = {"real_cluster": "e2e", "slipway_images": "e2e", "cluster": "cluster"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

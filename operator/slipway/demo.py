@@ -131,7 +131,7 @@ def up(workdir: Path) -> int:
             client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE))
         )
         create(custom, "trainingpipelines", pipeline(workdir))
-        create(custom, "servingendpoints", endpoint())
+        create(custom, "servingendpoints", endpoint(workdir))
 
         def mv(version: int) -> Any:
             return lambda: _phase(custom, f"penguins-v{version}")
@@ -245,7 +245,8 @@ def pipeline(workdir: Path) -> dict[str, Any]:
     }
 
 
-def endpoint() -> dict[str, Any]:
+def endpoint(workdir: Path) -> dict[str, Any]:
+    root = str(workdir.resolve())
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ServingEndpoint",
@@ -253,6 +254,7 @@ def endpoint() -> dict[str, Any]:
         "spec": {
             "modelName": "penguins",
             "replicas": 2,
+            "modelVolume": {"mountPath": root, "hostPath": root},  # the file:// model store, for the puller
             "rollout": {
                 "steps": [
                     {"setWeight": 50},

@@ -72,7 +72,3 @@ def parse(raw: bytes, uri: str) -> Manifest:
 def read(model_dir_uri: str, credentials: Any = None) -> Manifest:
     uri = objects.join(model_dir_uri, MANIFEST)
     return parse(objects.read_bytes(uri, credentials), uri)
-
-
-def read_sample_request(model_dir_uri: str) -> dict[str, Any] | None:
-    return read(model_dir_uri).sample_request

@@ -19,6 +19,10 @@ class OperatorSettings(BaseSettings):
         default="ghcr.io/slipway-dev/slipway:0.1.0",
         description="The operator image; TF Serving pods run `slipway pull` from it in an init container.",
     )
+    pipelines_image: str = Field(
+        default="ghcr.io/slipway-dev/slipway-pipelines:0.1.0",
+        description="The job executor's image (TF stack, pipeline steps) where a pipeline names none.",
+    )
     metrics_port: int = 8080
     peering_name: str = "slipway"
     peering_priority: int = Field(

@@ -62,9 +62,13 @@ def test_base_renders_the_operator_and_its_least_privilege_rbac() -> None:
     ],
 )
 def test_overlays_add_workload_identity(overlay: str, annotation: str) -> None:
+    """For the operator, and for the serving pods (spec.serviceAccountName: slipway-model-server)."""
     docs = render(MANIFESTS / "overlays" / overlay)
-    (account,) = by_kind(docs, "ServiceAccount")
-    assert annotation in account["metadata"]["annotations"]
+    accounts = {a["metadata"]["name"]: a for a in by_kind(docs, "ServiceAccount")}
+    assert accounts.keys() == {"slipway", "slipway-model-server"}
+    for account in accounts.values():
+        assert annotation in account["metadata"]["annotations"]
+    assert accounts["slipway-model-server"]["metadata"]["namespace"] == "ml"
     assert len(by_kind(docs, "Deployment")) == 1
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,45 @@ def as_operator(
     operator.stop()
 
 
+@pytest.fixture
+def model_claim(api_client: client.ApiClient, tmp_path: Path) -> Iterator[str]:
+    """The file:// model store behind a claim: `restricted` pods may not mount a hostPath themselves."""
+    core = client.CoreV1Api(api_client)
+    volume, claim = f"rbac-models-{uuid.uuid4().hex[:8]}", "rbac-models"
+    core.create_persistent_volume(
+        {
+            "metadata": {"name": volume},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "",
+                "hostPath": {"path": str(tmp_path)},
+                "claimRef": {"namespace": SERVED, "name": claim},
+            },
+        }
+    )
+    core.create_namespaced_persistent_volume_claim(
+        SERVED,
+        {
+            "metadata": {"name": claim},
+            "spec": {
+                "accessModes": ["ReadOnlyMany"],
+                "storageClassName": "",
+                "volumeName": volume,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    yield claim
+    core.delete_namespaced_persistent_volume_claim(claim, SERVED)
+    core.delete_persistent_volume(volume)
+
+
 def test_operator_as_its_service_account_rolls_out_and_sees_only_served_secrets(
-    as_operator: tuple[OperatorProcess, client.ApiClient], api_client: client.ApiClient, tmp_path: Path
+    as_operator: tuple[OperatorProcess, client.ApiClient],
+    api_client: client.ApiClient,
+    tmp_path: Path,
+    model_claim: str,
 ) -> None:
     operator, operator_client = as_operator
     custom = client.CustomObjectsApi(api_client)
@@ -126,6 +164,10 @@ def test_operator_as_its_service_account_rolls_out_and_sees_only_served_secrets(
                 "spec": {
                     "modelName": "rbac",
                     "replicas": 1,
+                    "modelVolume": {
+                        "mountPath": str(tmp_path),
+                        "persistentVolumeClaim": {"claimName": model_claim},
+                    },
                     "rollout": {"steps": [{"setWeight": 50}, {"analysis": {}}, {"setWeight": 100}]},
                 },
             }
@@ -154,3 +196,81 @@ def test_operator_as_its_service_account_rolls_out_and_sees_only_served_secrets(
     with pytest.raises(ApiException) as denied_list:
         core_operator.list_secret_for_all_namespaces()
     assert denied_list.value.status == 403
+
+
+def test_operator_as_its_service_account_runs_training_as_jobs(
+    as_operator: tuple[OperatorProcess, client.ApiClient], api_client: client.ApiClient, s3_server: Any
+) -> None:
+    """The job executor's verbs: a Job and its ConfigMap created (and their pod admitted under `restricted`),
+    a finished run registered, a failed one explained from its pod, a run in flight terminated."""
+    from slipway.storage import open_store
+    from slipway.training.plan import run_id
+
+    operator, _ = as_operator
+    custom, core = client.CustomObjectsApi(api_client), client.CoreV1Api(api_client)
+    batch = client.BatchV1Api(api_client)
+    bucket = s3_server.new_bucket()
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+    core.create_namespaced_secret(
+        SERVED, client.V1Secret(metadata=client.V1ObjectMeta(name="train-store"), string_data=keys)
+    )
+    store = open_store(f"s3://{bucket}", s3_server.credentials)
+    manifest = {"modelName": "rbac-train", "version": 1, "metrics": {"accuracy": 0.9}}
+    store.write_bytes("models/rbac-train/1/slipway-manifest.json", json.dumps(manifest).encode())
+    store.write_bytes("models/rbac-train/1/saved_model.pb", b"\x08\x01")
+    push = json.dumps({"pushed": True, "version": 1})
+    state = {"phase": "Succeeded", "outputs": {"push_result": push}}
+    store.write_bytes(
+        f"artifacts/{SERVED}/rbac-train/runs/{run_id('rbac-train', 'Manual', 'go')}/state.json",
+        json.dumps(state).encode(),
+    )
+
+    def pipeline(name: str, job: dict[str, Any]) -> None:
+        def location(prefix: str) -> dict[str, Any]:
+            return {
+                "uri": f"s3://{bucket}/{prefix}",
+                "secretRef": {"name": "train-store"},
+                "endpoint": s3_server.endpoint,
+            }
+
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "TrainingPipeline",
+            "metadata": {"name": name, "annotations": {f"{GROUP}/run": "go"}},
+            "spec": {
+                "pipeline": {"builtin": "penguins"},
+                "modelName": name,
+                "data": location("data"),
+                "artifactRoot": location("artifacts"),
+                "modelStore": location("models"),
+                "executor": {"type": "job", "job": job},
+            },
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, SERVED, "trainingpipelines", body)
+
+    def runs(name: str) -> list[dict[str, Any]]:
+        body = custom.get_namespaced_custom_object(GROUP, VERSION, SERVED, "trainingpipelines", name)
+        found: list[dict[str, Any]] = (body.get("status") or {}).get("runs", [])
+        return found
+
+    def jobs(name: str) -> list[Any]:
+        return batch.list_namespaced_job(SERVED, label_selector=f"{GROUP}/pipeline={name}").items
+
+    unschedulable = {"resources": {"requests": {"cpu": "5000"}}}
+    pipeline("rbac-train", {})
+    pipeline("rbac-late", {**unschedulable, "activeDeadlineSeconds": 2})
+    pipeline("rbac-stuck", unschedulable)
+    wait_for(
+        lambda: any(
+            m["metadata"]["name"] == "rbac-train-v1"
+            for m in custom.list_namespaced_custom_object(GROUP, VERSION, SERVED, "modelversions")["items"]
+        ),
+        "the job run registered as the ServiceAccount",
+    )
+    failed = wait_for(lambda: (r := runs("rbac-late")) and r[0]["phase"] == "Failed" and r[0], "late failed")
+    assert failed["message"].startswith("DeadlineExceeded")
+    wait_for(lambda: jobs("rbac-stuck"), "the stuck run's Job")
+    custom.delete_namespaced_custom_object(GROUP, VERSION, SERVED, "trainingpipelines", "rbac-stuck")
+    wait_for(lambda: not jobs("rbac-stuck"), "the stuck run's Job deleted")
+    logs = operator.logs()
+    assert "Forbidden" not in logs and "status=403" not in logs and " 403 " not in logs, logs[-3000:]

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.images import built_images
 from fixtures.modelserver import free_port, http, wait_for
 from slipway.api.serving_endpoint import ServingEndpointSpec
 from slipway.serving import builders
 from slipway.serving.rollout import VersionInfo
 
 IMAGE = "localhost/slipway-model-server:dev"
+pytestmark = pytest.mark.tensorflow  # the SavedModel is written by TensorFlow
 
 
 @pytest.fixture
-def pod(models: Path, tmp_path: Path) -> Iterator[tuple[str, dict]]:
-    built_images("model-server")
+def pod(models: Path, tmp_path: Path, slipway_images: dict[str, Path]) -> Iterator[tuple[str, dict]]:
+    assert IMAGE in slipway_images
     spec = ServingEndpointSpec.model_validate(
         {"modelName": "half", "runtime": {"image": IMAGE.rsplit(":", 1)[0], "version": "dev"}}
     )
@@ -46,7 +46,7 @@ def pod(models: Path, tmp_path: Path) -> Iterator[tuple[str, dict]]:
             "podman", "run", "-d", "--name", name, "--network=host", "--read-only", "--tmpfs", "/tmp",
             "--user", str(builders.RUN_AS), "-v", f"{config}:/config:ro",
             "-v", f"{store}:{builders.MODELS_DIR}:ro",
-            IMAGE, *container["args"], f"--rest_api_port={port}",
+            IMAGE, *container["args"], f"--rest_api_port={port}", f"--port={free_port()}",
         ],
         check=True,
         capture_output=True,

@@ -17,7 +17,6 @@ from slipway.modelserver.errors import ServingError
 from slipway.modelserver.manager import Manager
 from slipway.modelserver.metrics import Metrics
 from slipway.serving import builders
-from slipway.serving.builders import MONITORING_CONFIG, model_config
 from slipway.serving.rollout import VersionInfo
 
 
@@ -63,56 +62,13 @@ def test_bad_flags_are_refused_with_the_flag_named(argv: list[str], message: str
         flags.parse(argv)
 
 
-def test_the_operators_model_config_is_read_with_tf_servings_protos() -> None:
-    (spec,) = config.parse_model_config(model_config("penguins", 7))
-    assert spec == config.ModelSpec("penguins", "/models/penguins", policy="specific", specific=(7,))
-    assert config.metrics_path(MONITORING_CONFIG) == builders.METRICS_PATH
-
-
-def test_policies_labels_and_defaults() -> None:
-    text = """
-    model_config_list {
-      config { name: "a" base_path: "/m/a" model_platform: "tensorflow" }
-      config { name: "b" base_path: "/m/b" model_version_policy { latest { num_versions: 2 } } }
-      config { name: "c" base_path: "/m/c" model_version_policy { all {} }
-               version_labels { key: "stable" value: 3 } version_labels { key: "canary" value: 4 } }
-    }"""
-    a, b, c = config.parse_model_config(text)
+def test_version_policies_pick_among_the_versions_on_disk() -> None:
     available = [1, 4, 3, 2]
-    assert config.aspired_versions(a, available) == [4]
-    assert config.aspired_versions(b, available) == [4, 3]
-    assert config.aspired_versions(c, available) == [4, 3, 2, 1]
-    assert c.labels == {"stable": 3, "canary": 4}
-    specific = config.ModelSpec("d", "/m/d", policy="specific", specific=(2, 9))
-    assert config.aspired_versions(specific, available) == [2]
-    assert config.metrics_path("prometheus_config { enable: true }") == "/monitoring/prometheus/metrics"
-    assert config.metrics_path("prometheus_config { enable: false }") is None
-    assert config.metrics_path(None) is None
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ('model_config_list { config { name: "a" base_path: "/m" colour: 1 } }', "has no field named"),
-        ('model_config_list { config { base_path: "/m" } }', "model_config_list.config[0].name is empty"),
-        ('model_config_list { config { name: "a" } }', "config[0].base_path is empty (model 'a')"),
-        (
-            'model_config_list { config { name: "a" base_path: "/m" } config { name: "a" base_path: "/n" } }',
-            "config[1].name 'a' is configured twice",
-        ),
-        (
-            'model_config_list { config { name: "a" base_path: "/m" model_platform: "pytorch" } }',
-            "only 'tensorflow' is served",
-        ),
-        (
-            'model_config_list { config { name: "a" base_path: "/m" model_version_policy { specific {} } } }',
-            "specific lists no versions",
-        ),
-    ],
-)
-def test_bad_model_configs_name_the_field(text: str, message: str) -> None:
-    with pytest.raises(config.ConfigError, match=re.escape(message)):
-        config.parse_model_config(text, "models.config")
+    assert config.aspired_versions(config.ModelSpec("m", "/m"), available) == [4]
+    assert config.aspired_versions(config.ModelSpec("m", "/m", latest=2), available) == [4, 3]
+    assert config.aspired_versions(config.ModelSpec("m", "/m", policy="all"), available) == [4, 3, 2, 1]
+    specific = config.ModelSpec("m", "/m", policy="specific", specific=(2, 9))
+    assert config.aspired_versions(specific, available) == [2]  # 9 is not there (yet)
 
 
 def test_a_version_directory_counts_once_its_saved_model_is_written(tmp_path: Path) -> None:
@@ -224,16 +180,18 @@ class Echo:
         return {"predictions": [self.version] * len(doc["instances"])}
 
 
-def manager_over(tmp_path: Path, text: str, broken: tuple[int, ...] = ()) -> tuple[Manager, Path]:
-    config_file = tmp_path / "models.config"
-    config_file.write_text(text)
+def manager_over(
+    specs: list[config.ModelSpec], broken: tuple[int, ...] = ()
+) -> tuple[Manager, list[config.ModelSpec]]:
+    """A manager whose model list is `specs` (edit it in place to change the config) and whose loader
+    fails for the `broken` versions."""
 
     def load(path: Path) -> Echo:
         if int(path.name) in broken:
             raise ValueError(f"SavedModel at {path} is corrupt")
         return Echo(int(path.name))
 
-    return Manager(lambda: config.parse_model_config(config_file.read_text()), load, Metrics()), config_file
+    return Manager(lambda: list(specs), load, Metrics()), specs
 
 
 def push(root: Path, version: int) -> None:
@@ -247,9 +205,7 @@ def call(manager: Manager, method: str, path: str, body: Any = None) -> tuple[in
 
 
 def test_latest_policy_loads_a_new_version_before_it_unloads_the_old(tmp_path: Path) -> None:
-    manager, _ = manager_over(
-        tmp_path, f'model_config_list {{ config {{ name: "m" base_path: "{tmp_path}/m" }} }}'
-    )
+    manager, _ = manager_over([config.ModelSpec("m", f"{tmp_path}/m")])
     manager.poll()
     with pytest.raises(LookupError, match=r"m \(no version under"):
         manager.settled()
@@ -278,9 +234,8 @@ def test_latest_policy_loads_a_new_version_before_it_unloads_the_old(tmp_path: P
 
 
 def test_a_version_that_fails_to_load_ends_with_its_error(tmp_path: Path) -> None:
-    text = f"""model_config_list {{ config {{ name: "m" base_path: "{tmp_path}/m"
-               model_version_policy {{ specific {{ versions: 1 versions: 2 }} }} }} }}"""
-    manager, _ = manager_over(tmp_path, text, broken=(2,))
+    spec = config.ModelSpec("m", f"{tmp_path}/m", policy="specific", specific=(1, 2))
+    manager, _ = manager_over([spec], broken=(2,))
     push(tmp_path, 1)
     push(tmp_path, 2)
     manager.poll()
@@ -297,9 +252,9 @@ def test_a_version_that_fails_to_load_ends_with_its_error(tmp_path: Path) -> Non
 
 
 def test_labels_routes_errors_and_request_metrics(tmp_path: Path) -> None:
-    text = f"""model_config_list {{ config {{ name: "m" base_path: "{tmp_path}/m"
-               model_version_policy {{ all {{}} }} version_labels {{ key: "stable" value: 1 }} }} }}"""
-    manager, config_file = manager_over(tmp_path, text)
+    manager, specs = manager_over(
+        [config.ModelSpec("m", f"{tmp_path}/m", policy="all", labels={"stable": 1})]
+    )
     push(tmp_path, 1)
     push(tmp_path, 2)
     manager.poll()
@@ -325,7 +280,7 @@ def test_labels_routes_errors_and_request_metrics(tmp_path: Path) -> None:
     assert ':tensorflow:serving:request_count{model_name="m",status="INVALID_ARGUMENT"} 2' in page
     assert ':tensorflow:serving:request_count{model_name="",status="INVALID_ARGUMENT"} 2' in page
     assert ':tensorflow:serving:request_count{model_name="m",status="UNIMPLEMENTED"} 1' in page
-    # Removing the model from the config file unloads its versions at the next poll.
-    config_file.write_text("model_config_list {}")
+    # Removing the model from the config unloads its versions at the next poll.
+    specs.clear()
     manager.poll()
     assert {s["state"] for s in call(manager, "GET", "/v1/models/m")[1]["model_version_status"]} == {"END"}

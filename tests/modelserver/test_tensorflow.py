@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from slipway.modelserver.manager import Manager
 from slipway.modelserver.metrics import Metrics
 from slipway.modelserver.servable import load_saved_model
 from slipway.serving.builders import MODELS_DIR, MONITORING_CONFIG, model_config
+
+pytestmark = pytest.mark.tensorflow
 
 
 @pytest.fixture
@@ -42,12 +45,18 @@ def start(args: list[str]) -> subprocess.Popen[str]:
     )
 
 
+@dataclass
+class Running:
+    url: str
+    grpc_port: int
+
+
 @pytest.fixture
-def running(server_files: Path) -> Iterator[str]:
-    port = free_port()
+def server(server_files: Path) -> Iterator[Running]:
+    port, grpc_port = free_port(), free_port()
     process = start(
         [
-            "--port=8500",
+            f"--port={grpc_port}",
             f"--rest_api_port={port}",
             f"--model_config_file={server_files / 'models.config'}",
             "--enable_batching=true",
@@ -55,13 +64,14 @@ def running(server_files: Path) -> Iterator[str]:
         ]
     )
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield Running(f"http://127.0.0.1:{port}", grpc_port)
     finally:
         process.terminate()
         process.wait(timeout=30)
 
 
-def test_serves_the_configured_version_as_tf_serving_does(running: str) -> None:
+def test_serves_the_configured_version_as_tf_serving_does(server: Running) -> None:
+    running = server.url
     code, status = wait_for(f"{running}/v1/models/half/versions/2")
     assert code == 200, status
     assert status == {
@@ -88,10 +98,16 @@ def test_serves_the_configured_version_as_tf_serving_does(running: str) -> None:
         "POST", f"{running}/v1/models/half:predict", {"signature_name": "whisper", "instances": [1]}
     )
     assert (code, error) == (400, {"error": 'Serving signature name: "whisper" not found in signature def'})
+    code, metadata = http("GET", f"{running}/v1/models/half/metadata")
+    assert code == 200
+    assert metadata["model_spec"] == {"name": "half", "signature_name": "", "version": "2"}
+    signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["inputs"]["x"]["dtype"] == "DT_FLOAT"
+    assert signature["method_name"] == "tensorflow/serving/predict"
     code, page = http("GET", f"{running}/monitoring/prometheus/metrics")
     assert code == 200
     lines = page.splitlines()
-    assert ':tensorflow:serving:request_count{model_name="half",status="OK"} 4' in lines
+    assert ':tensorflow:serving:request_count{model_name="half",status="OK"} 5' in lines
     assert ':tensorflow:serving:request_count{model_name="half",status="INVALID_ARGUMENT"} 1' in lines
     assert (
         ':tensorflow:serving:request_latency_count{model_name="half",API="predict",entrypoint="REST"} 3'
@@ -144,7 +160,7 @@ def test_the_demo_server_serves_every_pushed_version_behind_a_service_prefix(
     store.mkdir()
     metrics = Metrics()
     manager = Manager(lambda: store_models(store), load_saved_model(["serve"]), metrics)
-    options = flags.Options(rest_api_port=0)
+    options = flags.Options(port=0, rest_api_port=0)
     server = serve(
         options, manager, metrics, config.DEFAULT_METRICS_PATH, prefixed=True, wait=False, host="127.0.0.1"
     )
@@ -166,3 +182,40 @@ def test_the_demo_server_serves_every_pushed_version_behind_a_service_prefix(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_grpc_predict_and_model_status(server: Running) -> None:
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import (
+        get_model_status_pb2,
+        model_service_pb2_grpc,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
+
+    assert wait_for(f"{server.url}/v1/models/half/versions/2")[0] == 200
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "half"
+        request.inputs["x"].CopyFrom(tf.make_tensor_proto([1.0, 3.0], dtype=tf.float32))
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
+        assert tf.make_ndarray(response.outputs["y"]).tolist() == [3.0, 7.0]
+        assert response.model_spec.signature_name == "serving_default"
+        status_request = get_model_status_pb2.GetModelStatusRequest()
+        status_request.model_spec.name = "half"
+        status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(status_request, timeout=60)
+        assert [
+            (s.version, get_model_status_pb2.ModelVersionStatus.State.Name(s.state))
+            for s in status.model_version_status
+        ] == [(2, "AVAILABLE")]
+        request.model_spec.version.value = 1
+        with pytest.raises(grpc.RpcError) as failed:
+            prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
+        assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+        assert failed.value.details() == "Servable not found for request: Specific(half, 1)"
+    page = http("GET", f"{server.url}/monitoring/prometheus/metrics")[1]
+    assert (
+        ':tensorflow:serving:request_latency_count{model_name="half",API="Predict",entrypoint="GRPC"} 1'
+        in page
+    )

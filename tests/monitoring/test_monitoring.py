@@ -200,6 +200,7 @@ def test_prometheus_scrapes_the_operator_and_every_alert_fires(
             "spec": {
                 "modelName": "web",
                 "replicas": 1,
+                "modelVolume": {"mountPath": str(scenario.root), "hostPath": str(scenario.root)},
                 "rollout": {"steps": [{"setWeight": 50}, {"analysis": {}}, {"setWeight": 100}]},
             },
         },

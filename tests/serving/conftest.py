@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 from kubernetes import client
+from serving_cluster import Env
 
 from fixtures.crds import install_third_party_crd
 
@@ -11,3 +16,21 @@ from fixtures.crds import install_third_party_crd
 @pytest.fixture(scope="session")
 def gateway_api(api_client: client.ApiClient) -> None:
     install_third_party_crd(api_client, "gateway-api", "httproutes")
+
+
+@pytest.fixture
+def env(api_client: client.ApiClient, namespace: str, tmp_path: Path) -> Env:
+    return Env(api_client, namespace, tmp_path / "models")
+
+
+@pytest.fixture
+def operator(operator_process: Any, fake_tfserving: Any) -> Iterator[Any]:
+    operator_process.env.update(
+        {
+            "SLIPWAY_TFSERVING_URL_TEMPLATE": fake_tfserving.url_template,
+            "SLIPWAY_RECONCILE_INTERVAL_SECONDS": "1",
+            "SLIPWAY_IMAGE": "slipway:test",
+        }
+    )
+    operator_process.start()
+    yield operator_process

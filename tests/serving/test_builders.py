@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import pytest
+from kubernetes.client.rest import ApiException
+
 from slipway.api.serving_endpoint import ServingEndpointSpec
-from slipway.serving import builders
-from slipway.serving.controller import observe, summarize_child
+from slipway.serving import builders, controller
+from slipway.serving.controller import model_credentials, observe, read_sample_request, summarize_child
 from slipway.serving.rollout import VersionInfo
+from slipway.storage.credentials import StorageCredentials
 
 OWNER = {
     "apiVersion": "slipway.dev/v1alpha1",
@@ -145,3 +153,143 @@ def test_tf_serving_exports_prometheus_metrics_per_version_pod() -> None:
     assert monitor is not None and monitor["spec"]["endpoints"][0]["path"] == builders.METRICS_PATH
     silent = endpoint(runtime={"monitoring": {"prometheus": False}})
     assert "monitoring.config" not in builders.config_map(silent, 1)["data"]
+
+
+def test_serving_pods_run_as_the_spec_service_account_with_its_workload_identity_label() -> None:
+    identity = endpoint(
+        serviceAccountName="model-server",
+        podMetadata={
+            "labels": {"azure.workload.identity/use": "true", "slipway.dev/endpoint": "not-mine"},
+            "annotations": {"example.com/owner": "ml"},
+        },
+    )
+    template = builders.deployment(identity, info(1), 1)["spec"]["template"]
+    assert template["spec"]["serviceAccountName"] == "model-server"
+    labels = template["metadata"]["labels"]
+    assert labels["azure.workload.identity/use"] == "true"
+    assert labels["slipway.dev/endpoint"] == "web", "the selector's labels are Slipway's"
+    assert template["metadata"]["annotations"]["example.com/owner"] == "ml"
+    assert "prometheus.io/scrape" in template["metadata"]["annotations"]
+    assert "serviceAccountName" not in builders.deployment(endpoint(), info(1), 1)["spec"]["template"]["spec"]
+
+
+def test_the_puller_reaches_the_store_endpoint_the_model_version_names() -> None:
+    located = VersionInfo(
+        "penguins-v1", 1, "Validated", "s3://m/p/1", storage_secret="s3", storage_endpoint="http://minio:9000"
+    )
+    puller = builders.deployment(endpoint(), located, 1)["spec"]["template"]["spec"]["initContainers"][0]
+    assert puller["env"] == [{"name": "AWS_ENDPOINT_URL_S3", "value": "http://minio:9000"}]
+    assert puller["envFrom"] == [{"secretRef": {"name": "s3"}}]
+    assert puller["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+@pytest.mark.parametrize(
+    ("volume", "source"),
+    [
+        (
+            {"persistentVolumeClaim": {"claimName": "models"}},
+            {"persistentVolumeClaim": {"claimName": "models", "readOnly": True}},
+        ),
+        ({"hostPath": "/var/lib/slipway"}, {"hostPath": {"path": "/var/lib/slipway", "type": "Directory"}}),
+    ],
+)
+def test_a_file_store_volume_is_mounted_read_only_into_the_puller_only(
+    volume: dict[str, Any], source: dict[str, Any]
+) -> None:
+    spec = endpoint(modelVolume={"mountPath": "/var/lib/slipway", **volume})
+    local = VersionInfo("penguins-v1", 1, "Validated", "file:///var/lib/slipway/models/penguins/1")
+    pod = builders.deployment(spec, local, 1)["spec"]["template"]["spec"]
+    assert {"name": "model-store", **source} in pod["volumes"]
+    mount = {"name": "model-store", "mountPath": "/var/lib/slipway", "readOnly": True}
+    assert mount in pod["initContainers"][0]["volumeMounts"]
+    assert all(m["name"] != "model-store" for m in pod["containers"][0]["volumeMounts"])
+
+
+def test_a_pods_fault_is_observed_for_its_version() -> None:
+    failing = {
+        "metadata": {"name": "web-v2-a", "labels": {"slipway.dev/version": "2"}, "resourceVersion": "7"},
+        "status": {
+            "containerStatuses": [
+                {"name": "tensorflow-serving", "state": {"waiting": {"reason": "ErrImageNeverPull"}}}
+            ]
+        },
+    }
+    healthy = {"metadata": {"name": "web-v1-a", "labels": {"slipway.dev/version": "1"}}, "status": {}}
+    body: dict[str, Any] = {"metadata": {"generation": 1}}
+    children = [summarize_child("Pod", failing), summarize_child("Pod", healthy)]
+    observed = observe(body, [], children)
+    assert observed.failures.keys() == {2}
+    assert observed.failures[2].reason == "ErrImageNeverPull"
+    assert observed.deployments == {}
+
+
+def secret(**values: str) -> dict[str, str]:
+    return {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}
+
+
+def test_the_store_credentials_come_from_the_model_versions_secret_and_endpoint() -> None:
+    located = VersionInfo(
+        "penguins-v1", 1, "Validated", "s3://m/p/1", storage_secret="s3", storage_endpoint="http://minio:9000"
+    )
+    found = model_credentials(
+        located, {"s3": secret(AWS_ACCESS_KEY_ID="id", AWS_SECRET_ACCESS_KEY="key")}.get
+    )
+    assert found is not None
+    assert (found.aws_access_key_id, found.aws_secret_access_key, found.aws_endpoint_url) == (
+        "id",
+        "key",
+        "http://minio:9000",
+    )
+    assert model_credentials(VersionInfo("v", 1, "Validated", "s3://m/p/1"), {}.get) is None
+    with pytest.raises(ValueError, match="storage Secret 's3' of penguins-v1 not found"):
+        model_credentials(located, {}.get)
+
+
+def test_the_sample_request_is_read_or_the_reason_given(tmp_path: Path) -> None:
+    (tmp_path / "slipway-manifest.json").write_text(
+        json.dumps({"modelName": "penguins", "version": 1, "sampleRequest": {"instances": [1]}})
+    )
+    here = VersionInfo("penguins-v1", 1, "Validated", f"file://{tmp_path}")
+    assert read_sample_request(here, {}.get) == ({"instances": [1]}, None)
+    missing = VersionInfo("penguins-v2", 2, "Validated", f"file://{tmp_path}", storage_secret="gone")
+    assert read_sample_request(missing, {}.get) == (
+        None,
+        "cannot read the model's manifest: storage Secret 'gone' of penguins-v2 not found",
+    )
+
+
+def test_the_model_versions_endpoint_wins_over_one_in_its_secret() -> None:
+    """The puller reads both: `env` (the ModelVersion's storageEndpoint) and `envFrom` (the Secret)."""
+    found = StorageCredentials.from_env(
+        {"AWS_ENDPOINT_URL": "http://from-secret:9000", "AWS_ENDPOINT_URL_S3": "http://minio:9000"}
+    )
+    assert found.aws_endpoint_url == "http://minio:9000"
+
+
+def test_the_operator_reads_the_store_as_the_puller_does() -> None:
+    located = VersionInfo("penguins-v1", 1, "Validated", "s3://m/p/1", storage_secret="s3")
+    located = replace(located, storage_endpoint="http://minio:9000")
+    data = {"s3": secret(AWS_ACCESS_KEY_ID="id", AWS_ENDPOINT_URL="http://from-secret:9000")}
+    found = model_credentials(located, data.get)
+    assert found is not None and found.aws_endpoint_url == "http://minio:9000"
+    assert found.aws_access_key_id == "id"
+
+
+def test_children_are_not_created_in_a_terminating_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(body: dict[str, Any], create_first: bool) -> dict[str, Any]:
+        error = ApiException(status=403, reason="Forbidden")
+        error.body = '{"reason":"Forbidden","details":{"causes":[{"reason":"NamespaceTerminating"}]}}'
+        raise error
+
+    monkeypatch.setattr(controller, "_create_or_patch", refuse)
+    remembered: list[str] = []
+    service = builders.version_service(endpoint(), 1)
+    assert controller._apply(service, None, lambda kind, body: remembered.append(kind)) is False
+    assert remembered == []
+
+    def forbidden(body: dict[str, Any], create_first: bool) -> dict[str, Any]:
+        raise ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(controller, "_create_or_patch", forbidden)
+    with pytest.raises(ApiException):
+        controller._apply(service, None, lambda kind, body: remembered.append(kind))

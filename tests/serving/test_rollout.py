@@ -8,14 +8,16 @@ from typing import Any
 import pytest
 
 from slipway.api.serving_endpoint import ServingEndpointSpec, ServingEndpointStatus
+from slipway.serving.faults import PodFailure
 from slipway.serving.rollout import (
     AnalysisResult,
     DeploymentInfo,
     Observed,
     Plan,
+    Split,
     VersionInfo,
-    canary_replicas,
     plan,
+    replica_split,
 )
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -29,7 +31,12 @@ STEPS = [
 
 
 def spec(**overrides: Any) -> ServingEndpointSpec:
-    body: dict[str, Any] = {"modelName": "penguins", "replicas": 2, "rollout": {"steps": STEPS}}
+    body: dict[str, Any] = {
+        "modelName": "penguins",
+        "replicas": 2,
+        "rollout": {"steps": STEPS},
+        "modelVolume": {"mountPath": "/m", "hostPath": "/srv/models"},
+    }
     body.update(overrides)
     return ServingEndpointSpec.model_validate(body)
 
@@ -48,13 +55,20 @@ class Sim:
         self.stuck: set[int] = set()
         self.events: list[str] = []
         self.min_stable_ready: int | None = None
+        self.failures: dict[int, PodFailure] = {}
+        self.warnings: list[str] = []
 
     def add(self, version: int, phase: str = "Validated") -> None:
         self.versions[version] = VersionInfo(f"penguins-v{version}", version, phase, f"file:///m/{version}")
 
     def observed(self) -> Observed:
         return Observed(
-            self.generation, self.now, dict(self.versions), dict(self.deployments), dict(self.requests)
+            self.generation,
+            self.now,
+            dict(self.versions),
+            dict(self.deployments),
+            dict(self.requests),
+            dict(self.failures),
         )
 
     def step(self, analysis: dict[int, bool] | None = None) -> Plan:
@@ -66,8 +80,10 @@ class Sim:
             result = plan(self.spec, self.status, self.observed(), AnalysisResult(step, passed, "measured"))
         self.status = result.status
         self.events += [e.reason for e in result.events]
+        self.warnings += [e.message for e in result.events if e.type == "Warning"]
         self.deployments = {
-            v: DeploymentInfo(v, n, 0 if v in self.stuck else n) for v, n in result.replicas.items()
+            v: DeploymentInfo(v, n, 0 if v in self.stuck or v in self.failures else n)
+            for v, n in result.replicas.items()
         }
         stable = self.status.stable_version
         if stable is not None and stable in self.deployments and self.status.canary_version is not None:
@@ -276,7 +292,8 @@ def test_no_op_plan_changes_nothing() -> None:
     [(2, 25, 1), (2, 50, 2), (4, 25, 2), (10, 10, 2), (3, 0, 0), (3, 100, 3)],
 )
 def test_canary_replicas_follow_the_weight(replicas: int, weight: int, expected: int) -> None:
-    assert canary_replicas(spec(replicas=replicas), weight) == expected
+    split = replica_split(spec(replicas=replicas), weight)
+    assert split is not None and split.canary == expected
 
 
 def test_analysis_waits_for_a_warming_model_server_until_the_deadline() -> None:
@@ -295,3 +312,228 @@ def test_analysis_waits_for_a_warming_model_server_until_the_deadline() -> None:
         sim.spec, sim.status, sim.observed(), AnalysisResult(1, True, "waiting", complete=False, ready=False)
     )
     assert result.status.canary_version is None and result.status.failed_versions == [2]
+
+
+def reason(status: ServingEndpointStatus, type_: str) -> tuple[str, str]:
+    found = next(c for c in status.conditions if c.type == type_)
+    return found.reason, found.message
+
+
+def canary_at_first_weight(endpoint: ServingEndpointSpec) -> Sim:
+    sim = Sim(endpoint)
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.settle()
+    return sim
+
+
+def test_status_shows_the_weight_the_replica_ratio_gives() -> None:
+    sim = canary_at_first_weight(spec(rollout={"steps": [{"setWeight": 25}, {"pause": {}}]}))
+    assert (sim.status.canary_weight, sim.status.effective_canary_weight) == (25, 33)  # 1 canary next to 2
+    assert "effective 33%" in reason(sim.status, "Progressing")[1]
+    sim.requests["promote"] = "1"
+    sim.settle()
+    assert (sim.status.canary_weight, sim.status.effective_canary_weight) == (0, 0)
+
+
+def test_effective_weight_counts_only_ready_canary_replicas() -> None:
+    sim = Sim(spec(rollout={"steps": [{"setWeight": 50}, {"pause": {}}]}))
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.stuck.add(2)
+    sim.settle()
+    assert (sim.status.canary_weight, sim.status.effective_canary_weight) == (50, 0)
+
+
+def test_a_weight_the_replicas_cannot_approach_is_refused_with_the_reason() -> None:
+    sim = canary_at_first_weight(spec(rollout={"steps": [{"setWeight": 10}, {"setWeight": 100}]}))
+    assert sim.status.canary_version is None and sim.deployments.keys() == {1}
+    assert condition(sim.status, "Ready") == "True", "stable keeps serving"
+    why, message = reason(sim.status, "Degraded")
+    assert why == "WeightNotAchievable"
+    assert "rollout.steps[0].setWeight 10%" in message and "nearest replica ratio is 33%" in message
+    assert "maxReplicasForWeight" in message
+    assert sim.warnings == [message], "one Warning, not one per reconcile"
+    assert sim.status.phase == "Degraded"
+
+
+def test_a_wider_tolerance_accepts_the_nearest_ratio() -> None:
+    steps = [{"setWeight": 10}, {"pause": {}}]
+    sim = canary_at_first_weight(spec(rollout={"steps": steps, "weightTolerance": 25}))
+    assert (sim.status.canary_weight, sim.status.effective_canary_weight) == (10, 33)
+
+
+def test_a_weight_is_met_by_scaling_when_more_pods_are_allowed() -> None:
+    steps = [{"setWeight": 10}, {"pause": {}}, {"setWeight": 100}]
+    rollout = {"steps": steps, "maxReplicasForWeight": 12, "weightTolerance": 0}
+    sim = canary_at_first_weight(spec(rollout=rollout))
+    assert sim.deployments == {1: DeploymentInfo(1, 9, 9), 2: DeploymentInfo(2, 1, 1)}
+    assert (sim.status.canary_weight, sim.status.effective_canary_weight) == (10, 10)
+    sim.requests["promote"] = "1"
+    sim.settle()
+    assert sim.status.stable_version == 2 and sim.deployments == {2: DeploymentInfo(2, 2, 2)}
+
+
+def test_a_scaled_step_waits_for_the_extra_stable_replicas() -> None:
+    steps = [{"setWeight": 10}, {"pause": {}}]
+    sim = Sim(spec(rollout={"steps": steps, "maxReplicasForWeight": 12, "weightTolerance": 0}))
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.step()
+    sim.deployments = {1: DeploymentInfo(1, 9, 2), 2: DeploymentInfo(2, 1, 1)}  # stable still scaling up
+    result = plan(sim.spec, sim.status, sim.observed())
+    assert result.status.current_step == 0 and result.status.effective_canary_weight == 33
+
+
+@pytest.mark.parametrize(
+    ("replicas", "weight", "limit", "tolerance", "expected"),
+    [
+        (2, 10, None, 10, None),
+        (2, 10, 12, 10, Split(4, 1, 20)),  # the fewest extra pods within the tolerance
+        (2, 10, 12, 0, Split(9, 1, 10)),
+        (2, 10, 8, 0, None),
+        (2, 75, None, 10, None),  # the canary never outgrows stable unless allowed
+        (2, 75, 8, 10, Split(2, 4, 67)),
+        (2, 75, 8, 0, Split(2, 6, 75)),
+        (5, 20, None, 10, Split(5, 2, 29)),
+        (2, 100, None, 0, Split(2, 2, 100)),
+    ],
+)
+def test_replica_split(
+    replicas: int, weight: int, limit: int | None, tolerance: int, expected: Split | None
+) -> None:
+    rollout: dict[str, Any] = {"steps": STEPS, "weightTolerance": tolerance}
+    if limit:
+        rollout["maxReplicasForWeight"] = limit
+    assert replica_split(spec(replicas=replicas, rollout=rollout), weight) == expected
+
+
+def test_http_route_weights_are_exact_and_given_only_to_a_ready_canary() -> None:
+    routing = {"httpRoute": {"parentRefs": [{"name": "gw"}]}}
+    steps = [{"setWeight": 10}, {"pause": {}}]
+    sim = Sim(spec(rollout={"steps": steps, "trafficRouting": routing}))
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.stuck.add(2)
+    result = sim.settle()
+    assert result.route_weights == {1: 100, 2: 0} and sim.status.effective_canary_weight == 0
+    sim.stuck.clear()
+    result = sim.settle()
+    assert result.route_weights == {1: 90, 2: 10}
+    assert (sim.status.canary_weight, sim.status.effective_canary_weight) == (10, 10)
+
+
+FAULTS = [
+    PodFailure(
+        "web-v2-x", "pull-model", "Terminated", "Error (exit code 1): slipway pull: AccessDenied", True
+    ),
+    PodFailure("web-v2-x", "tensorflow-serving", "ErrImageNeverPull", 'image "tfs:bad" is not present', True),
+    PodFailure("web-v2-x", "tensorflow-serving", "OOMKilled", "OOMKilled (exit code 137)", True),
+]
+
+
+@pytest.mark.parametrize("failure", FAULTS, ids=lambda f: f.reason)
+def test_a_canary_pod_fault_aborts_at_once_with_the_containers_error(failure: PodFailure) -> None:
+    sim = Sim(spec(rollout={"steps": STEPS, "progressDeadlineSeconds": 600}))
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.failures[2] = failure
+    sim.settle()  # no time passes: the deadline is not what ends it
+    assert sim.now == T0
+    assert sim.status.stable_version == 1 and sim.status.canary_version is None
+    assert sim.status.failed_versions == [2] and sim.deployments.keys() == {1}
+    record = sim.status.history[-1]
+    assert record.outcome == "Aborted", "the canary never had a ready replica, so never any traffic"
+    expected = {"Terminated": "ModelPullFailed", "ErrImageNeverPull": "ImagePullFailed"}.get(
+        failure.reason, "ModelServerFailed"
+    )
+    why, message = reason(sim.status, "Degraded")
+    assert why == expected and failure.message in message and failure.container in message
+    assert any(failure.message in warning for warning in sim.warnings)
+    assert record.message.startswith(expected)
+    assert condition(sim.status, "Ready") == "True"
+
+
+def test_a_pull_error_fails_the_canary_only_once_it_lasts() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    sim.failures[2] = PodFailure(
+        "web-v2-x", "tensorflow-serving", "ImagePullBackOff", "Back-off pulling image", False, T0
+    )
+    sim.settle()
+    assert sim.status.canary_version == 2
+    sim.now += timedelta(seconds=61)
+    sim.step()
+    assert sim.status.canary_version is None and sim.status.failed_versions == [2]
+    assert reason(sim.status, "Degraded") == (
+        "ImagePullFailed",
+        "v2 aborted: pod web-v2-x container tensorflow-serving: ImagePullBackOff: Back-off pulling image",
+    )
+
+
+def test_a_faulty_first_version_is_recorded_failed_and_not_retried() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.failures[1] = FAULTS[0]
+    sim.settle()
+    assert sim.status.stable_version is None and sim.status.failed_versions == [1]
+    assert sim.deployments == {}
+    assert reason(sim.status, "Degraded")[0] == "ModelPullFailed"
+
+
+def test_a_file_store_without_a_volume_is_refused_until_the_spec_names_one() -> None:
+    endpoint = spec()
+    sim = Sim(endpoint.model_copy(update={"model_volume": None}))
+    sim.add(1)
+    sim.settle()
+    assert sim.deployments == {}
+    why, message = reason(sim.status, "Ready")
+    assert why == "ModelNotReachable" and "spec.modelVolume" in message
+    assert reason(sim.status, "Degraded")[0] == "ModelNotReachable"
+    sim.spec, sim.generation = endpoint, 2
+    sim.settle()
+    assert sim.status.stable_version == 1
+    assert condition(sim.status, "Degraded") == "False"
+
+
+def test_a_file_store_outside_the_volume_is_refused() -> None:
+    sim = Sim(spec(modelVolume={"mountPath": "/elsewhere", "hostPath": "/srv"}))
+    sim.add(1)
+    sim.settle()
+    assert sim.deployments == {}
+    assert "outside spec.modelVolume.mountPath (/elsewhere)" in reason(sim.status, "Ready")[1]
+
+
+def test_a_promoted_canary_scaling_down_is_not_reported_unavailable() -> None:
+    steps = [{"setWeight": 75}, {"setWeight": 100}]
+    sim = canary_at_first_weight(spec(rollout={"steps": steps, "maxReplicasForWeight": 8}))
+    assert sim.status.stable_version == 2 and sim.deployments[2].replicas == 2
+    # The Deployment controller has not yet observed the scale-down from 4 canary replicas to 2.
+    sim.deployments = {2: DeploymentInfo(2, 2, 4, up_to_date=False)}
+    result = plan(sim.spec, sim.status, sim.observed())
+    assert condition(result.status, "Ready") == "True" and condition(result.status, "Degraded") == "False"
+
+
+def test_pods_never_created_fail_the_canary_once_that_lasts() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.settle()
+    sim.add(2)
+    forbidden = 'pods "web-v2-x" is forbidden: violates PodSecurity "restricted:latest"'
+    sim.failures[2] = PodFailure("web-v2", "", "FailedCreate", forbidden, False, T0)
+    sim.settle()
+    assert sim.status.canary_version == 2
+    sim.now += timedelta(seconds=60)
+    sim.step()
+    assert sim.status.failed_versions == [2]
+    assert reason(sim.status, "Degraded") == (
+        "PodCreationFailed",
+        f"v2 aborted: Deployment web-v2: FailedCreate: {forbidden}",
+    )

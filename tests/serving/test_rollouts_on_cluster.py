@@ -3,164 +3,17 @@ kwok (Deployments really roll out), and a loopback TF Serving REST API for analy
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from serving_cluster import MODEL, Env, ReadyWatcher, condition
 
 from fixtures.cli import slipway
 from fixtures.crds import install_third_party_crd
 from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
-
-MODEL = "penguins"
-SAMPLE = {"instances": [{"island": "Biscoe", "bill_length_mm": 46.1, "body_mass_g": 5200}]}
-
-
-class Env:
-    def __init__(self, api: client.ApiClient, namespace: str, store: Path) -> None:
-        self.custom = client.CustomObjectsApi(api)
-        self.apps = client.AppsV1Api(api)
-        self.core = client.CoreV1Api(api)
-        self.namespace = namespace
-        self.store = store
-
-    def model_version(
-        self, version: int, phase: str = "Validated", gates: dict[str, Any] | None = None
-    ) -> None:
-        directory = self.store / MODEL / str(version)
-        directory.mkdir(parents=True)
-        (directory / "saved_model.pb").write_bytes(b"\x08\x01")
-        (directory / "slipway-manifest.json").write_text(
-            json.dumps({"modelName": MODEL, "version": version, "sampleRequest": SAMPLE})
-        )
-        name = f"{MODEL}-v{version}"
-        spec: dict[str, Any] = {"modelName": MODEL, "version": version, "uri": f"file://{directory}"}
-        if gates:
-            spec["gates"] = gates
-            spec["metrics"] = {"accuracy": "0.5"}
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ModelVersion",
-            "metadata": {"name": name},
-            "spec": spec,
-        }
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "modelversions", body)
-        self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, self.namespace, "modelversions", name, {"status": {"phase": phase}}
-        )
-
-    def endpoint(self, name: str, **spec: Any) -> None:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ServingEndpoint",
-            "metadata": {"name": name},
-            "spec": {"modelName": MODEL, "replicas": 2, **spec},
-        }
-        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "servingendpoints", body)
-
-    def get(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "servingendpoints", name
-        )
-        return result
-
-    def status(self, name: str) -> dict[str, Any]:
-        return self.get(name).get("status") or {}
-
-    def annotate(self, name: str, key: str, value: str) -> None:
-        self.custom.patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            self.namespace,
-            "servingendpoints",
-            name,
-            {"metadata": {"annotations": {key: value}}},
-        )
-
-    def deployments(self, endpoint: str) -> dict[str, Any]:
-        items = self.apps.list_namespaced_deployment(
-            self.namespace, label_selector=f"slipway.dev/endpoint={endpoint}"
-        )
-        return {d.metadata.name: d for d in items.items}
-
-    def ready(self, deployment: str) -> int:
-        try:
-            return (
-                self.apps.read_namespaced_deployment_status(deployment, self.namespace).status.ready_replicas
-                or 0
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return 0
-            raise
-
-    def _events(self, name: str) -> list[Any]:
-        selector = f"involvedObject.name={name}"
-        items = self.core.list_namespaced_event(self.namespace, field_selector=selector).items
-        return sorted(items, key=lambda e: e.metadata.creation_timestamp)
-
-    def events(self, name: str) -> list[tuple[str, str]]:
-        return [(e.type, e.reason) for e in self._events(name)]
-
-    def event_messages(self, name: str) -> list[tuple[str, str]]:
-        return [(e.reason, e.message) for e in self._events(name)]
-
-
-def condition(status: dict[str, Any], type_: str) -> str | None:
-    return next((c["status"] for c in status.get("conditions", []) if c["type"] == type_), None)
-
-
-@pytest.fixture
-def env(api_client: client.ApiClient, namespace: str, tmp_path: Path) -> Env:
-    return Env(api_client, namespace, tmp_path / "models")
-
-
-@pytest.fixture
-def operator(operator_process: Any, fake_tfserving: Any) -> Iterator[Any]:
-    operator_process.env.update(
-        {
-            "SLIPWAY_TFSERVING_URL_TEMPLATE": fake_tfserving.url_template,
-            "SLIPWAY_RECONCILE_INTERVAL_SECONDS": "1",
-            "SLIPWAY_IMAGE": "slipway:test",
-        }
-    )
-    operator_process.start()
-    yield operator_process
-
-
-class ReadyWatcher:
-    """Samples, in the background, the ready replicas of `version`'s Deployment for as long as the
-    endpoint's status names it stable ('never below the minimum' needs every look, not the last one)."""
-
-    def __init__(self, env: Env, endpoint: str, version: int) -> None:
-        self.env, self.endpoint, self.version = env, endpoint, version
-        self.samples: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            # Ready first, then status: a sample counts only if the version was still stable afterwards.
-            ready = self.env.ready(f"{self.endpoint}-v{self.version}")
-            if self.env.status(self.endpoint).get("stableVersion") == self.version:
-                self.samples.append(ready)
-            time.sleep(0.1)
-
-    def __enter__(self) -> ReadyWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
 
 CANARY_STEPS = [
     {"setWeight": 25},
@@ -170,13 +23,15 @@ CANARY_STEPS = [
     {"setWeight": 75},
     {"analysis": {}},
 ]
+# 75% next to 2 stable replicas needs more canary pods than the endpoint's 2: allowed up to 8 in all.
+CANARY = {"steps": CANARY_STEPS, "maxReplicasForWeight": 8}
 
 
 def test_first_rollout_then_canary_through_steps_to_promotion(
     env: Env, operator: Any, fake_tfserving: Any, capture: Any
 ) -> None:
     env.model_version(1)
-    env.endpoint("web", rollout={"steps": CANARY_STEPS})
+    env.endpoint("web", rollout=CANARY)
     status = wait_for(lambda: (s := env.status("web")).get("stableVersion") == 1 and s, "v1 stable")
     assert condition(status, "Ready") == "True"
     assert env.ready("web-v1") == 2
@@ -200,11 +55,11 @@ def test_first_rollout_then_canary_through_steps_to_promotion(
         timeout=15,
     )
     assert [m.split(": ")[1] for m in steps] == [
-        "canary at 25% of traffic",
+        "canary at 25% of traffic (33% by replica ratio)",
         "analysis passed",
         "canary at 50% of traffic",
         "pause over",
-        "canary at 75% of traffic",
+        "canary at 75% of traffic (67% by replica ratio)",
         "analysis passed",
     ]
     assert min(stable_watch.samples) == 2, "stable v1 lost ready replicas during the canary"
@@ -228,7 +83,7 @@ def test_failing_canary_rolls_back_and_stable_keeps_serving(
     env: Env, operator: Any, fake_tfserving: Any, capture: Any
 ) -> None:
     env.model_version(2)
-    env.endpoint("web", rollout={"steps": CANARY_STEPS})
+    env.endpoint("web", rollout=CANARY)
     wait_for(lambda: env.status("web").get("stableVersion") == 2, "v2 stable")
     fake_tfserving.broken_versions.add(3)
     with ReadyWatcher(env, "web", 2) as stable_watch:
@@ -282,7 +137,9 @@ def test_pinned_version_and_unvalidated_versions_never_get_a_pod(env: Env, opera
     env.model_version(1)
     env.model_version(2)
     env.model_version(3, phase="Rejected", gates={"metrics": [{"name": "accuracy", "min": "0.9"}]})
-    env.endpoint("pinned", versionSelection={"policy": "Pinned", "version": 1}, replicas=1)
+    # One replica next to one: the only canary weight a replica ratio gives is 50%.
+    halves = {"steps": [{"setWeight": 50}, {"setWeight": 100}]}
+    env.endpoint("pinned", versionSelection={"policy": "Pinned", "version": 1}, replicas=1, rollout=halves)
     env.endpoint("latest", replicas=1)
     wait_for(lambda: env.status("pinned").get("stableVersion") == 1, "pinned v1")
     wait_for(lambda: env.status("latest").get("stableVersion") == 2, "latest validated v2")
@@ -292,14 +149,7 @@ def test_pinned_version_and_unvalidated_versions_never_get_a_pod(env: Env, opera
     assert pods == []
     assert set(env.deployments("latest")) == {"latest-v2"}
     # Re-pinning is a spec change: the endpoint moves to the newly pinned version.
-    env.custom.patch_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        env.namespace,
-        "servingendpoints",
-        "pinned",
-        {"spec": {"versionSelection": {"version": 2}}},
-    )
+    env.patch("pinned", {"spec": {"versionSelection": {"version": 2}}})
     wait_for(lambda: env.status("pinned").get("stableVersion") == 2, "pinned v2", timeout=90)
 
 

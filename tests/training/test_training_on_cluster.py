@@ -14,9 +14,10 @@ import pytest
 from kubernetes import client
 
 from fixtures.cli import slipway
-from fixtures.kfp_api import KfpApi
+from fixtures.kfp_backend import KfpBackend
 from fixtures.penguins import resample, shifted
 from fixtures.pipelines import local_pipeline
+from fixtures.storage import free_port
 from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
 
@@ -78,6 +79,10 @@ class Training:
         return [
             e.reason for e in self.core.list_namespaced_event(self.namespace, field_selector=selector).items
         ]
+
+    def wait_event(self, name: str, reason: str) -> None:
+        """The operator posts a reconcile's Events after its status: wait for them, not for the status."""
+        wait_for(lambda: reason in self.reasons(name), f"a {reason} Event for {name}")
 
     def condition(self, name: str, type_: str) -> dict[str, Any] | None:
         return next((c for c in self.status(name).get("conditions", []) if c["type"] == type_), None)
@@ -251,37 +256,39 @@ def test_spec_uri_and_config_map_sources(training: Training, operator: Any) -> N
     assert training.status("by-uri")["pipelineDigest"] == training.status("by-cm")["pipelineDigest"]
 
 
-def push_like_the_pipeline(run: dict[str, Any], accuracy: float) -> None:
+def push_like_the_pipeline(parameters: dict[str, Any], accuracy: float) -> None:
     """What the pipeline's pusher does on a real KFP cluster: the SavedModel, then the manifest beside it."""
-    params = run["runtime_config"]["parameters"]
-    store = Path(params["model_store_uri"].removeprefix("file://"))
-    directory = store / params["model_name"] / str(params["model_version"])
+    store = Path(parameters["model_store_uri"].removeprefix("file://"))
+    directory = store / parameters["model_name"] / str(parameters["model_version"])
     (directory / "variables").mkdir(parents=True)
     manifest = {
         "schemaVersion": 1,
-        "modelName": params["model_name"],
-        "version": params["model_version"],
-        "uri": f"{params['model_store_uri']}/{params['model_name']}/{params['model_version']}",
+        "modelName": parameters["model_name"],
+        "version": parameters["model_version"],
+        "uri": f"{parameters['model_store_uri']}/{parameters['model_name']}/{parameters['model_version']}",
         "format": "SavedModel",
         "metrics": {"accuracy": accuracy},
         "blessings": {"evaluator": True, "infraValidator": True},
-        "lineage": {"pipeline": "tiny", "runId": params["run_id"], "parameters": {}},
+        "lineage": {"pipeline": "tiny", "runId": parameters["run_id"], "parameters": {}},
     }
     (directory / "saved_model.pb").write_bytes(b"\x08\x01")
     (directory / "slipway-manifest.json").write_text(json.dumps(manifest))
 
 
 def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
-    training: Training, operator: Any, kfp_api: KfpApi
+    training: Training, operator: Any, kfp_backend: KfpBackend
 ) -> None:
+    """Against the real KFP API server and persistence agent; the test plays Argo's part."""
     kfp = {
-        "endpoint": kfp_api.url,
+        "endpoint": kfp_backend.url,
         "tokenSecretRef": {"name": "kfp-token"},
         "serviceAccount": "pipeline-runner",
         "uiUrl": "https://kfp.example.com",
     }
     training.pipeline(
-        "remote", executor={"type": "kfp", "kfp": kfp}, artifactRoot={"uri": "s3://artifacts/root"}
+        "remote",
+        executor={"type": "kfp", "kfp": kfp},
+        artifactRoot={"uri": "s3://artifacts/root", "secretRef": {"name": "artifacts-s3"}},
     )
     ready = wait_for(lambda: (c := training.condition("remote", "Ready")) and c, "Ready condition")
     assert (ready["status"], ready["reason"]) == ("False", "SecretNotFound")
@@ -290,50 +297,188 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
         training.namespace,
         client.V1Secret(metadata=client.V1ObjectMeta(name="kfp-token"), string_data={"token": "kfp-s3cr3t"}),
     )
+    missing = wait_for(
+        lambda: (c := training.condition("remote", "Ready")) and "artifactRoot" in c["message"] and c, "next"
+    )
+    assert (missing["reason"], missing["message"]) == (
+        "SecretNotFound",
+        "spec.artifactRoot.secretRef: Secret artifacts-s3 not found",
+    )
+    keys = {"AWS_ACCESS_KEY_ID": "AKIA-TEST", "AWS_SECRET_ACCESS_KEY": "s3cr3t", "unrelated": "x"}
+    training.core.create_namespaced_secret(
+        training.namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="artifacts-s3"), string_data=keys),
+    )
     wait_for(lambda: (c := training.condition("remote", "Ready")) and c["status"] == "True", "Ready")
 
     training.request_run("remote", "one")
     record = wait_for(lambda: (r := training.runs("remote")) and r[0], "run recorded")
-    (run,) = kfp_api.runs_named(record["id"])
-    assert record["url"] == f"https://kfp.example.com/#/runs/details/{run['run_id']}"
-    assert run["runtime_config"]["pipeline_root"] == f"s3://artifacts/root/{training.namespace}/remote"
-    assert run["runtime_config"]["parameters"]["model_version"] == 1
-    assert run["service_account"] == "pipeline-runner"
-    assert kfp_api.tokens == {"kfp-s3cr3t"}, "every call carries the Secret's token"
-    assert len(kfp_api.pipelines) == 1
+    (run,) = kfp_backend.runs_named(record["id"])
+    assert record["url"] == f"https://kfp.example.com/#/runs/details/{run.run_id}"
+    assert run.runtime_config.pipeline_root == f"s3://artifacts/root/{training.namespace}/remote"
+    parameters = run.runtime_config.parameters
+    assert parameters["model_version"] == 1 and parameters["run_id"] == record["id"]
+    assert run.service_account == "pipeline-runner"
+    # The artifact root's Secret reaches the step as env vars, by name only, through KFP's platform config.
+    annotations = kfp_backend.workflow(run.run_id)["metadata"]["annotations"]
+    platform = json.loads(annotations["pipelines.kubeflow.org/kubernetes-comp-train-and-push"])
+    assert platform["secretAsEnv"] == [
+        {
+            "secretName": "artifacts-s3",
+            "keyToEnv": [
+                {"secretKey": key, "envVar": key} for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+            ],
+        }
+    ]
+    assert "s3cr3t" not in json.dumps(kfp_backend.workflow(run.run_id))
+    pipeline = f"{training.namespace}-remote"
+    assert len(kfp_backend.pipeline_versions(pipeline)) == 2  # the pipeline's first + the digest's
 
     operator.restart(kill=True)
-    kfp_api.set_state(run["run_id"], "RUNNING")
-    push_like_the_pipeline(run, accuracy=0.97)
-    kfp_api.set_state(run["run_id"], "SUCCEEDED")
+    kfp_backend.play_argo(run.run_id, "Running")
+    push_like_the_pipeline(parameters, accuracy=0.97)
+    kfp_backend.play_argo(run.run_id, "Succeeded")
     mv = wait_for(
         lambda: (m := training.model_version("remote-v1")) and m.get("status", {}).get("phase") and m, "v1"
     )
     assert mv["status"]["phase"] == "Validated"
     assert mv["spec"]["lineage"]["runId"] == record["id"]
-    assert len(kfp_api.runs_named(record["id"])) == 1, "no duplicate run after the restart"
+    assert len(kfp_backend.runs_named(record["id"])) == 1, "no duplicate run after the restart"
+    training.wait_event("remote", "RunSucceeded")
 
     # A run that pushed nothing (no manifest) is recorded as such; the same IR is not uploaded again.
     training.request_run("remote", "two")
     second = wait_for(lambda: (r := training.runs("remote")) and len(r) == 2 and r[1], "second run")
-    (run2,) = kfp_api.runs_named(second["id"])
-    assert run2["pipeline_version_reference"] == run["pipeline_version_reference"]
-    kfp_api.set_state(run2["run_id"], "SUCCEEDED")
+    (run2,) = kfp_backend.runs_named(second["id"])
+    assert run2.pipeline_version_reference == run.pipeline_version_reference
+    kfp_backend.play_argo(run2.run_id, "Succeeded")
     last = wait_for(
         lambda: (r := training.status("remote").get("lastRun")) and r.get("pushed") is False and r, "no push"
     )
     assert "slipway-manifest.json" in last["message"]
 
-    # Deleting the pipeline terminates the run in flight; the registry stays.
+    # A failed step is named with Argo's message, in status, the Succeeded condition and an Event.
     training.request_run("remote", "three")
     third = wait_for(lambda: (r := training.runs("remote")) and len(r) == 3 and r[2], "third run")
-    (run3,) = kfp_api.runs_named(third["id"])
+    (run3,) = kfp_backend.runs_named(third["id"])
+    kfp_backend.play_argo(run3.run_id, "Failed", "OOMKilled (exit code 137)", failed_step="train-and-push")
+    failed = wait_for(
+        lambda: (r := training.status("remote").get("lastRun")) and r["phase"] == "Failed" and r, "failed run"
+    )
+    assert "step train-and-push failed: OOMKilled (exit code 137)" in failed["message"]
+    assert training.condition("remote", "Succeeded")["reason"] == "RunFailed"
+    training.wait_event("remote", "RunFailed")
+
+    # A run terminated in KFP (the UI's Terminate) is Cancelled, though KFP 2.0.5 ends it FAILED.
+    training.request_run("remote", "four")
+    fourth = wait_for(lambda: (r := training.runs("remote")) and len(r) == 4 and r[3], "fourth run")
+    (run4,) = kfp_backend.runs_named(fourth["id"])
+    kfp_backend.client().terminate_run(run4.run_id)
+    kfp_backend.play_argo(run4.run_id, "Failed", "Stopped with strategy 'Terminate'")
+    wait_for(
+        lambda: (r := training.status("remote").get("lastRun")) and r["phase"] == "Cancelled", "cancelled run"
+    )
+    training.wait_event("remote", "RunCancelled")
+
+    # Deleting the pipeline terminates the run in flight; the registry stays.
+    training.request_run("remote", "five")
+    fifth = wait_for(lambda: (r := training.runs("remote")) and len(r) == 5 and r[4], "fifth run")
+    (run5,) = kfp_backend.runs_named(fifth["id"])
     training.custom.delete_namespaced_custom_object(
         GROUP, VERSION, training.namespace, "trainingpipelines", "remote"
     )
-    wait_for(lambda: kfp_api.runs[run3["run_id"]]["state"] == "CANCELING", "terminated on delete")
+    wait_for(lambda: kfp_backend.run(run5.run_id).state == "CANCELING", "terminated on delete")
     assert training.model_version("remote-v1") is not None
-    assert kfp_api.calls("POST", "/pipelines/upload_version") == 1
+    assert len(kfp_backend.pipeline_versions(pipeline)) == 2, "one upload per digest"
+
+
+def test_kfp_multi_user_with_the_projected_token_runs_in_the_profile_namespace(
+    training: Training, operator_process: Any, kfp_multi_user: KfpBackend, tmp_path: Path
+) -> None:
+    """Multi-user Kubeflow, the operator's identity being the projected ServiceAccount token (audience
+    pipelines.kubeflow.org) that manifests/base mounts, here a file named by KF_PIPELINES_SA_TOKEN_PATH."""
+    token_file = tmp_path / "kfp-token"
+    token_file.write_text(kfp_multi_user.identity("slipway-operator", allowed=True))
+    operator_process.env.update(
+        {
+            "SLIPWAY_PIPELINES_DIR": str(PIPELINES),
+            "SLIPWAY_TRAINING_POLL_SECONDS": "1",
+            "KF_PIPELINES_SA_TOKEN_PATH": str(token_file),
+        }
+    )
+    operator_process.start()
+    kfp = {"endpoint": kfp_multi_user.url, "namespace": kfp_multi_user.profile}
+    training.pipeline(
+        "team", executor={"type": "kfp", "kfp": kfp}, artifactRoot={"uri": "s3://artifacts/root"}
+    )
+    training.request_run("team", "one")
+    record = wait_for(lambda: (r := training.runs("team")) and r[0], "run recorded")
+    (run,) = kfp_multi_user.runs_named(record["id"])
+    assert kfp_multi_user.workflow(run.run_id)["metadata"]["namespace"] == kfp_multi_user.profile
+    kfp_multi_user.play_argo(run.run_id, "Succeeded")
+    wait_for(lambda: (r := training.status("team").get("lastRun")) and r["phase"] == "Succeeded", "succeeded")
+    reachable = training.condition("team", "ExecutorReachable")
+    assert reachable is not None and reachable["status"] == "True"
+
+    training.request_run("team", "two")  # the pipeline is found in the profile namespace: no second upload
+    wait_for(lambda: len(training.runs("team")) == 2, "second run")
+    assert len(kfp_multi_user.pipeline_versions(f"{training.namespace}-team")) == 2
+
+
+def test_kfp_refusals_are_one_condition_and_one_event_each_without_a_run(
+    training: Training, operator: Any, kfp_backend: KfpBackend, kfp_multi_user: KfpBackend
+) -> None:
+    """An endpoint that is down, a pipeline the real server rejects, a token a multi-user server refuses:
+    ExecutorReachable=False with the reason, one Event each however often the operator retries (it backs
+    off), and no run recorded."""
+    ir = (PIPELINES / "tiny" / "pipeline.yaml").read_text()
+    training.core.create_namespaced_config_map(
+        training.namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="broken"),
+            data={"pipeline.yaml": ir.replace("schemaVersion: 2.1.0", "schemaVersion: 2.1.0\nnotAField: 1")},
+        ),
+    )
+    outsider = kfp_multi_user.identity("outsider", allowed=False)
+    training.core.create_namespaced_secret(
+        training.namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="outsider"), string_data={"token": outsider}),
+    )
+    root = {"uri": "s3://artifacts/root"}
+    cases = {
+        "down": ({"endpoint": f"http://127.0.0.1:{free_port()}"}, {}, "ExecutorUnreachable"),
+        "rejected": ({"endpoint": kfp_backend.url}, {"configMapRef": {"name": "broken"}}, "PipelineRejected"),
+        "refused": (
+            {
+                "endpoint": kfp_multi_user.url,
+                "namespace": kfp_multi_user.profile,
+                "tokenSecretRef": {"name": "outsider"},
+            },
+            {},
+            "ExecutorUnauthorized",
+        ),
+    }
+    for name, (kfp, source, _) in cases.items():
+        training.pipeline(
+            name,
+            executor={"type": "kfp", "kfp": kfp},
+            artifactRoot=root,
+            **({"pipeline": source} if source else {}),
+        )
+        training.request_run(name, "try")
+    for name, (kfp, _, reason) in cases.items():
+        condition = wait_for(
+            lambda n=name: (c := training.condition(n, "ExecutorReachable")) and c["status"] == "False" and c,
+            f"{name}: ExecutorReachable=False",
+        )
+        assert condition["reason"] == reason, condition
+        assert kfp["endpoint"] in condition["message"] and outsider not in condition["message"]
+    time.sleep(4)  # several 1 s polls: the operator retries, backing off, and says it once
+    for name, (_, _, reason) in cases.items():
+        assert training.reasons(name).count(reason) == 1, (name, training.reasons(name))
+        assert training.runs(name) == []
+        assert training.condition(name, "Ready")["status"] == "True"
+    assert "pipeline spec is invalid" in training.condition("rejected", "ExecutorReachable")["message"]
 
 
 def test_schedule_missed_while_the_operator_was_down_runs_late_or_is_skipped_by_its_deadline(

@@ -54,10 +54,17 @@ INTRO = {
 }
 OUTRO = {
     "TrainingPipeline": (
+        "Conditions: `Ready`, `Running`, `Succeeded` (of the last finished run), `ExecutorReachable`, "
+        "`DataReachable`, `DriftWatch`.\n\n"
         "Manual run: `slipway train <name> -n <namespace>`, or `kubectl annotate tp <name> "
         "slipway.dev/run=$(date +%s) --overwrite` (any new value is one request)."
     ),
+    "ModelVersion": "Conditions: `Validated` (the gates' verdict), `Ready`.",
     "ServingEndpoint": (
+        "Conditions: `Ready`, `Progressing`, `Degraded` (reasons include `PodCreationFailed`, "
+        "`ImagePullFailed`, `ModelPullFailed`, `ModelServerFailed`, `WeightNotAchievable`, "
+        "`ModelNotReachable`, `StableUnavailable`). How `setWeight`, `weightTolerance` and "
+        "`maxReplicasForWeight` play together: [serving.md](serving.md#weights).\n\n"
         "Manual control: `slipway promote|abort|retry <name> -n <namespace>`, or the annotations "
         "`slipway.dev/promote`, `slipway.dev/abort`, `slipway.dev/retry` (any new value is one request)."
     ),

@@ -100,6 +100,7 @@ KINDS: tuple[Kind, ...] = (
             {"name": "Stable", "type": "integer", "jsonPath": ".status.stableVersion"},
             {"name": "Canary", "type": "integer", "jsonPath": ".status.canaryVersion"},
             {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight"},
+            {"name": "Effective", "type": "integer", "jsonPath": ".status.effectiveCanaryWeight"},
             {"name": "URL", "type": "string", "jsonPath": ".status.url"},
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "priority": 1},
             AGE,

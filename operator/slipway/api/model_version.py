@@ -48,6 +48,10 @@ class ModelVersionSpec(KubeModel):
     uri: Annotated[StorageUri, Field(description="Directory holding saved_model.pb.")]
     format: Literal["SavedModel"] = "SavedModel"
     storage_secret_ref: SecretRef | None = None
+    storage_endpoint: Annotated[str, Field(pattern=r"^https?://.+", max_length=512)] | None = Field(
+        default=None,
+        description="The endpoint of the S3-compatible store holding uri (its model store's endpoint).",
+    )
     metrics: dict[str, Decimal] = Field(default_factory=dict)
     headline_metric: Annotated[str, Field(max_length=128)] | None = Field(
         default=None, description="The metric shown by `kubectl get mv`."

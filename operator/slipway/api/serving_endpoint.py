@@ -12,6 +12,14 @@ from slipway.api.common import Condition, Decimal, KubeModel, ModelName, ObjectN
 DURATION_PATTERN = r"^[0-9]+(s|m|h)$"
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=16)]
 QuantityMap = dict[Annotated[str, Field(max_length=63)], Annotated[str, Field(max_length=32)]]
+# A label or annotation key: an optional DNS-subdomain prefix and a name (Kubernetes' qualified name).
+QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+ABSOLUTE_PATH = r"^/.*$"
+# The puller's and the model server's own mounts: a model volume may not shadow them (nor anything in
+# /models, where the puller swaps model directories into place).
+RESERVED_MOUNTS = ("/", "/models", "/tmp", "/config")
 
 
 class VersionSelection(KubeModel):
@@ -60,6 +68,68 @@ class Autoscaling(KubeModel):
     min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=1000)]
     target_cpu_utilization_percentage: Annotated[int, Field(ge=1, le=100)] = 80
+
+
+class PodMetadata(KubeModel):
+    cel_rules = (
+        (
+            f"self.labels.all(k, k.matches('{QUALIFIED_NAME}') && self.labels[k].matches('{LABEL_VALUE}'))",
+            "labels must be Kubernetes label keys and values",
+            ".labels",
+        ),
+        (
+            f"self.annotations.all(k, k.matches('{QUALIFIED_NAME}'))",
+            "annotation keys must be Kubernetes qualified names",
+            ".annotations",
+        ),
+    )
+
+    labels: Annotated[
+        dict[Annotated[str, Field(max_length=317)], Annotated[str, Field(max_length=63)]],
+        Field(
+            max_length=32,
+            description='Added to the serving pods (e.g. azure.workload.identity/use: "true"); '
+            "Slipway's own labels take precedence.",
+        ),
+    ] = Field(default_factory=dict)
+    annotations: Annotated[
+        dict[Annotated[str, Field(max_length=317)], Annotated[str, Field(max_length=4096)]],
+        Field(max_length=32, description="Added to the serving pods; Slipway's own take precedence."),
+    ] = Field(default_factory=dict)
+
+
+class PersistentVolumeClaimSource(KubeModel):
+    claim_name: Annotated[str, Field(pattern=DNS_SUBDOMAIN, min_length=1, max_length=253)]
+
+
+class ModelVolume(KubeModel):
+    """The volume behind a file:// model store, mounted read-only into the model puller."""
+
+    cel_rules = (
+        (
+            "[has(self.persistentVolumeClaim), has(self.hostPath)].filter(x, x).size() == 1",
+            "a model volume is exactly one of persistentVolumeClaim, hostPath",
+            None,
+        ),
+        (
+            f"!(self.mountPath in {list(RESERVED_MOUNTS)} || self.mountPath.startsWith('/models/'))",
+            f"mountPath may not be {', '.join(RESERVED_MOUNTS)} or below /models (the pods' own mounts)",
+            ".mountPath",
+        ),
+    )
+
+    mount_path: Annotated[
+        str,
+        Field(
+            pattern=ABSOLUTE_PATH,
+            max_length=1024,
+            description="Where the volume appears in the puller: file:// model URIs must lie below it.",
+        ),
+    ]
+    persistent_volume_claim: PersistentVolumeClaimSource | None = None
+    host_path: Annotated[str, Field(pattern=ABSOLUTE_PATH, max_length=1024)] | None = Field(
+        default=None, description="A directory on the node (single-node and development clusters)."
+    )
 
 
 class Pause(KubeModel):
@@ -169,6 +239,16 @@ class Rollout(KubeModel):
     traffic_routing: TrafficRouting | None = None
     analysis: Analysis = Field(default_factory=Analysis)
     progress_deadline_seconds: Annotated[int, Field(ge=10, le=86_400)] = 600
+    weight_tolerance: Annotated[int, Field(ge=0, le=100)] = Field(
+        default=10,
+        description="Percentage points the canary's replica ratio may differ from a step's setWeight "
+        "(replica-ratio routing only; HTTPRoute weights are exact).",
+    )
+    max_replicas_for_weight: Annotated[int, Field(ge=2, le=1000)] | None = Field(
+        default=None,
+        description="To meet a setWeight within weightTolerance, run up to this many pods in all (stable "
+        "scaled up next to the canary for the step). Omit to refuse such a rollout with a condition.",
+    )
     min_stable_ready_fraction: Decimal = Field(
         default="1", description="Stable replicas that must stay ready while a canary runs, as a fraction."
     )
@@ -181,6 +261,15 @@ class ServingEndpointSpec(KubeModel):
     replicas: Annotated[int, Field(ge=1, le=1000)] = 2
     autoscaling: Autoscaling | None = None
     rollout: Rollout = Field(default_factory=Rollout)
+    service_account_name: Annotated[str, Field(pattern=DNS_SUBDOMAIN, max_length=253)] | None = Field(
+        default=None,
+        description="The ServiceAccount of the serving pods: the model puller reads the store with its "
+        "workload identity (IRSA, GKE Workload Identity, Azure Workload Identity). Default: the namespace's.",
+    )
+    pod_metadata: PodMetadata = Field(default_factory=PodMetadata)
+    model_volume: ModelVolume | None = Field(
+        default=None, description="Required to serve ModelVersions from a file:// store."
+    )
 
 
 class RolloutRecord(KubeModel):
@@ -208,7 +297,12 @@ class ServingEndpointStatus(KubeModel):
     canary_version: int | None = None
     previous_version: int | None = None
     current_step: int | None = None
-    canary_weight: int = 0
+    canary_weight: int = Field(default=0, description="The weight the current step asks for.")
+    effective_canary_weight: int = Field(
+        default=0,
+        description="The share of traffic the canary gets now: its ready replicas' ratio, or the HTTPRoute "
+        "weight.",
+    )
     step_started_at: datetime | None = None
     rollout_started_at: datetime | None = None
     url: str | None = None

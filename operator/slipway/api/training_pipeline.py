@@ -15,6 +15,7 @@ from slipway.api.common import (
     StorageLocation,
     ValidationGates,
 )
+from slipway.api.serving_endpoint import ResourceRequirements
 
 BUILTIN_PIPELINE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -58,13 +59,45 @@ class KfpExecutor(KubeModel):
     ui_url: Annotated[str, Field(pattern=r"^https?://.+", max_length=512)] | None = None
 
 
+def _default_job_resources() -> ResourceRequirements:
+    return ResourceRequirements(requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "4Gi"})
+
+
+class JobExecutor(KubeModel):
+    image: Annotated[str, Field(min_length=1, max_length=512)] | None = Field(
+        default=None,
+        description="Image holding the TF stack and the pipeline steps; default: the operator's "
+        "SLIPWAY_PIPELINES_IMAGE.",
+    )
+    service_account_name: ObjectName | None = Field(
+        default=None, description="The run pod's ServiceAccount (workload identity for the stores)."
+    )
+    resources: ResourceRequirements = Field(
+        default_factory=_default_job_resources,
+        description="The run pod's requests and limits; default requests cpu 500m, memory 1Gi, "
+        "limits memory 4Gi.",
+    )
+    active_deadline_seconds: Annotated[int, Field(ge=1, le=604_800)] | None = Field(
+        default=None,
+        description="Kubernetes fails the Job after this long, even while the operator is down; "
+        "default: spec.runTimeoutSeconds.",
+    )
+    backoff_limit: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=0, description="Pod retries before the run fails (a retry starts the pipeline over)."
+    )
+
+
 class Executor(KubeModel):
     cel_rules = (
         ("self.type != 'kfp' || has(self.kfp)", "kfp settings are required when type is kfp", ".kfp"),
+        ("self.type == 'job' || !has(self.job)", "job settings are allowed only when type is job", ".job"),
     )
 
-    type: Literal["local", "kfp"] = "local"
+    type: Literal["local", "kfp", "job"] = "local"
     kfp: KfpExecutor | None = None
+    job: JobExecutor | None = Field(
+        default=None, description="The job executor: the run as a Kubernetes Job in the pipelines image."
+    )
 
 
 class Schedule(KubeModel):
@@ -113,6 +146,16 @@ class Triggers(KubeModel):
 
 
 class TrainingPipelineSpec(KubeModel):
+    cel_rules = tuple(
+        (
+            f"self.executor.type != 'job' || !self.{field}.uri.startsWith('file://')",
+            f"the job executor's pod cannot reach the operator's file:// paths: use s3://, gs:// or az:// "
+            f"for {field}",
+            f".{field}.uri",
+        )
+        for field in ("data", "artifactRoot", "modelStore")
+    )
+
     pipeline: PipelineSource
     model_name: ModelName
     data: StorageLocation = Field(description="The training data (a CSV file or a prefix).")

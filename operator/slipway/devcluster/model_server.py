@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--store", required=True, type=Path)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    options = flags.Options(rest_api_port=args.port)
+    options = flags.Options(port=0, rest_api_port=args.port)  # REST only
     metrics = Metrics()
     manager = Manager(lambda: store_models(args.store), load_saved_model(["serve"]), metrics)
     server = serve(

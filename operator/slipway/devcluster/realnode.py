@@ -494,6 +494,8 @@ class RealNode:
         for archive in self.images:
             self.import_image(archive)
         self.timings["images"] = time.monotonic() - began
+        # Importing a few GB of images the first time is not the node being slow to start.
+        deadline += self.timings["images"]
         began = time.monotonic()
         binaries = cache_dir()
         self._spawn(

@@ -26,7 +26,10 @@ log = logging.getLogger("slipway.modelserver")
 def _model_source(options: flags.Options) -> Callable[[], list[config.ModelSpec]]:
     if options.model_config_file:
         path = Path(options.model_config_file)
-        return lambda: config.parse_model_config(path.read_text(), str(path))
+        return config.Reloading(
+            lambda: config.parse_model_config(path.read_text(), str(path)),
+            options.model_config_file_poll_wait_seconds,
+        )
     if not options.model_base_path:
         # The TF Serving image's entrypoint passes these from its environment.
         name = os.environ.get("MODEL_NAME")
@@ -64,12 +67,20 @@ def serve(
             raise SystemExit("Failed to start server. Error: " + "; ".join(failures))
         break
     stop = threading.Event()
-    interval = min(
+    # TF Serving polls the base paths every --file_system_poll_wait_seconds (never when it is 0) and re-reads
+    # the config file every --model_config_file_poll_wait_seconds (never when it is 0: see config.Reloading).
+    intervals = [
         s
-        for s in (options.file_system_poll_wait_seconds, options.model_config_file_poll_wait_seconds, 1)
+        for s in (options.file_system_poll_wait_seconds, options.model_config_file_poll_wait_seconds)
         if s > 0
-    )
-    threading.Thread(target=manager.run, args=(interval, stop), daemon=True, name="poll").start()
+    ]
+    if intervals:
+        threading.Thread(target=manager.run, args=(min(intervals), stop), daemon=True, name="poll").start()
+    if options.port > 0:  # gRPC first, then REST, as TF Serving opens them
+        from slipway.modelserver import grpc_api
+
+        grpc_api.start(manager, options.port)
+        log.info("Running gRPC ModelServer at 0.0.0.0:%d ...", options.port)
     handler = rest.handler(
         manager, metrics, metrics_path, prefixed=prefixed, cors=options.rest_api_enable_cors_support
     )
@@ -91,10 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, value in options.ignored.items():
         log.info("flag --%s=%s accepted and ignored", name, value)
     if options.rest_api_port <= 0:
-        raise SystemExit("tensorflow_model_server: this server answers REST only; set --rest_api_port")
-    log.info(
-        "gRPC (--port=%d) is not served; REST is on --rest_api_port=%d", options.port, options.rest_api_port
-    )
+        raise SystemExit("tensorflow_model_server: set --rest_api_port (this server needs its REST API)")
     try:
         models = _model_source(options)
         monitoring = (

@@ -4,12 +4,14 @@ model's base path its version policy asks for (what TF Serving's file-system sto
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
-from tensorflow_serving.config import model_server_config_pb2
 
 DEFAULT_METRICS_PATH = "/monitoring/prometheus/metrics"  # PrometheusExporter::kPrometheusPath
 # What makes a version directory loadable: the pusher and the puller write saved_model.pb last.
@@ -71,6 +73,9 @@ def metrics_path(text: str | None, source: str = "monitoring config") -> str | N
 
 
 def parse_model_config(text: str, source: str = "model config") -> list[ModelSpec]:
+    # tensorflow-serving-api comes with the TensorFlow stack; the rest of this module needs only protobuf.
+    from tensorflow_serving.config import model_server_config_pb2
+
     config = model_server_config_pb2.ModelServerConfig()
     try:
         text_format.Parse(text, config)
@@ -85,6 +90,11 @@ def parse_model_config(text: str, source: str = "model config") -> list[ModelSpe
             raise ConfigError(f"{where}.name is empty")
         if not entry.base_path:
             raise ConfigError(f"{where}.base_path is empty (model {entry.name!r})")
+        if "://" in entry.base_path and not entry.base_path.startswith("file://"):
+            raise ConfigError(
+                f"{where}.base_path {entry.base_path!r}: only local directories are read (TF Serving"
+                " >= 2.7 reads no s3:// either); pull the model into one first (`slipway pull`)"
+            )
         if entry.model_platform not in ("", "tensorflow"):
             raise ConfigError(f"{where}.model_platform {entry.model_platform!r}: only 'tensorflow' is served")
         if any(spec.name == entry.name for spec in specs):
@@ -107,6 +117,27 @@ def _spec(entry: Any, where: str) -> ModelSpec:
         specific=specific,
         labels=dict(entry.version_labels),
     )
+
+
+class Reloading:
+    """The model list from the config file: read at start, then again every `seconds` (never when 0), as
+    --model_config_file_poll_wait_seconds does. A file that no longer parses keeps the previous list."""
+
+    def __init__(
+        self, read: Callable[[], list[ModelSpec]], seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._read, self._seconds, self._clock = read, seconds, clock
+        self._specs = read()
+        self._read_at = clock()
+
+    def __call__(self) -> list[ModelSpec]:
+        if self._seconds > 0 and self._clock() - self._read_at >= self._seconds:
+            self._read_at = self._clock()
+            try:
+                self._specs = self._read()
+            except (ConfigError, OSError) as error:
+                logging.getLogger("slipway.modelserver").error("keeping the previous model config: %s", error)
+        return self._specs
 
 
 def single_model(name: str, base_path: str) -> list[ModelSpec]:

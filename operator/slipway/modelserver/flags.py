@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields
 IGNORED = frozenset(
     {
         "grpc_socket_path",
+        "rest_api_num_threads",
+        "rest_api_timeout_in_ms",
         "enable_batching",
         "allow_version_labels_for_unavailable_models",
         "batching_parameters_file",
@@ -52,8 +54,6 @@ class FlagError(ValueError):
 class Options:
     port: int = 8500
     rest_api_port: int = 0
-    rest_api_num_threads: int = 16
-    rest_api_timeout_in_ms: int = 30000
     rest_api_enable_cors_support: bool = False
     model_config_file: str = ""
     model_config_file_poll_wait_seconds: int = 0

@@ -94,12 +94,14 @@ class Metrics:
         )
         self.load_latency = Counter("/tensorflow/cc/saved_model/load_latency", ("model_path",))
 
-    def record_request(self, model: str, status: str, api: str, latency_us: int | None) -> None:
-        """As http_server.cc does: every REST request is counted by status; OK ones have their latency."""
+    def record_request(
+        self, model: str, status: str, api: str, latency_us: int | None, entrypoint: str = "REST"
+    ) -> None:
+        """As TF Serving does: every request is counted by status; OK ones have their latency."""
         with self._lock:
             self.request_count.inc(model, status)
             if latency_us is not None:
-                self.request_latency.observe(latency_us, model, api, "REST")
+                self.request_latency.observe(latency_us, model, api, entrypoint)
 
     def record_run(self, model: str, latency_us: int) -> None:
         with self._lock:

@@ -97,8 +97,12 @@ def handle(core: Core, metrics: Metrics, method: str, path: str, body: bytes) ->
             if not model:
                 raise invalid_argument("Missing model name in request.")
             if subresource:
-                raise ServingError("UNIMPLEMENTED", "Model metadata is not served by this model server")
-            reply = Reply(200, status_json(core.status(model, version, label)))
+                metadata = getattr(core.servable(model, version, label), "metadata", None)
+                if metadata is None:
+                    raise ServingError("UNIMPLEMENTED", "this servable has no metadata")
+                reply = Reply(200, json.dumps(metadata(model), indent=1).encode())
+            else:
+                reply = Reply(200, status_json(core.status(model, version, label)))
         elif api.lower() != "predict":
             raise ServingError("UNIMPLEMENTED", f"{api} is not served by this model server; use :predict")
         else:

@@ -38,6 +38,7 @@ class Target:
     version: int
     base_url: str
     sample_request: dict[str, Any] | None
+    sample_problem: str | None = None  # why there is no sample request
 
 
 @dataclass
@@ -96,7 +97,7 @@ def check_model_status(target: Target) -> str | None:
 def smoke_test(target: Target, requests: int, max_latency_ms: int, expected_key: str | None) -> str | None:
     """Sends the model's sample request through the REST predict API; None when every answer is sane."""
     if target.sample_request is None:
-        return "no sample request: the model's manifest has no sampleRequest"
+        return target.sample_problem or "no sample request: the model's manifest has no sampleRequest"
     instances = target.sample_request.get("instances", [])
     url = f"{target.base_url}/v1/models/{target.model}/versions/{target.version}:predict"
     for attempt in range(requests):

@@ -11,6 +11,7 @@ from typing import Any
 
 from slipway import GROUP
 from slipway.api.serving_endpoint import ServingEndpointSpec
+from slipway.serving.faults import PULLER_CONTAINER, SERVER_CONTAINER
 from slipway.serving.rollout import VersionInfo
 
 REST_PORT = 8501
@@ -22,6 +23,7 @@ VERSION_LABEL = f"{GROUP}/version"
 MODEL_LABEL = f"{GROUP}/model"
 RUN_AS = 1000
 METRICS_PATH = "/monitoring/prometheus/metrics"
+MODEL_STORE_VOLUME = "model-store"
 
 
 @dataclass(frozen=True)
@@ -129,17 +131,43 @@ def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> d
     name = version_name(endpoint.name, version)
     model_dir = f"{MODELS_DIR}/{model}/{version}"
     puller: dict[str, Any] = {
-        "name": "pull-model",
+        "name": PULLER_CONTAINER,
         "image": endpoint.puller_image,
         "command": ["slipway", "pull", info.uri, model_dir],
         "volumeMounts": [{"name": "models", "mountPath": MODELS_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
         "securityContext": _restricted_container_security(),
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        # The puller's last stderr line (what failed, and why) becomes the termination message the operator
+        # reports when the rollout aborts.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if info.storage_secret:
         puller["envFrom"] = [{"secretRef": {"name": info.storage_secret}}]
+    if info.storage_endpoint:
+        # Ahead of any endpoint in the Secret: the ModelVersion names the store its model was pushed to.
+        puller["env"] = [{"name": "AWS_ENDPOINT_URL_S3", "value": info.storage_endpoint}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "models", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "config", "configMap": {"name": name}},
+    ]
+    if (store := spec.model_volume) is not None:
+        puller["volumeMounts"].append(
+            {"name": MODEL_STORE_VOLUME, "mountPath": store.mount_path, "readOnly": True}
+        )
+        source: dict[str, Any] = (
+            {
+                "persistentVolumeClaim": {
+                    "claimName": store.persistent_volume_claim.claim_name,
+                    "readOnly": True,
+                }
+            }
+            if store.persistent_volume_claim is not None
+            else {"hostPath": {"path": store.host_path, "type": "Directory"}}
+        )
+        volumes.append({"name": MODEL_STORE_VOLUME, **source})
     server: dict[str, Any] = {
-        "name": "tensorflow-serving",
+        "name": SERVER_CONTAINER,
         "image": f"{spec.runtime.image}:{spec.runtime.version}",
         "args": [
             f"--port={GRPC_PORT}",
@@ -176,16 +204,39 @@ def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> d
         ],
         "securityContext": _restricted_container_security(),
         "resources": spec.runtime.resources.to_wire(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    pod_labels = labels(endpoint, version)
-    pod_meta: dict[str, Any] = {"labels": pod_labels}
+    # The user's labels and annotations (workload identity, say) never override Slipway's own.
+    pod_meta: dict[str, Any] = {"labels": {**spec.pod_metadata.labels, **labels(endpoint, version)}}
+    annotations = dict(spec.pod_metadata.annotations)
     if spec.runtime.monitoring.prometheus:
         # TF Serving labels its metrics by model name only: per-version figures come from per-version pods.
-        pod_meta["annotations"] = {
-            "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(REST_PORT),
-            "prometheus.io/path": METRICS_PATH,
-        }
+        annotations.update(
+            {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(REST_PORT),
+                "prometheus.io/path": METRICS_PATH,
+            }
+        )
+    if annotations:
+        pod_meta["annotations"] = annotations
+    pod_spec: dict[str, Any] = {
+        # Workload identity needs no API token in the pod: IRSA's and Azure's webhooks project their own,
+        # GKE's metadata server answers by the ServiceAccount.
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "fsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "initContainers": [puller],
+        "containers": [server],
+        "volumes": volumes,
+    }
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
     body: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -193,26 +244,7 @@ def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> d
         "spec": {
             "selector": {"matchLabels": selector(endpoint, version)},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": pod_meta,
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUN_AS,
-                        "runAsGroup": RUN_AS,
-                        "fsGroup": RUN_AS,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "initContainers": [puller],
-                    "containers": [server],
-                    "volumes": [
-                        {"name": "models", "emptyDir": {}},
-                        {"name": "tmp", "emptyDir": {}},
-                        {"name": "config", "configMap": {"name": name}},
-                    ],
-                },
-            },
+            "template": {"metadata": pod_meta, "spec": pod_spec},
         },
     }
     if replicas is not None:

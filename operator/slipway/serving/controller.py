@@ -1,6 +1,6 @@
-"""ServingEndpoint reconcile: observe (the views of the endpoint, its versions and children: no reads from
-the API server), plan (pure), analyse (I/O), apply the difference, record status and Events. A reconcile
-that changes nothing writes nothing."""
+"""ServingEndpoint reconcile: observe (the views of the endpoint, its versions, children and pods: no reads
+from the API server but a model's storage Secret at a canary's first analysis round), plan (pure), analyse
+(I/O), apply the difference, record status and Events. A reconcile that changes nothing writes nothing."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from slipway.cache import resource_version
 from slipway.kube import api_client, is_subset, owner_reference, patch_custom_status
 from slipway.metrics import API_WRITES, ROLLBACKS, ROLLOUT_SECONDS, ROLLOUTS
 from slipway.objects import ObjectError
-from slipway.serving import analysis, builders
+from slipway.serving import analysis, builders, faults
 from slipway.serving.rollout import DeploymentInfo, Event, Observed, Plan, VersionInfo, effective_steps, plan
 from slipway.settings import settings
+from slipway.storage.credentials import StorageCredentials
 
 log = logging.getLogger(__name__)
 PLURAL = "servingendpoints"
@@ -34,6 +35,8 @@ CHILD_RESOURCES = {
     "HorizontalPodAutoscaler": ("autoscaling", "v2", "horizontalpodautoscalers"),
     "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
     "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
+    # Not a child the operator writes: watched so a canary pod's fault ends its rollout at once.
+    "Pod": ("", "v1", "pods"),
 }
 CUSTOM_CHILDREN = {
     "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
@@ -56,11 +59,21 @@ class ChildSummary:
     ready: int = 0
     up_to_date: bool = True
     resource_version: int = 0
+    failure: faults.PodFailure | None = None  # pods and Deployments
 
 
 def summarize_child(kind: str, body: Mapping[str, Any]) -> ChildSummary:
     meta = body.get("metadata", {})
     version_label = (meta.get("labels") or {}).get(builders.VERSION_LABEL)
+    if kind == "Pod":
+        return ChildSummary(
+            kind=kind,
+            name=meta.get("name", ""),
+            applied_hash=None,
+            version=int(version_label) if version_label and version_label.isdigit() else None,
+            resource_version=resource_version(meta),
+            failure=faults.pod_failure(body),
+        )
     spec, status = body.get("spec") or {}, body.get("status") or {}
     up_to_date = status.get("observedGeneration", 0) >= meta.get("generation", 0)
     return ChildSummary(
@@ -72,6 +85,7 @@ def summarize_child(kind: str, body: Mapping[str, Any]) -> ChildSummary:
         ready=int(status.get("readyReplicas") or 0),
         up_to_date=up_to_date,
         resource_version=resource_version(meta),
+        failure=faults.deployment_failure(body) if kind == "Deployment" else None,
     )
 
 
@@ -88,6 +102,7 @@ def summarize_version(
         storage_secret=secret,
         served_by=tuple((status or {}).get("servedBy") or ()),
         resource_version=resource_version(meta),
+        storage_endpoint=spec.get("storageEndpoint"),
     )
 
 
@@ -105,6 +120,12 @@ def observe(
         for c in children
         if c.kind == "Deployment" and c.version is not None
     }
+    failures: dict[int, faults.PodFailure] = {}
+    for child in sorted(children, key=lambda c: c.name):
+        if child.kind in ("Pod", "Deployment") and child.version is not None and child.failure is not None:
+            known = failures.get(child.version)
+            if known is None or (child.failure.certain and not known.certain):
+                failures[child.version] = child.failure
     return Observed(
         generation=int(body["metadata"].get("generation", 1)),
         now=now(),
@@ -113,16 +134,47 @@ def observe(
         requests={
             kind: annotations[key] for kind, key in REQUEST_ANNOTATIONS.items() if annotations.get(key)
         },
+        failures=failures,
     )
 
 
-def read_sample_request(model_uri: str) -> dict[str, Any] | None:
-    """The manifest's sampleRequest, read from the model store."""
-    try:
-        return manifest.read_sample_request(model_uri)
-    except (ObjectError, manifest.ManifestError) as error:  # the smoke test then fails with this reason
-        log.warning("cannot read the manifest of %s: %s", model_uri, error)
+SecretReader = Callable[[str], Mapping[str, str] | None]
+
+
+def secret_reader(namespace: str) -> SecretReader:
+    def read(name: str) -> Mapping[str, str] | None:
+        try:
+            data: Mapping[str, str] = (
+                client.CoreV1Api(api_client()).read_namespaced_secret(name, namespace).data
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return data or {}
+
+    return read
+
+
+def model_credentials(info: VersionInfo, secrets: SecretReader) -> StorageCredentials | None:
+    """What the model's store needs, as the puller gets it: the ModelVersion's Secret and endpoint (the
+    rest from the operator's environment or workload identity). Raises ValueError naming what is wrong."""
+    if info.storage_secret is None and info.storage_endpoint is None:
         return None
+    data = secrets(info.storage_secret) if info.storage_secret is not None else None
+    if info.storage_secret is not None and data is None:
+        raise ValueError(f"storage Secret {info.storage_secret!r} of {info.name} not found")
+    return StorageCredentials.for_location(data, info.storage_endpoint)
+
+
+def read_sample_request(info: VersionInfo, secrets: SecretReader) -> tuple[dict[str, Any] | None, str | None]:
+    """The manifest's sampleRequest, read from the model store with the store's credentials; or why not."""
+    try:
+        return manifest.read(info.uri, model_credentials(info, secrets)).sample_request, None
+    except (ObjectError, manifest.ManifestError, ValueError, ApiException) as error:
+        reason = error.reason if isinstance(error, ApiException) else str(error)
+        log.warning("cannot read the manifest of %s: %s", info.uri, reason)
+        return None, f"cannot read the model's manifest: {reason}"
 
 
 def run_analysis(
@@ -131,6 +183,7 @@ def run_analysis(
     namespace: str,
     endpoint: str,
     observed: Observed,
+    secrets: SecretReader,
 ) -> analysis.AnalysisResult | None:
     version, step_index = status.canary_version, status.current_step
     if version is None or step_index is None:
@@ -143,11 +196,11 @@ def run_analysis(
     base_url = settings().tfserving_url_template.format(
         service=builders.version_name(endpoint, version), namespace=namespace, version=version
     )
-    target = analysis.Target(spec.model_name, version, base_url, read_sample_request(info.uri))
     progress = status.analysis if status.analysis and status.analysis.step == step_index else None
-    found = analysis.measure(
-        spec.rollout.analysis, step, target, first_round=progress is None or not progress.ready_checked
-    )
+    first_round = progress is None or not progress.ready_checked
+    sample, problem = read_sample_request(info, secrets) if first_round else (None, None)
+    target = analysis.Target(spec.model_name, version, base_url, sample, problem)
+    found = analysis.measure(spec.rollout.analysis, step, target, first_round=first_round)
     return analysis.judge(spec.rollout.analysis, step, step_index, progress, found)
 
 
@@ -171,6 +224,8 @@ def _apply(body: dict[str, Any], observed: ChildSummary | None, remember: Rememb
                 _UNSERVED_WARNED.add(kind)
                 log.warning("%s is not served by this cluster (its CRD is not installed)", kind)
             return False
+        if error.status == 403 and "NamespaceTerminating" in str(error.body or ""):
+            return False  # the endpoint goes with its namespace: nothing left to create there
         raise
     _UNSERVED_WARNED.discard(kind)
     remember(kind, written)
@@ -308,7 +363,7 @@ def reconcile(
     observed = observe(body, versions, children)
     result = plan(spec, status, observed)
     if result.analysis_due:
-        measured = run_analysis(spec, result.status, namespace, name, observed)
+        measured = run_analysis(spec, result.status, namespace, name, observed, secret_reader(namespace))
         result = plan(spec, status, observed, measured)
     endpoint = builders.Endpoint(name, namespace, spec, owner_reference(body), settings().image)
     result.status.url = builders.url(endpoint)

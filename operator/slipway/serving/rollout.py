@@ -22,9 +22,12 @@ from slipway.api.serving_endpoint import (
     ServingEndpointSpec,
     ServingEndpointStatus,
 )
+from slipway.serving.faults import PodFailure
 
 HISTORY_LIMIT = 20
 REQUESTS = ("promote", "abort", "retry")
+# A pull error or a missing Secret that lasts this long fails the canary before the progress deadline.
+PERSISTENT_FAULT = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class VersionInfo:
     storage_secret: str | None = None
     served_by: tuple[str, ...] = ()
     resource_version: int = 0
+    storage_endpoint: str | None = None
 
     @property
     def servable(self) -> bool:
@@ -60,10 +64,17 @@ class Observed:
     versions: dict[int, VersionInfo]
     deployments: dict[int, DeploymentInfo]
     requests: dict[str, str] = field(default_factory=dict)
+    failures: dict[int, PodFailure] = field(default_factory=dict)  # version -> a failing pod of it
 
     def ready(self, version: int | None) -> int:
+        """Ready replicas of the Deployment as last specified (what a step may count on)."""
         info = self.deployments.get(version) if version is not None else None
         return info.ready if info is not None and info.up_to_date else 0
+
+    def serving(self, version: int | None) -> int:
+        """Ready replicas right now, while a scale change is still being observed too (what takes traffic)."""
+        info = self.deployments.get(version) if version is not None else None
+        return info.ready if info is not None else 0
 
 
 @dataclass(frozen=True)
@@ -125,16 +136,92 @@ def stable_replicas(spec: ServingEndpointSpec) -> int:
     return spec.autoscaling.min_replicas if spec.autoscaling else spec.replicas
 
 
-def canary_replicas(spec: ServingEndpointSpec, weight: int) -> int:
-    """Replicas that give the canary `weight` percent of traffic next to a full-size stable set."""
-    total = stable_replicas(spec)
+@dataclass(frozen=True)
+class Split:
+    """Replicas of stable and canary for one weight, and the share of traffic the canary gets with them
+    once all are ready."""
+
+    stable: int
+    canary: int
+    weight: int
+
+
+def routed(spec: ServingEndpointSpec) -> bool:
+    return bool(spec.rollout.traffic_routing and spec.rollout.traffic_routing.http_route)
+
+
+def ratio(stable: int, canary: int) -> int:
+    return round(100 * canary / (stable + canary)) if stable + canary else 0
+
+
+def replica_split(spec: ServingEndpointSpec, weight: int) -> Split | None:
+    """How to give the canary `weight` percent of traffic next to a full-size stable set; None when the
+    replica ratio cannot come within `weightTolerance` of it (and `maxReplicasForWeight` allows no more
+    pods). HTTPRoute weights are exact; 0 and 100 are exact (100 is followed by promotion)."""
+    base = stable_replicas(spec)
     if spec.rollout.strategy == "BlueGreen" or weight >= 100:
-        return total
+        return Split(base, base, 100 if spec.rollout.strategy == "Canary" and weight >= 100 else 0)
     if weight <= 0:
-        return 0
-    if spec.rollout.traffic_routing and spec.rollout.traffic_routing.http_route:
-        return min(total, max(1, math.ceil(total * weight / 100)))
-    return min(total, max(1, math.ceil(total * weight / (100 - weight))))
+        return Split(base, 0, 0)
+    if routed(spec):
+        return Split(base, min(base, max(1, math.ceil(base * weight / 100))), weight)
+    canary = min(base, max(1, math.ceil(base * weight / (100 - weight))))
+    tolerance = spec.rollout.weight_tolerance
+    if abs(ratio(base, canary) - weight) <= tolerance:
+        return Split(base, canary, ratio(base, canary))
+    limit = spec.rollout.max_replicas_for_weight
+    if limit is None:
+        return None
+    for total in range(base + 1, limit + 1):
+        # The autoscaler owns stable's replicas: only the canary may grow then.
+        stables = [base] if spec.autoscaling else range(base, total)
+        fits = [(abs(ratio(s, total - s) - weight), s) for s in stables if total - s >= 1]
+        fits = [fit for fit in fits if fit[0] <= tolerance]
+        if fits:
+            stable = min(fits)[1]
+            return Split(stable, total - stable, ratio(stable, total - stable))
+    return None
+
+
+def weight_problem(spec: ServingEndpointSpec) -> str | None:
+    """Why the declared steps cannot be met by replica ratio (None when they can)."""
+    if spec.rollout.strategy != "Canary" or routed(spec):
+        return None
+    base = stable_replicas(spec)
+    for index, step in enumerate(spec.rollout.steps):
+        if step.set_weight is None or replica_split(spec, step.set_weight) is not None:
+            continue
+        canary = min(base, max(1, math.ceil(base * step.set_weight / (100 - step.set_weight))))
+        more = (
+            f"up to {spec.rollout.max_replicas_for_weight} pods in all do not suffice"
+            if spec.rollout.max_replicas_for_weight
+            else "set rollout.maxReplicasForWeight to let the operator add pods"
+        )
+        return (
+            f"rollout.steps[{index}].setWeight {step.set_weight}%: with {base} stable replicas the nearest "
+            f"replica ratio is {ratio(base, canary)}% ({canary} canary), more than rollout.weightTolerance "
+            f"({spec.rollout.weight_tolerance} points) away; {more}, raise replicas, widen the tolerance, "
+            "or route with rollout.trafficRouting.httpRoute (exact weights)"
+        )
+    return None
+
+
+def model_problem(spec: ServingEndpointSpec, info: VersionInfo) -> str | None:
+    """Why the serving pods could not read this version's model (None when they can, as far as can be
+    known without reading it)."""
+    if not info.uri.startswith("file://"):
+        return None
+    path = info.uri.removeprefix("file://")
+    volume = spec.model_volume
+    if volume is None:
+        return (
+            f"v{info.version} is in a file:// store ({info.uri}), which the serving pods can only read "
+            "from a volume: set spec.modelVolume"
+        )
+    mount = volume.mount_path.rstrip("/") + "/"
+    if not path.startswith(mount):
+        return f"v{info.version} is at {info.uri}, outside spec.modelVolume.mountPath ({volume.mount_path})"
+    return None
 
 
 def select_target(spec: ServingEndpointSpec, observed: Observed, failed: list[int]) -> int | None:
@@ -159,7 +246,9 @@ class _Planner:
         self.events: list[Event] = []
         self.steps = effective_steps(spec)
         self.degraded: tuple[str, str] | None = None
+        self.blocked: tuple[str, str] | None = None  # why the target version cannot start
         self.healed = False
+        self.effective_before = status.effective_canary_weight
 
     def emit(self, type_: str, reason: str, message: str) -> None:
         self.events.append(Event(type_, reason, message))
@@ -206,7 +295,10 @@ class _Planner:
         status.step_started_at = self.observed.now
         status.analysis = None
         if done.set_weight is not None:
-            what = f"canary at {done.set_weight}% of traffic"
+            effective = self.effective_weight()
+            what = f"canary at {done.set_weight}% of traffic" + (
+                f" ({effective}% by replica ratio)" if effective != done.set_weight else ""
+            )
         elif done.pause is not None:
             what = "pause over"
         else:
@@ -233,7 +325,7 @@ class _Planner:
         status = self.status
         version = status.canary_version
         assert version is not None
-        had_traffic = status.canary_weight > 0 or self.spec.rollout.strategy == "BlueGreen"
+        had_traffic = status.effective_canary_weight > 0 or self.spec.rollout.strategy == "BlueGreen"
         outcome = "RolledBack" if had_traffic else "Aborted"
         self.record(version, status.stable_version, outcome, f"{reason}: {message}")
         if failed and version not in status.failed_versions:
@@ -249,6 +341,7 @@ class _Planner:
         status.canary_version = None
         status.current_step = None
         status.canary_weight = 0
+        status.effective_canary_weight = 0
         status.step_started_at = None
         status.rollout_started_at = None
         status.analysis = None
@@ -269,6 +362,7 @@ class _Planner:
     def run(self, analysis: AnalysisResult | None) -> bool:
         """Advances through as many steps as are already satisfied; returns True if analysis is due."""
         status, observed = self.status, self.observed
+        status.effective_canary_weight = self.effective_weight()  # what the canary gets as observed
         self.handle_requests()
         target = select_target(self.spec, observed, status.failed_versions)
         canary = status.canary_version
@@ -287,11 +381,35 @@ class _Planner:
                 status.step_started_at = observed.now
                 self.emit("Normal", "PromoteRequested", f"v{canary}: skipping to full promotion")
         target = select_target(self.spec, observed, status.failed_versions)
+        if status.canary_version is not None and (problem := self.start_problem(status.canary_version)):
+            self.abort(*problem, failed=False)
+            self.blocked = problem
         if status.canary_version is None and target is not None and target != status.stable_version:
-            self.start(target)
+            self.blocked = self.start_problem(target)
+            if self.blocked is None:
+                self.start(target)
         if status.canary_version is None:
             return False
         return self.step_loop(analysis)
+
+    def start_problem(self, version: int) -> tuple[str, str] | None:
+        """What keeps a version from rolling out at all, as (reason, message); fixed by a spec change."""
+        info = self.observed.versions.get(version)
+        if info is not None and (problem := model_problem(self.spec, info)) is not None:
+            return "ModelNotReachable", problem
+        if self.status.stable_version is not None and (problem := weight_problem(self.spec)) is not None:
+            return "WeightNotAchievable", problem
+        return None
+
+    def canary_failure(self, version: int) -> tuple[str, str] | None:
+        """A fault of a canary pod that no waiting will cure, as (reason, the container's own error)."""
+        failure = self.observed.failures.get(version)
+        if failure is None:
+            return None
+        lasting = failure.since is not None and self.observed.now - failure.since >= PERSISTENT_FAULT
+        if not (failure.certain or lasting):
+            return None
+        return failure.condition_reason, failure.describe()
 
     def step_loop(self, analysis: AnalysisResult | None) -> bool:
         status, observed = self.status, self.observed
@@ -299,6 +417,9 @@ class _Planner:
             version = status.canary_version
             step_index = status.current_step
             if version is None or step_index is None:
+                return False
+            if (failure := self.canary_failure(version)) is not None:
+                self.abort(*failure, failed=True)
                 return False
             if status.stable_version is None or step_index >= len(self.steps):
                 if observed.ready(version) >= stable_replicas(self.spec):
@@ -310,7 +431,15 @@ class _Planner:
             step = self.steps[step_index]
             if step.set_weight is not None:
                 status.canary_weight = step.set_weight
-                if observed.ready(version) < canary_replicas(self.spec, step.set_weight):
+                split = replica_split(self.spec, step.set_weight)
+                if split is None:  # the spec changed under a running rollout
+                    problem = weight_problem(self.spec) or f"setWeight {step.set_weight}% cannot be met"
+                    self.abort("WeightNotAchievable", problem, failed=False)
+                    return False
+                surged = split.stable > stable_replicas(self.spec)  # stable scaled up for this weight
+                if observed.ready(version) < split.canary or (
+                    surged and observed.ready(status.stable_version) < split.stable
+                ):
                     if self.deadline_passed():
                         self.abort("ProgressDeadlineExceeded", "canary not ready in time", failed=True)
                     return False
@@ -380,8 +509,28 @@ class _Planner:
             if status.stable_version is None or step >= len(self.steps):
                 replicas[status.canary_version] = stable_replicas(self.spec)
             else:
-                replicas[status.canary_version] = canary_replicas(self.spec, status.canary_weight)
+                split = replica_split(self.spec, status.canary_weight) or Split(
+                    stable_replicas(self.spec), 0, 0
+                )
+                replicas[status.canary_version] = split.canary
+                if status.stable_version is not None:
+                    replicas[status.stable_version] = split.stable
         return replicas
+
+    def effective_weight(self) -> int:
+        """The canary's share of traffic right now: the ratio of ready replicas behind the endpoint's
+        Service, or the HTTPRoute weight, given only once the canary's replicas for it are ready."""
+        status, observed = self.status, self.observed
+        stable, canary = status.stable_version, status.canary_version
+        if stable is None or canary is None or self.spec.rollout.strategy == "BlueGreen":
+            return 0
+        ready = observed.serving(canary)
+        if not routed(self.spec):
+            return ratio(observed.serving(stable), ready)
+        split = replica_split(self.spec, status.canary_weight)
+        if split is not None and split.canary > 0 and ready >= split.canary:
+            return status.canary_weight
+        return self.effective_before if ready > 0 else 0
 
     def traffic(self) -> tuple[list[int], dict[int, int]]:
         status = self.status
@@ -390,7 +539,8 @@ class _Planner:
             return ([canary] if canary is not None else []), ({canary: 100} if canary is not None else {})
         if canary is None or self.spec.rollout.strategy == "BlueGreen":
             return [stable], {stable: 100}
-        return [stable, canary], {stable: 100 - status.canary_weight, canary: status.canary_weight}
+        weight = status.effective_canary_weight
+        return [stable, canary], {stable: 100 - weight, canary: weight}
 
     def conditions(self) -> None:
         status, observed = self.status, self.observed
@@ -401,22 +551,35 @@ class _Planner:
             )
 
         stable, canary = status.stable_version, status.canary_version
-        stable_ready = observed.ready(stable)
+        stable_ready = observed.serving(stable)
         if stable is not None:
             if stable_ready > 0:
                 put("Ready", "True", "Serving", f"v{stable} serving")
             else:
                 put("Ready", "False", "StableUnavailable", f"no ready replica of v{stable}")
         else:
-            put("Ready", "False", *self.no_version_reason())
+            put("Ready", "False", *(self.blocked or self.no_version_reason()))
         if canary is not None:
             step = status.current_step or 0
-            where = f"v{canary} at step {step}/{len(self.steps)}, weight {status.canary_weight}%"
+            where = (
+                f"v{canary} at step {step}/{len(self.steps)}, weight {status.canary_weight}% "
+                f"(effective {status.effective_canary_weight}%)"
+            )
             put("Progressing", "True", "Paused" if self.paused_until_promoted() else "RollingOut", where)
+        elif self.blocked is not None:
+            put("Progressing", "False", *self.blocked)
         else:
             put("Progressing", "False", "Idle", "no rollout in progress")
         if self.degraded is not None:
             put("Degraded", "True", *self.degraded)
+        elif self.blocked is not None:
+            previous = next((c for c in status.conditions if c.type == "Degraded"), None)
+            if previous is None or (previous.status, previous.reason, previous.message) != (
+                "True",
+                *self.blocked,
+            ):
+                self.emit("Warning", *self.blocked)
+            put("Degraded", "True", *self.blocked)
         elif stable is not None and stable_ready == 0:
             put("Degraded", "True", "StableUnavailable", "stable has no ready replica")
         elif self.healed or not status.failed_versions or _status_of(status.conditions, "Degraded") is None:
@@ -456,6 +619,7 @@ def plan(
 ) -> Plan:
     planner = _Planner(spec, status, observed)
     due = planner.run(analysis)
+    planner.status.effective_canary_weight = planner.effective_weight()
     planner.conditions()
     planner.status.observed_generation = observed.generation
     traffic_versions, weights = planner.traffic()

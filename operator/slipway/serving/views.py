@@ -21,7 +21,9 @@ ENDPOINT_BODIES = cache.Newest()  # each ServingEndpoint as last seen or written
 
 
 def _servable_fields(info: VersionInfo | None) -> tuple[Any, ...] | None:
-    return None if info is None else (info.version, info.phase, info.uri, info.deleting, info.storage_secret)
+    if info is None:
+        return None
+    return (info.version, info.phase, info.uri, info.deleting, info.storage_secret, info.storage_endpoint)
 
 
 def observe_version(event: str | None, body: dict[str, Any]) -> bool:
@@ -65,12 +67,15 @@ def observe_written(kind: str, body: dict[str, Any]) -> None:
 def observe_child(kind: str, event: str | None, body: dict[str, Any]) -> bool:
     meta = body["metadata"]
     if event == "DELETED":
-        return CHILDREN.delete(meta["uid"]) is not None
+        removed = CHILDREN.delete(meta["uid"])
+        return removed is not None and (kind != "Pod" or removed.failure is not None)
     summary = summarize_child(kind, body)
     endpoint = (meta.get("labels") or {}).get(ENDPOINT_LABEL, "")
     previous = CHILDREN.put_newer(
         (meta["namespace"], endpoint), meta["uid"], summary, summary.resource_version
     )
+    if kind == "Pod":  # only a fault (or its end) gives a reconcile something to do
+        return (previous.failure if previous is not None else None) != summary.failure
     # A new resourceVersion alone (a status condition's timestamp, say) gives a reconcile nothing to do.
     return previous is None or replace(previous, resource_version=summary.resource_version) != summary
 
@@ -81,6 +86,7 @@ def _child_listers(api: client.ApiClient) -> dict[str, tuple[Callable[..., Any],
         "Deployment": (apps.list_deployment_for_all_namespaces, apps.list_namespaced_deployment),
         "Service": (core.list_service_for_all_namespaces, core.list_namespaced_service),
         "ConfigMap": (core.list_config_map_for_all_namespaces, core.list_namespaced_config_map),
+        "Pod": (core.list_pod_for_all_namespaces, core.list_namespaced_pod),
         "HorizontalPodAutoscaler": (
             scaling.list_horizontal_pod_autoscaler_for_all_namespaces,
             scaling.list_namespaced_horizontal_pod_autoscaler,

@@ -3,7 +3,8 @@ AZURE_STORAGE_ACCOUNT) or from the URI itself: az://container@account/prefix."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from slipway.storage.base import ObjectInfo, ObjectStore, RetryPolicy, is_network_error
@@ -46,15 +47,26 @@ def blob_service_client(
     elif credentials.azure_sas_token:
         credential = credentials.azure_sas_token
     else:
-        try:
-            from azure.identity import DefaultAzureCredential
-        except ImportError as error:
-            raise ValueError(
-                f"az:// account {account!r}: no key, SAS token or connection string was given, and "
-                "workload identity needs the azure-identity package"
-            ) from error
-        credential = DefaultAzureCredential()
+        credential = token_credential(os.environ)
     return BlobServiceClient(account_url=endpoint, credential=credential, **options)
+
+
+# What Azure Workload Identity's webhook injects into a pod labelled azure.workload.identity/use: "true".
+WORKLOAD_IDENTITY_ENV = ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE")
+
+
+def token_credential(environ: Mapping[str, str]) -> Any:
+    """Azure AD credentials without a key: the pod's federated workload identity token when the webhook
+    injected it (no probing of other sources), else azure-identity's default chain."""
+    from azure.identity import DefaultAzureCredential, WorkloadIdentityCredential
+
+    if all(environ.get(name) for name in WORKLOAD_IDENTITY_ENV):
+        return WorkloadIdentityCredential(
+            tenant_id=environ["AZURE_TENANT_ID"],
+            client_id=environ["AZURE_CLIENT_ID"],
+            token_file_path=environ["AZURE_FEDERATED_TOKEN_FILE"],
+        )
+    return DefaultAzureCredential()
 
 
 class AzureBlobStore(ObjectStore):

@@ -39,6 +39,8 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "azure_sas_token": ("AZURE_STORAGE_SAS_TOKEN",),
     "azure_blob_endpoint": ("AZURE_STORAGE_BLOB_ENDPOINT",),
 }
+# Every variable (and Secret key) read above: what a pipeline step's environment may be given.
+ENV_NAMES = frozenset(name for names in _ALIASES.values() for name in names)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,15 @@ class StorageCredentials:
             except (binascii.Error, ValueError) as error:
                 raise ValueError(f"Secret key {key!r}: value is not valid base64") from error
         return cls.from_mapping(decoded)
+
+    @classmethod
+    def for_location(
+        cls, secret_data: Mapping[str, str | bytes] | None, endpoint: str | None = None
+    ) -> StorageCredentials:
+        """What a storage location names itself: its Secret's keys (`data`, base64) and its S3-compatible
+        endpoint, which wins over one in the Secret (as `env` wins over `envFrom` in the model puller)."""
+        named = cls.from_secret_data(secret_data) if secret_data is not None else cls()
+        return cls(aws_endpoint_url=endpoint).merged_over(named)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StorageCredentials:

@@ -13,7 +13,7 @@ from kubernetes.client.rest import ApiException
 from slipway import GROUP, VERSION
 from slipway.kube import api_client
 from slipway.metrics import API_WRITES, DRIFT_BATCHES, DRIFT_SCORE, RUN_SECONDS, RUNS
-from slipway.training.executors import UNREACHABLE
+from slipway.training.executors import UNREACHABLE, refusal_reason
 from slipway.training.local_executor import RunState
 from slipway.training.observe import Session
 from slipway.training.plan import Observed, Plan, Start, executor_refused, submitted
@@ -36,7 +36,7 @@ def apply(planned: Plan, observed: Observed, session: Session, now: datetime) ->
                 else:
                     executor.terminate(intent.run_id)
         except UNREACHABLE as error:
-            return executor_refused(observed, str(error), now)
+            return executor_refused(observed, str(error), now, refusal_reason(error))
     for registration in planned.register:
         create_model_version(registration.body)
     record_metrics(planned, observed, now)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import functools
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -18,7 +17,6 @@ from slipway.api.training_pipeline import TrainingPipelineSpec
 from slipway.kube import api_client
 from slipway.training.source import SourceError
 
-SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 # name -> the object's data, None when there is no such object
 DataReader = Callable[[str], dict[str, str] | None]
 SecretReader = DataReader
@@ -50,12 +48,12 @@ def config_map_reader(namespace: str) -> DataReader:
 
 
 def kfp_token(namespace: str, spec: TrainingPipelineSpec, secrets: SecretReader) -> str | None:
-    """The bearer token from the Secret the spec names; None means the in-cluster service account."""
+    """The bearer token from the Secret the spec names; None means the projected ServiceAccount token for
+    KFP (audience pipelines.kubeflow.org), which the kfp executor reads itself when it is mounted."""
     assert spec.executor.kfp is not None
     ref = spec.executor.kfp.token_secret_ref
     if ref is None:
-        path = SERVICE_ACCOUNT_TOKEN
-        return path.read_text().strip() if path.exists() else None
+        return None
     data = secrets(ref.name)
     if data is None:
         raise SourceError(

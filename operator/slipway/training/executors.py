@@ -13,8 +13,22 @@ from typing import Any, Protocol
 from slipway import objects
 from slipway.api.training_pipeline import TrainingPipelineSpec
 from slipway.settings import settings
-from slipway.training.credentials import SecretReader, kfp_token, run_environment
+from slipway.training.credentials import (
+    SecretReader,
+    kfp_token,
+    own_credentials,
+    run_environment,
+    storage_credentials,
+)
+from slipway.training.job_executor import (
+    JobError,
+    JobExecutor,
+    credential_env,
+    pipeline_locations,
+    target_for,
+)
 from slipway.training.kfp_executor import KfpError, KfpExecutor, KfpTarget
+from slipway.training.kfp_platform import storage_secrets
 from slipway.training.local_executor import LocalExecutor, RunState
 
 
@@ -81,16 +95,35 @@ def kfp(target: Target) -> tuple[Executor, str]:
         service_account=kfp.service_account,
         ui_url=kfp.ui_url,
         pipeline_name=f"{namespace}-{name}",
+        # Only to submit runs: stopping one (no credentials resolved) must not need the storage Secrets.
+        secrets_as_env=storage_secrets(target.spec, target.secrets) if target.secrets is not None else (),
     )
     return KfpExecutor(endpoint), objects.join(target.spec.artifact_root.uri, namespace, name)
+
+
+def job(target: Target) -> tuple[Executor, str]:
+    """A Kubernetes Job per run; state under the artifact root. Without a Secret reader (on deletion) it
+    only terminates: no env, no state reads."""
+    spec, secrets = target.spec, target.secrets
+    env = credential_env(pipeline_locations(spec), secrets, own_credentials) if secrets else []
+    credentials = storage_credentials(spec.artifact_root, "spec.artifactRoot", secrets) if secrets else None
+    job_target = target_for(target.namespace, target.name, spec, env)
+    return JobExecutor(job_target, credentials), job_target.root_uri
 
 
 EXECUTORS: dict[str, ExecutorKind] = {
     "local": ExecutorKind(local),
     "kfp": ExecutorKind(kfp, unreachable=(KfpError,)),
+    "job": ExecutorKind(job, unreachable=(JobError,)),
 }
 # Any executor's "try again later": caught around every executor call.
 UNREACHABLE: tuple[type[Exception], ...] = tuple(e for kind in EXECUTORS.values() for e in kind.unreachable)
+
+
+def refusal_reason(error: Exception) -> str:
+    """The condition reason of an UNREACHABLE error: the kfp executor's says which refusal it was
+    (ExecutorUnreachable, ExecutorUnauthorized, PipelineRejected, RunRejected)."""
+    return str(getattr(error, "reason", "ExecutorUnreachable"))
 
 
 def executor_for(target: Target) -> tuple[Executor, str]:

@@ -19,7 +19,7 @@ from slipway.api.training_pipeline import TrainingPipelineSpec, TrainingPipeline
 from slipway.training import drift, registration
 from slipway.training import schedule as cron
 from slipway.training.credentials import DataReader, SecretReader, kfp_token, storage_credentials
-from slipway.training.executors import UNREACHABLE, Executor, Target, executor_for
+from slipway.training.executors import UNREACHABLE, Executor, Target, executor_for, refusal_reason
 from slipway.training.local_executor import RunState
 from slipway.training.plan import (
     RUN_ANNOTATION,
@@ -129,7 +129,7 @@ def observe(
     try:
         runs, tails = run_states(session.executor, status)
     except UNREACHABLE as error:
-        return replace(observed, executor_error=str(error))
+        return replace(observed, executor_error=str(error), executor_reason=refusal_reason(error))
     return replace(
         observed,
         runs=runs,

@@ -84,6 +84,7 @@ class Observed:
     runs: Mapping[str, RunState] = field(default_factory=dict)  # the executor's word on the runs followed
     log_tails: Mapping[str, str] = field(default_factory=dict)  # of runs that failed without a message
     executor_error: str | None = None  # the executor could not be asked: nothing is decided about runs
+    executor_reason: str = "ExecutorUnreachable"  # why, as a condition reason
     data: Polled | None = None  # spec.data, when the onNewData poll was due
     batches: Polled | None = None  # spec.triggers.onDrift.batches, when the drift poll was due
     pushes: Mapping[str, registration.Pushed] = field(default_factory=dict)  # read at the plan's request
@@ -172,20 +173,23 @@ def submitted(observed: Observed, planned: Plan, states: Mapping[str, RunState],
     return replace(planned, status=conclude(status, observed, now))
 
 
-def executor_refused(observed: Observed, message: str, now: datetime) -> Plan:
+def executor_refused(
+    observed: Observed, message: str, now: datetime, reason: str = "ExecutorUnreachable"
+) -> Plan:
     """The executor could not be reached or refused a call: nothing about runs changes this time, the
-    ExecutorReachable condition says why (with one Event when it turns False), everything is tried again."""
+    ExecutorReachable condition says why (with one Event when it turns False or its reason changes),
+    everything is tried again."""
     assert observed.pipeline is not None
     status = valid(observed.status.model_copy(deep=True), observed, now)
     events = []
     previous = next((c for c in status.conditions if c.type == "ExecutorReachable"), None)
-    if previous is None or previous.status != "False":
-        events.append(Event("Warning", "ExecutorUnreachable", message[:1000]))
+    if previous is None or previous.status != "False" or previous.reason != reason:
+        events.append(Event("Warning", reason, message[:1000]))
     status.conditions = set_condition(
         status.conditions,
         "ExecutorReachable",
         "False",
-        "ExecutorUnreachable",
+        reason,
         message[:1000],
         observed.generation,
         now,
@@ -273,7 +277,7 @@ class _Planning:
             self.condition("Ready", "False", problem.reason, str(problem))
             return self.concluded()
         if observed.executor_error is not None:
-            return executor_refused(observed, observed.executor_error, self.now)
+            return executor_refused(observed, observed.executor_error, self.now, observed.executor_reason)
         valid(self.status, observed, self.now)
         self.follow_runs()
         for trigger, key, details in self.requests():
@@ -281,6 +285,8 @@ class _Planning:
         kfp = self.spec.executor.kfp
         if kfp is not None and self.spec.executor.type == "kfp":
             self.condition("ExecutorReachable", "True", "Reachable", f"KFP API at {kfp.endpoint}")
+        if self.spec.executor.type == "job":
+            self.condition("ExecutorReachable", "True", "Reachable", "Kubernetes Jobs")
         self.result.reads = Reads(tuple(self.pushes), tuple(self.batches))
         return self.concluded()
 

@@ -43,22 +43,89 @@ def builtin_names() -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/pipeline.yaml")) if root.exists() else []
 
 
+# Parameter types of schemaVersion 2.0.0 IR (older TFX and KFP SDKs) -> parameterType of today's IR.
+OLD_PARAMETER_TYPES = {"INT": "NUMBER_INTEGER", "DOUBLE": "NUMBER_DOUBLE", "STRING": "STRING"}
+OLD_VALUE_KEYS = {"intValue": int, "doubleValue": float, "stringValue": str}
+
+
 def parse_ir(text: str, field: str) -> PipelineSpec:
-    """Accepts compiled KFP IR (what `kfp.compiler` or TFX's KubeflowV2DagRunner write)."""
+    """Accepts compiled KFP IR (what `kfp.compiler` writes, with an optional platform-spec document) or a
+    PipelineJob JSON as TFX's KubeflowV2DagRunner writes it; `ir_text` is what a KFP server accepts."""
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as error:
         raise SourceError(field, "InvalidPipelineSpec", f"not YAML: {error}") from error
     ir = docs[0] if docs else None
+    ir_text = text
+    if isinstance(ir, dict) and "pipelineSpec" in ir:
+        ir = pipeline_job_ir(ir, field)
+        ir_text = yaml.safe_dump(ir, sort_keys=False)
     if not isinstance(ir, dict) or "root" not in ir or "pipelineInfo" not in ir:
         raise SourceError(field, "InvalidPipelineSpec", "not a compiled KFP pipeline (no pipelineInfo/root)")
     parameters = ir.get("root", {}).get("inputDefinitions", {}).get("parameters", {}) or {}
     return PipelineSpec(
-        ir_text=text,
+        ir_text=ir_text,
         name=str(ir["pipelineInfo"].get("name", "pipeline")),
         digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(),
         parameters=dict(parameters),
     )
+
+
+def pipeline_job_ir(job: dict[str, Any], field: str) -> dict[str, Any]:
+    """The IR inside a PipelineJob: its `runtimeConfig` values (`parameterValues`, or the older `parameters`
+    of intValue/doubleValue/stringValue) become the root parameters' defaults, and old-style `type:
+    INT|DOUBLE|STRING` becomes `parameterType` (a KFP 2.x server refuses a value for an untyped parameter)."""
+    ir = job["pipelineSpec"]
+    if not isinstance(ir, dict):
+        raise SourceError(field, "InvalidPipelineSpec", "pipelineSpec of the PipelineJob is not an object")
+    for component in [ir.get("root") or {}, *(ir.get("components") or {}).values()]:
+        for side in ("inputDefinitions", "outputDefinitions"):
+            for name, declared in ((component.get(side) or {}).get("parameters") or {}).items():
+                old = declared.pop("type", None)
+                if old is not None and "parameterType" not in declared:
+                    if old not in OLD_PARAMETER_TYPES:
+                        raise SourceError(
+                            field, "InvalidPipelineSpec", f"parameter {name}: unknown type {old!r}"
+                        )
+                    declared["parameterType"] = OLD_PARAMETER_TYPES[old]
+    runtime = job.get("runtimeConfig") or {}
+    values: dict[str, Any] = dict(runtime.get("parameterValues") or {})
+    for name, value in (runtime.get("parameters") or {}).items():
+        kinds = [key for key in OLD_VALUE_KEYS if key in (value or {})]
+        if not kinds:
+            raise SourceError(
+                field,
+                "InvalidPipelineSpec",
+                f"runtimeConfig.parameters.{name}: no intValue/doubleValue/stringValue",
+            )
+        values.setdefault(name, OLD_VALUE_KEYS[kinds[0]](value[kinds[0]]))
+    _constants_as_2_1(ir)
+    ir["schemaVersion"] = "2.1.0"  # what the above made of a 2.0.0 spec; KFP 2.x servers accept only 2.1.0
+    declared_root = (ir.get("root") or {}).get("inputDefinitions", {}).get("parameters", {}) or {}
+    for name, value in values.items():
+        if name not in declared_root:
+            raise SourceError(
+                field,
+                "InvalidPipelineSpec",
+                f"runtimeConfig gives {name!r}, which the pipeline does not declare",
+            )
+        declared_root[name]["defaultValue"] = value
+        declared_root[name]["isOptional"] = True
+    return ir
+
+
+def _constants_as_2_1(node: Any) -> None:
+    """schemaVersion 2.0.0's `constantValue: {intValue: 3}` -> 2.1.0's `constant: 3`, everywhere."""
+    if isinstance(node, dict):
+        old = node.pop("constantValue", None)
+        if isinstance(old, dict) and "constant" not in node:
+            kinds = [key for key in OLD_VALUE_KEYS if key in old]
+            node["constant"] = OLD_VALUE_KEYS[kinds[0]](old[kinds[0]]) if kinds else None
+        for child in node.values():
+            _constants_as_2_1(child)
+    elif isinstance(node, list):
+        for child in node:
+            _constants_as_2_1(child)
 
 
 def _read_uri(uri: str, field: str) -> str:
