@@ -43,6 +43,9 @@ def test_base_renders_the_operator_and_its_least_privilege_rbac() -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
+    # Found on a real node: the slipway-metrics Service's link variable SLIPWAY_METRICS_PORT=tcp://... crashed
+    # the operator's settings.
+    assert pod["enableServiceLinks"] is False
     operator_role = next(
         d for d in by_kind(docs, "ClusterRole") if d["metadata"]["name"] == "slipway-operator"
     )

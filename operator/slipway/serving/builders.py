@@ -224,6 +224,8 @@ def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> d
         # Workload identity needs no API token in the pod: IRSA's and Azure's webhooks project their own,
         # GKE's metadata server answers by the ServiceAccount.
         "automountServiceAccountToken": False,
+        # No Docker-link variables: a Service named slipway-<setting> would set SLIPWAY_<SETTING> here.
+        "enableServiceLinks": False,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": RUN_AS,

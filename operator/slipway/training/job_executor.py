@@ -241,6 +241,8 @@ def job(target: JobTarget, run_id: str, owner: dict[str, Any]) -> dict[str, Any]
         "restartPolicy": "Never",
         # The pod needs no Kubernetes API; workload identity webhooks project their own tokens.
         "automountServiceAccountToken": False,
+        # No Docker-link variables: a Service named slipway-<setting> would set SLIPWAY_<SETTING> here.
+        "enableServiceLinks": False,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": RUN_AS,
