@@ -16,6 +16,7 @@ Drift run gives v4, rolled out in turn."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -620,11 +621,12 @@ def _http_ok(url: str) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for its parent to reap it."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _mounts_under(path: Path) -> list[str]:
@@ -635,8 +637,9 @@ def _mounts_under(path: Path) -> list[str]:
 
 
 def down(workdir: Path, grace: float = 180) -> int:
-    """SIGTERM to each process group the demo started, then wait for them to exit: the dev cluster's process
-    tears a real node down (mounts, network, kernel settings) before it exits."""
+    """SIGTERM to each process the demo started, a wait for it to exit, then SIGTERM to whatever is left in
+    its process group. The leader alone first: the dev cluster's process tears a real node down (pods,
+    mounts, network, kernel settings) before it exits, and stops its own children in order."""
     stopped = []
     for name in PROCESSES:
         pid_file = workdir / f"{name}.pid"
@@ -644,7 +647,7 @@ def down(workdir: Path, grace: float = 180) -> int:
             continue
         try:
             pid = int(pid_file.read_text())
-            os.killpg(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGTERM)
         except (ProcessLookupError, ValueError):
             pid_file.unlink()
             continue
@@ -653,7 +656,9 @@ def down(workdir: Path, grace: float = 180) -> int:
             time.sleep(0.5)
         if _alive(pid):
             console.print(f"{name} (pid {pid}) did not stop within {grace:.0f} s; killing it")
-            os.killpg(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
         stopped.append(name)
         pid_file.unlink()
     if mounts := _mounts_under(workdir):

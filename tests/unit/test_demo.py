@@ -172,3 +172,38 @@ def test_the_dev_overlay_runs_the_locally_built_images_with_one_replica() -> Non
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["SLIPWAY_IMAGE"] == "localhost/slipway:dev"
     assert env["SLIPWAY_PIPELINES_IMAGE"] == "localhost/slipway-pipelines:dev"
+
+
+def _narration(workdir: Path) -> demo.Narration:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    return demo.Narration(Progress(console=Console(file=open(os.devnull, "w"))), workdir)
+
+
+def test_waiting_stops_with_the_log_of_a_background_process_that_died(tmp_path: Path) -> None:
+    import sys
+
+    show = _narration(tmp_path)
+    show.spawn("cluster", [sys.executable, "-c", "print('etcd would not start'); raise SystemExit(3)"])
+    with pytest.raises(demo.DemoError, match=r"(?s)cluster exited with code 3.*etcd would not start"):
+        show.wait("the control plane", lambda: False, timeout=30)
+
+
+def test_down_stops_what_up_started_and_removes_the_workdir(tmp_path: Path) -> None:
+    import sys
+    import time
+
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    show = _narration(workdir)
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    show.spawn("cluster", [sys.executable, "-c", "import time; time.sleep(60)"])
+    show.spawn("s3", [sys.executable, "-c", stubborn])
+    time.sleep(0.5)  # the stubborn one has installed its handler
+    assert demo.down(workdir, grace=2) == 0
+    for process in show.processes.values():
+        assert process.wait(timeout=10) is not None
+    assert show.processes["cluster"].returncode == -15
+    assert show.processes["s3"].returncode == -9  # it ignored SIGTERM, so it was killed after the grace
+    assert not workdir.exists()
