@@ -380,6 +380,9 @@ def setup_real(show: Narration) -> Stage:
     from slipway.storage.s3 import s3_client
 
     images = build_images(show)
+    model_server = next((ref for ref in images if "model-server" in ref), None)
+    if model_server is None:
+        raise DemoError(f"hack/images.sh built no model-server image: {sorted(images)}")
     kubeconfig = show.workdir / "cluster" / "admin.kubeconfig"
     archives = [arg for archive in images.values() for arg in ("--image", str(archive))]
     show.spawn("cluster", _cluster_args(show.workdir / "cluster", "--node", "real", *archives))
@@ -402,9 +405,6 @@ def setup_real(show: Narration) -> Stage:
         NAMESPACE, incluster.s3_secret(NAMESPACE, S3_SECRET, credentials)
     )
     s3 = s3_client(credentials)
-    model_server = next((ref for ref in images if "model-server" in ref), None)
-    if model_server is None:
-        raise DemoError(f"hack/images.sh built no model-server image: {sorted(images)}")
 
     def service_url() -> str:
         service = client.CoreV1Api(api).read_namespaced_service(MODEL, NAMESPACE)
@@ -454,7 +454,7 @@ def story(stage: Stage, show: Narration) -> None:
     show.wait("ModelVersion penguins-v2: gates evaluated", mv(2))
     show.wait(
         "v2 canary: 50% -> analysis (real predictions) -> 100%",
-        lambda: _status(custom, "servingendpoints", MODEL).get("canaryVersion") == 2,
+        lambda: 2 in _serving(custom),  # canary, or already promoted between two looks
         runs,
     )
     show.wait("v2 promoted", stable(2), runs)
@@ -597,6 +597,12 @@ def _status(custom: client.CustomObjectsApi, plural: str, name: str) -> dict[str
     body = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, name)
     status: dict[str, Any] = body.get("status") or {}
     return status
+
+
+def _serving(custom: client.CustomObjectsApi) -> set[int]:
+    """The versions the endpoint serves: stable and canary."""
+    status = _status(custom, "servingendpoints", MODEL)
+    return {status[key] for key in ("stableVersion", "canaryVersion") if status.get(key) is not None}
 
 
 def _pushed(custom: client.CustomObjectsApi, model_version: str = "penguins-v1") -> bool:
