@@ -169,6 +169,8 @@ def test_the_dev_overlay_runs_the_locally_built_images_with_one_replica() -> Non
     assert deployment["spec"]["replicas"] == 1
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "localhost/slipway:dev"
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names)), names  # server-side apply refuses duplicate keys
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["SLIPWAY_IMAGE"] == "localhost/slipway:dev"
     assert env["SLIPWAY_PIPELINES_IMAGE"] == "localhost/slipway-pipelines:dev"

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -37,27 +38,40 @@ def dev_overlay() -> Path:
     return overlay
 
 
-def apply_overlay(kubeconfig: Path, overlay: Path) -> str:
-    """`kubectl apply --server-side -k overlay`; returns kubectl's output. `--force-conflicts`: the dev
-    cluster installs the CRDs itself first, and the overlay's copy is the one to keep."""
+def split_crds(docs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(CustomResourceDefinitions, everything else): one apply cannot create a CRD and an object of its kind
+    (kubectl maps every kind before it creates anything), so the CRDs go first."""
+    crds = [doc for doc in docs if doc.get("kind") == "CustomResourceDefinition"]
+    return crds, [doc for doc in docs if doc.get("kind") != "CustomResourceDefinition"]
+
+
+def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     done = subprocess.run(
-        [
-            str(find_tool("kubectl")),
-            "--kubeconfig",
-            str(kubeconfig),
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-k",
-            str(overlay),
-        ],
+        [str(find_tool("kubectl")), "--kubeconfig", str(kubeconfig), *args],
+        input=stdin,
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode != 0:
-        raise InstallError(f"kubectl apply -k {overlay} failed: {done.stderr.strip()[-3000:]}")
+        raise InstallError(f"kubectl {' '.join(args[:3])}: {done.stderr.strip()[-3000:]}")
     return done.stdout
+
+
+def apply_overlay(kubeconfig: Path, overlay: Path, timeout: float = 60) -> str:
+    """`kubectl apply --server-side` of `kubectl kustomize overlay` (what `apply -k` does), the CRDs first
+    and established before the objects of their kinds; returns kubectl's output. `--force-conflicts`: the
+    dev cluster installs Slipway's CRDs itself first, and the overlay's copy is the one to keep."""
+    crds, rest = split_crds(
+        [doc for doc in yaml.safe_load_all(_kubectl(kubeconfig, "kustomize", str(overlay))) if doc]
+    )
+    apply = ("apply", "--server-side", "--force-conflicts", "-f", "-")
+    output = ""
+    if crds:
+        output += _kubectl(kubeconfig, *apply, stdin=yaml.safe_dump_all(crds))
+        names = [f"crd/{crd['metadata']['name']}" for crd in crds]
+        _kubectl(kubeconfig, "wait", "--for=condition=Established", f"--timeout={timeout:.0f}s", *names)
+    return output + _kubectl(kubeconfig, *apply, stdin=yaml.safe_dump_all(rest))
 
 
 def running_operator_pod(api: client.ApiClient) -> dict[str, Any] | None:
