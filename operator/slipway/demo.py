@@ -59,6 +59,7 @@ PENGUIN = {
     "flipper_length_mm": 230.0,
     "body_mass_g": 5800.0,
     "sex": "male",
+    "year": 2009,  # the penguins CSV has a year column, so the serving signature takes one
 }
 console = Console()
 

@@ -102,6 +102,11 @@ def test_the_images_script_output_is_parsed() -> None:
     }
 
 
+def test_the_closing_penguin_has_every_feature_the_model_is_trained_on() -> None:
+    header = demo.penguins_csv().read_text().splitlines()[0].split(",")
+    assert set(demo.PENGUIN) == set(header) - {"species"}  # the serving signature takes each column
+
+
 def test_the_closing_prediction_is_a_penguin_posted_to_predict() -> None:
     request = demo.predict_request("http://10.96.0.10:8501")
     assert request.full_url == "http://10.96.0.10:8501/v1/models/penguins:predict"
