@@ -50,8 +50,12 @@ demo-down: ## Stop what `make demo` left running and remove .demo/
 	$(PY) -m slipway.demo down --workdir .demo
 
 .PHONY: crds
-crds: install ## Regenerate crds/*.yaml from the pydantic models
+crds: install api-docs ## Regenerate crds/*.yaml (and docs/api.md) from the pydantic models
 	$(PY) -m slipway.api.crdgen crds
+
+.PHONY: api-docs
+api-docs: install ## Regenerate docs/api.md, the API reference, from the pydantic models
+	$(PY) -m slipway.api.apidoc docs/api.md
 
 .PHONY: argocd
 argocd: install ## Regenerate manifests/argocd/argocd-cm.yaml from the Lua health checks

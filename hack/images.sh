@@ -197,10 +197,11 @@ main() {
       build "$name" "$base"
       log "$name: built in $((SECONDS - started)) s; smoke test"
       "smoke_${name//-/_}"
-      rm -f "$DIR/$name"-*.oci.tar "$DIR/$name"-*.oci.tar.id
       podman save --format oci-archive -o "$archive.tmp" "${IMAGE[$name]}"
       mv "$archive.tmp" "$archive"
       podman image inspect --format '{{.Id}}' "${IMAGE[$name]}" >"$archive.id"
+      # Keep this archive and the one before it (another worktree's, often), drop older ones.
+      ls -t "$DIR/$name"-*.oci.tar | tail -n +3 | while read -r old; do rm -f "$old" "$old.id"; done
       log "$name: $(podman image inspect --format '{{.Size}}' "${IMAGE[$name]}" | numfmt --to=iec) image, $(du -h "$archive" | cut -f1) archive, $((SECONDS - started)) s in all"
     fi
     ln -sfn "$(basename "$archive")" "$DIR/$name.oci.tar"

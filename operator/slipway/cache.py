@@ -9,7 +9,7 @@ handler, which kopf finishes before it starts watching)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -111,18 +111,6 @@ class EndpointRef:
     stable_version: int | None
     phase: str | None = None
     resource_version: int = 0
-
-
-def list_all(
-    api: client.ApiClient, namespaces: list[str], lister: Callable[..., Any], **kwargs: Any
-) -> Iterable[dict[str, Any]]:
-    """Every object a list call returns, cluster-wide or in the served namespaces, as plain dicts."""
-    calls = [lister(**kwargs)] if not namespaces else [lister(namespace=ns, **kwargs) for ns in namespaces]
-    for result in calls:
-        items = (
-            result["items"] if isinstance(result, dict) else api.sanitize_for_serialization(result)["items"]
-        )
-        yield from items
 
 
 def list_custom(

@@ -78,14 +78,6 @@ def get_custom(plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         raise
 
 
-def list_custom(plural: str, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
-    result = custom().list_namespaced_custom_object(
-        GROUP, VERSION, namespace, plural, label_selector=label_selector
-    )
-    items: list[dict[str, Any]] = result.get("items", [])
-    return items
-
-
 def owner_reference(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": body["apiVersion"],
@@ -95,7 +87,3 @@ def owner_reference(body: dict[str, Any]) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-
-
-def status_differs(current: dict[str, Any] | None, desired: dict[str, Any]) -> bool:
-    return not is_subset(desired, current or {})

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.images import podman
 from fixtures.modelserver import free_port, http, wait_for
 from slipway.api.serving_endpoint import ServingEndpointSpec
 from slipway.serving import builders
@@ -41,21 +42,18 @@ def pod(models: Path, tmp_path: Path, slipway_images: dict[str, Path]) -> Iterat
     subprocess.run(["chmod", "-R", "a+rX", str(tmp_path)], check=True)
     port = free_port()  # the host's network: the Deployment's 8501 may be taken
     name = f"slipway-model-server-test-{port}"
-    subprocess.run(
-        [
-            "podman", "run", "-d", "--name", name, "--network=host", "--read-only", "--tmpfs", "/tmp",
-            "--user", str(builders.RUN_AS), "-v", f"{config}:/config:ro",
-            "-v", f"{store}:{builders.MODELS_DIR}:ro",
-            IMAGE, *container["args"], f"--rest_api_port={port}", f"--port={free_port()}",
-        ],
+    podman(
+        "run", "-d", "--name", name, "--network=host", "--read-only", "--tmpfs", "/tmp",
+        "--user", str(builders.RUN_AS), "-v", f"{config}:/config:ro",
+        "-v", f"{store}:{builders.MODELS_DIR}:ro",
+        IMAGE, *container["args"], f"--rest_api_port={port}", f"--port={free_port()}",
         check=True,
-        capture_output=True,
     )  # fmt: skip
     try:
         yield f"http://127.0.0.1:{port}", container
     finally:
-        logs = subprocess.run(["podman", "logs", name], capture_output=True, text=True).stderr
-        subprocess.run(["podman", "rm", "-f", name], capture_output=True)
+        logs = podman("logs", name).stderr
+        podman("rm", "-f", name)
         print(logs[-4000:])
 
 

@@ -22,6 +22,9 @@ import pytest
 import yaml
 from pipelines.local import ir_digest, run_compiled_locally
 from pipelines.penguins.pipeline import IR_PATH, compile_to
+from pipelines.penguins.records import read_split
+
+pytestmark = pytest.mark.tensorflow
 
 PENGUINS_CSV = Path(str(resources.files("palmerpenguins") / "data" / "penguins.csv"))
 SPECIES = {"Adelie", "Chinstrap", "Gentoo"}
@@ -373,17 +376,12 @@ print(json.dumps({k: v for k, v in examples.metadata.items() if k.endswith("_cou
 
 
 def eval_rows(examples_dir: Path) -> set[tuple[tuple[str, str], ...]]:
-    import struct
-
     from tfx_bsl.coders import example_coder
 
-    data, offset, rows = (examples_dir / "Split-eval" / "data_tfrecord-00000-of-00001").read_bytes(), 0, set()
-    while offset < len(data):
-        (length,) = struct.unpack_from("<Q", data, offset)
-        example = example_coder.ExampleToNumpyDict(data[offset + 12 : offset + 12 + length])
-        rows.add(tuple(sorted((k, "" if v is None else str(v.tolist())) for k, v in example.items())))
-        offset += 12 + length + 4
-    return rows
+    return {
+        tuple(sorted((k, "" if v is None else str(v.tolist())) for k, v in example.items()))
+        for example in map(example_coder.ExampleToNumpyDict, read_split(str(examples_dir), "eval"))
+    }
 
 
 def test_the_split_is_the_same_in_every_process(workdir: Path, tmp_path: Path) -> None:

@@ -96,13 +96,6 @@ class ValidationGates(KubeModel):
     )
 
 
-def condition_status(conditions: list[Condition], type_: str) -> str | None:
-    for condition in conditions:
-        if condition.type == type_:
-            return condition.status
-    return None
-
-
 def set_condition(
     conditions: list[Condition],
     type_: str,

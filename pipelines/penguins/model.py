@@ -1,0 +1,194 @@
+"""The penguins model -- what a TFX module file holds: the TF Transform `preprocessing_fn`, and the Keras
+classifier with the serving signatures it is exported with. components/transform.py and trainer.py wire
+these into steps; any CSV with a categorical label trains the same way.
+
+Shipped into the steps that call them (see components/base.py): imports inside, nothing module-level, and
+annotations that name TensorFlow's types quoted (the step's program does not import TensorFlow at the top).
+"""
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+
+def dense(value: "tf.Tensor | tf.SparseTensor", default: "tf.Tensor | float | str") -> "tf.Tensor":
+    """[batch, 1] dense or sparse (missing values) -> [batch], absent values replaced by default."""
+    import tensorflow as tf
+
+    if isinstance(value, tf.SparseTensor):
+        value = tf.sparse.to_dense(
+            tf.SparseTensor(value.indices, value.values, [value.dense_shape[0], 1]),
+            default_value=tf.cast(default, value.dtype),
+        )
+    return tf.reshape(value, [-1])
+
+
+def preprocessing_fn(inputs: dict, numeric: list[str], categorical: list[str], label: str) -> dict:
+    """z-score for numeric features (missing -> 0, the mean), a vocabulary for categorical ones (one OOV
+    bucket); the label passes through. Outputs are named `<feature>_xf`."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    outputs = {}
+    for name in numeric:
+        value = inputs[name]
+        if isinstance(value, tf.SparseTensor):
+            value = tf.SparseTensor(value.indices, tf.cast(value.values, tf.float32), value.dense_shape)
+        else:
+            value = tf.cast(value, tf.float32)
+        # z-score over the present values, then missing -> 0 (the mean): one analysis pass, not two.
+        outputs[f"{name}_xf"] = dense(tft.scale_to_z_score(value), 0.0)
+    for name in categorical:
+        outputs[f"{name}_xf"] = tft.compute_and_apply_vocabulary(
+            dense(inputs[name], ""), num_oov_buckets=1, vocab_filename=name
+        )
+    if label in inputs:
+        outputs[label] = dense(inputs[label], "")
+    return outputs
+
+
+def training_data(
+    file_pattern: str,
+    transform_output: "tft.TFTransformOutput",
+    label: str,
+    classes: list[str],
+    batch_size: int,
+    seed: int,
+) -> "tf.data.Dataset":
+    """Transformed features and class indices, shuffled; rows whose label is not a known class are dropped."""
+    import tensorflow as tf
+
+    raw_spec = transform_output.raw_feature_spec()
+    layer = transform_output.transform_features_layer()
+    class_table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(classes), tf.range(len(classes), dtype=tf.int64)), -1
+    )
+
+    def to_features(serialized: tf.Tensor) -> tuple:
+        transformed = layer(tf.io.parse_example(serialized, raw_spec))
+        target = class_table.lookup(transformed.pop(label))
+        return transformed, target
+
+    # Transform once (in large batches), keep the transformed rows in memory for every epoch.
+    files = tf.io.gfile.glob(file_pattern)
+    data = tf.data.TFRecordDataset(files).batch(4096).map(to_features).unbatch()
+    data = data.filter(lambda _, y: y >= 0).cache()
+    data = data.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def classifier(
+    transform_output: "tft.TFTransformOutput",
+    label: str,
+    class_count: int,
+    hidden_units: int,
+    learning_rate: float,
+) -> "tf.keras.Model":
+    """Two hidden ReLU layers on the transformed features (one-hot for vocabularies), softmax over classes."""
+    import tensorflow as tf
+
+    transformed_spec = transform_output.transformed_feature_spec()
+    inputs = {
+        name: tf.keras.Input(shape=(), name=name, dtype=transformed_spec[name].dtype)
+        for name in sorted(transformed_spec)
+        if name != label
+    }
+    vocabulary_sizes = {
+        name: transform_output.vocabulary_size_by_name(name[: -len("_xf")]) + 1
+        for name, value in inputs.items()
+        if value.dtype == tf.int64
+    }
+    encoded = [
+        tf.keras.layers.CategoryEncoding(vocabulary_sizes[name], output_mode="one_hot")(value)
+        if name in vocabulary_sizes
+        else tf.keras.layers.Reshape((1,))(value)
+        for name, value in inputs.items()
+    ]
+    hidden = tf.keras.layers.Dense(hidden_units, activation="relu")(tf.keras.layers.Concatenate()(encoded))
+    hidden = tf.keras.layers.Dense(hidden_units, activation="relu")(hidden)
+    probabilities = tf.keras.layers.Dense(class_count, activation="softmax")(hidden)
+    net = tf.keras.Model(inputs, probabilities)
+    net.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["sparse_categorical_accuracy"],
+    )
+    return net
+
+
+def raw_tensor(
+    feature_spec: "tf.io.FixedLenFeature | tf.io.VarLenFeature", value: "tf.Tensor"
+) -> "tf.Tensor | tf.SparseTensor":
+    """A batched 1-D input -> the representation the transform graph was analysed with."""
+    import tensorflow as tf
+
+    value = tf.cast(value, feature_spec.dtype)
+    if isinstance(feature_spec, tf.io.VarLenFeature):
+        count = tf.shape(value, out_type=tf.int64)[0]
+        indices = tf.stack([tf.range(count), tf.zeros([count], tf.int64)], axis=1)
+        return tf.SparseTensor(indices, value, tf.stack([count, tf.constant(1, tf.int64)]))
+    return tf.reshape(value, [-1, 1])
+
+
+def export_serving_model(
+    net: "tf.keras.Model",
+    transform_output: "tft.TFTransformOutput",
+    label: str,
+    classes: list[str],
+    export_dir: str,
+) -> None:
+    """A SavedModel with the transform graph inside and two signatures: `serving_default` takes raw features
+    as batched 1-D tensors (TF Serving REST `{"instances": [{feature: value}, ...]}`) and returns
+    `probabilities` and the predicted `<label>`; `serving_examples` takes serialized tf.Examples (what TFMA
+    feeds it) and also returns `all_classes`."""
+    import tensorflow as tf
+
+    raw_spec = transform_output.raw_feature_spec()
+    feature_names = sorted(n for n in raw_spec if n != label)
+
+    class ServingModule(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.tft_layer = transform_output.transform_features_layer()
+            self.classes = tf.constant(classes)
+
+        def predict(self, raw: dict) -> dict:
+            transformed = self.tft_layer(raw)
+            transformed.pop(label, None)
+            scores = self.net(transformed)
+            batch = tf.shape(scores)[0]
+            return {
+                "probabilities": scores,
+                label: tf.gather(self.classes, tf.argmax(scores, axis=1)),
+                "all_classes": tf.tile(tf.expand_dims(self.classes, 0), [batch, 1]),
+            }
+
+    module = ServingModule()
+    serving_inputs = {
+        name: tf.TensorSpec([None], tf.string if raw_spec[name].dtype == tf.string else tf.float32, name=name)
+        for name in feature_names
+    }
+
+    @tf.function(input_signature=[serving_inputs])
+    def serve_raw(features: dict) -> dict:
+        raw = {name: raw_tensor(raw_spec[name], value) for name, value in features.items()}
+        outputs = module.predict(raw)
+        return {"probabilities": outputs["probabilities"], label: outputs[label]}
+
+    example_spec = {name: value for name, value in raw_spec.items() if name != label}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(serialized: tf.Tensor) -> dict:
+        return module.predict(tf.io.parse_example(serialized, example_spec))
+
+    tf.saved_model.save(
+        module,
+        export_dir,
+        signatures={
+            "serving_default": serve_raw.get_concrete_function(),
+            "serving_examples": serve_examples.get_concrete_function(),
+        },
+    )
