@@ -395,11 +395,14 @@ def setup_real(show: Narration) -> Stage:
     credentials = start_s3(show)
     overlay = incluster.dev_overlay()
     incluster.apply_overlay(kubeconfig, overlay)
-    pod = show.wait(
-        f"operator in-cluster (kubectl apply -k {overlay.relative_to(REPO)})",
-        lambda: incluster.running_operator_pod(api),
-        timeout=300,
-    )
+    try:
+        pod = show.wait(
+            f"operator in-cluster (kubectl apply -k {overlay.relative_to(REPO)})",
+            lambda: incluster.running_operator_pod(api),
+            timeout=300,
+        )
+    except DemoError as error:
+        raise DemoError(f"{error}\n{incluster.pod_report(api, incluster.OPERATOR_NAMESPACE)}") from None
     show.say(f"operator pod {pod['metadata']['name']} runs {pod['spec']['containers'][0]['image']}")
     incluster.serve_namespace(api, NAMESPACE)
     client.CoreV1Api(api).create_namespaced_secret(

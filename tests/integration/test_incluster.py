@@ -20,6 +20,8 @@ def test_the_dev_overlay_installs_the_operator_and_a_namespace_becomes_servable(
     assert pod["metadata"]["namespace"] == incluster.OPERATOR_NAMESPACE
     assert pod["spec"]["serviceAccountName"] == incluster.OPERATOR_SERVICE_ACCOUNT
     assert pod["spec"]["containers"][0]["image"] == "localhost/slipway:dev"
+    report = incluster.pod_report(api_client, incluster.OPERATOR_NAMESPACE)
+    assert f"pod {pod['metadata']['name']}: Running" in report, report
 
     namespace = f"t-{uuid.uuid4().hex[:10]}"
     operator = f"system:serviceaccount:{incluster.OPERATOR_NAMESPACE}:{incluster.OPERATOR_SERVICE_ACCOUNT}"

@@ -101,8 +101,29 @@ def wait_for_operator(api: client.ApiClient, timeout: float = 180) -> dict[str, 
         time.sleep(1)
     raise InstallError(
         f"the operator's Deployment {OPERATOR_NAMESPACE}/{OPERATOR_DEPLOYMENT} was not available within "
-        f"{timeout:.0f} s (kubectl -n {OPERATOR_NAMESPACE} describe pods)"
+        f"{timeout:.0f} s:\n{pod_report(api, OPERATOR_NAMESPACE)}"
     )
+
+
+def pod_report(api: client.ApiClient, namespace: str, log_lines: int = 30) -> str:
+    """What a person would look at when pods do not come up: each pod's container states and log tail,
+    and the namespace's last events."""
+    core = client.CoreV1Api(api)
+    lines = []
+    for pod in core.list_namespaced_pod(namespace).items:
+        lines.append(f"pod {pod.metadata.name}: {pod.status.phase}")
+        for status in [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]:
+            lines.append(f"  {status.name}: ready={status.ready} state={status.state.to_dict()}")
+            try:
+                log = core.read_namespaced_pod_log(
+                    pod.metadata.name, namespace, container=status.name, tail_lines=log_lines
+                )
+                lines.extend(f"    | {line}" for line in log.splitlines())
+            except ApiException as error:
+                lines.append(f"    (no log: {error.reason})")
+    events = core.list_namespaced_event(namespace).items
+    lines.extend(f"event {event.reason}: {event.message}" for event in events[-15:])
+    return "\n".join(lines)
 
 
 def install_operator(kubeconfig: Path, overlay: Path | None = None, timeout: float = 180) -> dict[str, Any]:
