@@ -397,7 +397,7 @@ def setup_real(show: Narration) -> Stage:
     incluster.apply_overlay(kubeconfig, overlay)
     try:
         pod = show.wait(
-            f"operator in-cluster (kubectl apply -k {overlay.relative_to(REPO)})",
+            f"operator in-cluster: kubectl apply --server-side of {overlay.relative_to(REPO)}",
             lambda: incluster.running_operator_pod(api),
             timeout=300,
         )
