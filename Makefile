@@ -38,9 +38,12 @@ third-party-crds: ## Fetch the Gateway API (HTTPRoute) and prometheus-operator (
 	@bash hack/third-party-crds.sh gateway-api >/dev/null
 	@bash hack/third-party-crds.sh prometheus-operator >/dev/null
 
+# auto: a real node (every container runs) where the machine allows it (root, containerd), else kwok and why.
+DEMO_NODE ?= auto
+
 .PHONY: demo
-demo: install install-pipelines k8s-binaries ## The whole loop on the embedded control plane, narrated; leaves it up for you
-	$(PY) -m slipway.demo up --workdir .demo
+demo: install install-pipelines k8s-binaries node-prereqs ## The whole loop, narrated, on a real node where possible (else kwok); leaves it up for you
+	$(PY) -m slipway.demo up --workdir .demo --node $(DEMO_NODE)
 
 .PHONY: demo-down
 demo-down: ## Stop what `make demo` left running and remove .demo/

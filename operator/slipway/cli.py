@@ -16,17 +16,29 @@ def _dev_cluster_up(args: argparse.Namespace) -> int:
 
     from slipway.devcluster import BinariesMissing, ControlPlaneError, DevCluster
     from slipway.devcluster.install import apply_crds
+    from slipway.devcluster.realnode import RealNodeUnavailable
 
-    workdir = Path(args.workdir).resolve()
-    cluster = DevCluster(workdir=workdir, full=not args.minimal, log=lambda m: print(f"[dev-cluster] {m}"))
+    if args.node == "real" and args.minimal:
+        print("slipway dev-cluster: --minimal starts no node, so not with --node real", file=sys.stderr)
+        return 2
+    if args.image and args.node != "real":
+        print("slipway dev-cluster: --image is for a real node (--node real)", file=sys.stderr)
+        return 2
+    cluster = DevCluster(
+        workdir=Path(args.workdir).resolve(),
+        full=not args.minimal,
+        node=args.node,
+        images=[Path(image).resolve() for image in args.image],
+        log=lambda m: print(f"[dev-cluster] {m}", flush=True),
+    )
     try:
         cluster.start()
-    except (BinariesMissing, ControlPlaneError) as error:
+    except (BinariesMissing, ControlPlaneError, RealNodeUnavailable) as error:
         print(f"slipway dev-cluster: {error}", file=sys.stderr)
         return 1
     try:
         apply_crds(config.new_client_from_config(str(cluster.kubeconfig)), [crd(kind) for kind in KINDS])
-        print(f"[dev-cluster] CRDs installed; export KUBECONFIG={cluster.kubeconfig}")
+        print(f"[dev-cluster] CRDs installed; export KUBECONFIG={cluster.kubeconfig}", flush=True)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -101,6 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     up = dev_commands.add_parser("up", help="start it in the foreground until Ctrl-C")
     up.add_argument("--workdir", default=".devcluster", help="where certs, data and logs go")
     up.add_argument("--minimal", action="store_true", help="etcd and kube-apiserver only")
+    up.add_argument(
+        "--node",
+        choices=["kwok", "real"],
+        default="kwok",
+        help="kwok's fake node (no container runs), or a real one: containerd, kubelet, kube-proxy (root)",
+    )
+    up.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="ARCHIVE",
+        help="an OCI archive the real node imports into containerd (repeatable; hack/images.sh builds them)",
+    )
     up.set_defaults(func=_dev_cluster_up)
     run = commands.add_parser("run", help="run the operator against the current kubeconfig")
     run.add_argument("--namespace", action="append", help="serve only this namespace (repeatable)")
