@@ -26,6 +26,7 @@ from fixtures.realnode import NAMESPACE, OPERATOR_NAMESPACE
 from fixtures.storage import StorageServer
 from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
+from slipway.demo import PENGUIN
 from slipway.storage.s3 import s3_client
 
 MODEL = "penguins"
@@ -235,18 +236,7 @@ def test_serving_pods_pull_the_model_and_answer_predictions(
     )
     assert pods and all(p.spec.service_account_name == "penguins-serving" for p in pods)
     assert all(p.spec.init_containers[0].image == "localhost/slipway:dev" for p in pods)
-    sample = {
-        "instances": [
-            {
-                "island": "Biscoe",
-                "bill_length_mm": 48.6,
-                "bill_depth_mm": 16.0,
-                "flipper_length_mm": 230.0,
-                "body_mass_g": 5800.0,
-                "sex": "male",
-            }
-        ]
-    }
+    sample = {"instances": [PENGUIN]}
     request = urllib.request.Request(
         f"{endpoint}/v1/models/{MODEL}:predict", data=json.dumps(sample).encode(), method="POST"
     )
