@@ -148,7 +148,7 @@ class DevCluster:
             if real:
                 assert self.real_node is not None
                 self.log("starting the real node: containerd, CoreDNS, kubelet, kube-proxy")
-                self.real_node.start(free_port, deadline)
+                self.real_node.start(deadline)
             else:
                 self.log("starting kwok")
                 self._start_kwok()

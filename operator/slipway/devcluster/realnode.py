@@ -143,6 +143,26 @@ def cni_config(ipam_dir: Path) -> dict[str, Any]:
     }
 
 
+# The components' usual ports (kubelet 10250 and 10248, kube-proxy 10249 and 10256), below the kernel's
+# ephemeral range: a port picked from that range can be taken by any outgoing connection before the
+# component binds it (a kubelet failed to start with "address already in use" that way).
+NODE_PORTS = (10250, 10248, 10256, 10249, 10254, 10253)
+
+
+def unused_port(preferred: int, attempts: int = 200) -> int:
+    """`preferred`, or the next port above it that nothing listens on."""
+    import socket
+
+    for port in range(preferred, preferred + attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RealNodeUnavailable(f"no free port in {preferred}-{preferred + attempts - 1}")
+
+
 @dataclass(frozen=True)
 class NodePorts:
     kubelet: int
@@ -461,8 +481,8 @@ class RealNode:
         self.journal.record(route=True)
         _check("ip", "route", "replace", SERVICE_CIDR, "dev", BRIDGE)
 
-    def start(self, free_port: Callable[[], int], deadline: float) -> None:
-        self.ports = ports = NodePorts(*(free_port() for _ in range(6)))
+    def start(self, deadline: float) -> None:
+        self.ports = ports = NodePorts(*(unused_port(preferred) for preferred in NODE_PORTS))
         config = self.workdir / "config"
         for directory in (
             config / "net.d",
