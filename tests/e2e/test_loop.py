@@ -211,7 +211,18 @@ def endpoint(real_api: client.ApiClient, trained: dict[str, Any]) -> Iterator[st
     )
     wait_for(lambda: status(real_api, "servingendpoints", MODEL).get("stableVersion") == 1, "v1 served", 300)
     service = core.read_namespaced_service(MODEL, NAMESPACE)
-    yield f"http://{service.spec.cluster_ip}:{REST_PORT}"
+    url = f"http://{service.spec.cluster_ip}:{REST_PORT}"
+    # kube-proxy programs the new Service's endpoints a moment after they turn ready, as on any cluster.
+    wait_for(lambda: _answers(url), "the endpoint's ClusterIP to answer", timeout=60)
+    yield url
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/v1/models/{MODEL}", timeout=5):
+            return True
+    except OSError:
+        return False
 
 
 def new_version(real_api: client.ApiClient, trained: dict[str, Any], version: int, uri: str) -> None:

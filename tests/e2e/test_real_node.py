@@ -100,8 +100,10 @@ def test_a_service_balances_requests_over_ready_pods(
                 seen[response.read().decode()] += 1
         return seen
 
-    # kube-proxy programs the Service's rules a moment after the endpoints turn ready.
-    seen = wait_for(lambda: _quietly(answers), "the ClusterIP to answer", timeout=30)
+    # kube-proxy programs each endpoint a moment after it turns ready: wait until both are in its rules,
+    # then 40 new connections must reach both pods (one pod alone: 2 chances in 2^40).
+    wait_for(lambda: set(_quietly(answers) or ()) == pods, "the ClusterIP to reach both pods", timeout=60)
+    seen = answers()
     assert set(seen) == pods, f"40 requests reached {dict(seen)}, expected both of {pods}"
 
 
