@@ -225,6 +225,18 @@ def _answers(url: str) -> bool:
         return False
 
 
+def endpoint_slices(api: client.ApiClient) -> list[tuple[str, bool]]:
+    """(pod, ready) behind the endpoint's Service, as kube-proxy sees them."""
+    slices = client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
+        NAMESPACE, label_selector=f"kubernetes.io/service-name={MODEL}"
+    )
+    return [
+        (e.target_ref.name if e.target_ref else "?", bool(e.conditions and e.conditions.ready))
+        for s in slices.items
+        for e in s.endpoints or []
+    ]
+
+
 def new_version(real_api: client.ApiClient, trained: dict[str, Any], version: int, uri: str) -> None:
     spec = {**trained["spec"], "version": version, "uri": uri}
     spec["lineage"] = {**spec.get("lineage", {}), "runId": f"e2e-copy-{version}"}
@@ -269,6 +281,12 @@ def test_a_canary_splits_real_requests_then_promotes_without_a_failed_request(
         )
         observed = status(real_api, "servingendpoints", MODEL)
         assert observed["canaryWeight"] == 50 and observed["effectiveCanaryWeight"] == 50, observed
+        paused = time.monotonic()
+        try:
+            wait_for(lambda: "2" in traffic.split(10), "v2 to answer through the ClusterIP", timeout=60)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; endpoints: {endpoint_slices(real_api)}") from None
+        print(f"kube-proxy reached v2 {time.monotonic() - paused:.1f} s after the pause began")
         split = traffic.split(200)
         slipway(kubeconfig_path, "promote", MODEL, "-n", NAMESPACE)
         wait_for(

@@ -137,7 +137,8 @@ def test_pods_resolve_services_and_reach_the_api_server(
         return phase if phase in ("Succeeded", "Failed") else None
 
     phase = wait_for(finished, "the probe pod to finish", timeout=120)
-    log = core.read_namespaced_pod_log("probe", node_namespace)
+    # Raw bytes: the client would otherwise parse a JSON-looking log and hand back its repr.
+    log = core.read_namespaced_pod_log("probe", node_namespace, _preload_content=False).data.decode()
     assert phase == "Succeeded", log
     answer = json.loads(log.strip().splitlines()[-1])
     kubernetes_service = core.read_namespaced_service("kubernetes", "default")
