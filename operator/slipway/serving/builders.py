@@ -11,6 +11,7 @@ from typing import Any
 
 from slipway import GROUP
 from slipway.api.serving_endpoint import ServingEndpointSpec
+from slipway.podsecurity import restricted_container, restricted_pod
 from slipway.serving.faults import PULLER_CONTAINER, SERVER_CONTAINER
 from slipway.serving.rollout import VersionInfo
 
@@ -115,16 +116,6 @@ def config_map(endpoint: Endpoint, version: int) -> dict[str, Any]:
     )
 
 
-def _restricted_container_security() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
 def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> dict[str, Any]:
     """A TF Serving Deployment serving exactly `info.version`. `replicas=None` leaves scaling to the HPA."""
     spec, model, version = endpoint.spec, endpoint.spec.model_name, info.version
@@ -135,7 +126,7 @@ def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> d
         "image": endpoint.puller_image,
         "command": ["slipway", "pull", info.uri, model_dir],
         "volumeMounts": [{"name": "models", "mountPath": MODELS_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
-        "securityContext": _restricted_container_security(),
+        "securityContext": restricted_container(),
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         # The puller's last stderr line (what failed, and why) becomes the termination message the operator
         # reports when the rollout aborts.
@@ -202,7 +193,7 @@ def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> d
             {"name": "config", "mountPath": "/config", "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
-        "securityContext": _restricted_container_security(),
+        "securityContext": restricted_container(),
         "resources": spec.runtime.resources.to_wire(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -221,18 +212,7 @@ def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> d
     if annotations:
         pod_meta["annotations"] = annotations
     pod_spec: dict[str, Any] = {
-        # Workload identity needs no API token in the pod: IRSA's and Azure's webhooks project their own,
-        # GKE's metadata server answers by the ServiceAccount.
-        "automountServiceAccountToken": False,
-        # No Docker-link variables: a Service named slipway-<setting> would set SLIPWAY_<SETTING> here.
-        "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        **restricted_pod(RUN_AS),
         "initContainers": [puller],
         "containers": [server],
         "volumes": volumes,

@@ -28,6 +28,7 @@ from slipway.api.common import StorageLocation
 from slipway.api.training_pipeline import JobExecutor as JobSettings
 from slipway.api.training_pipeline import TrainingPipelineSpec
 from slipway.kube import api_client, get_custom, owner_reference
+from slipway.podsecurity import restricted_container, restricted_pod
 from slipway.settings import settings
 from slipway.storage import ObjectNotFound, StorageCredentials
 from slipway.training.local_executor import RunState, now_text
@@ -204,16 +205,6 @@ def config_map(
     }
 
 
-def _restricted() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
 def job(target: JobTarget, run_id: str, owner: dict[str, Any]) -> dict[str, Any]:
     name = child_name(run_id)
     container: dict[str, Any] = {
@@ -235,21 +226,11 @@ def job(target: JobTarget, run_id: str, owner: dict[str, Any]) -> dict[str, Any]
             {"name": "work", "mountPath": WORK_DIR},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
-        "securityContext": _restricted(),
+        "securityContext": restricted_container(),
     }
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
-        # The pod needs no Kubernetes API; workload identity webhooks project their own tokens.
-        "automountServiceAccountToken": False,
-        # No Docker-link variables: a Service named slipway-<setting> would set SLIPWAY_<SETTING> here.
-        "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        **restricted_pod(RUN_AS),
         "containers": [container],
         "volumes": [
             {"name": "run", "configMap": {"name": name}},
