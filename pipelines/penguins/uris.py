@@ -28,3 +28,19 @@ def read_uri(uri: str) -> bytes:
 
     parent, name = uri.rsplit("/", 1)
     return open_store(parent).read_bytes(name)
+
+
+def local_dir(uri: str) -> str:
+    """A local directory holding what is below `uri`: the path itself for file://, else a copy pulled with
+    slipway.storage, since TensorFlow (2.6 and later) reads neither s3:// nor az://."""
+    path = local_path(uri)
+    if path is not None:
+        return path
+    import os
+    import tempfile
+
+    from slipway.storage.puller import pull
+
+    dest = os.path.join(tempfile.mkdtemp(prefix="slipway-pull-"), "model")
+    pull(uri, dest)
+    return dest

@@ -3,10 +3,14 @@ of it): shared by the local executor's child process (`local_run`) and the job e
 
 from __future__ import annotations
 
+import re
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# kfp.local colours its messages for a terminal; a status message and an Event are not one.
+TERMINAL_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True)
@@ -41,5 +45,6 @@ def run_pipeline(ir_path: Path, arguments: dict[str, Any], pipeline_root: str) -
         outputs = {name: plain(value) for name, value in (task.outputs or {}).items()}
     except Exception as error:
         traceback.print_exc()
-        return Outcome("Failed", f"{type(error).__name__}: {error}"[:2000])
+        message = TERMINAL_COLOURS.sub("", f"{type(error).__name__}: {error}")
+        return Outcome("Failed", message[:2000])
     return Outcome("Succeeded", outputs=outputs)

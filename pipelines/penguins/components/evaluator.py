@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 from pipelines.penguins.components.base import component
-from pipelines.penguins.uris import local_path
+from pipelines.penguins.uris import local_dir
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -116,8 +116,8 @@ def evaluator(
         )
     ]
     if has_baseline:
-        # gs:// and s3:// baselines are read by TensorFlow's own file systems.
-        baseline_dir = local_path(baseline_model_uri) or baseline_model_uri
+        # The champion may sit on any store the operator reads (s3://, gs://, az://): TensorFlow gets a copy.
+        baseline_dir = local_dir(baseline_model_uri)
         shared.append(tfma.default_eval_shared_model(baseline_dir, model_name="baseline", eval_config=config))
     os.makedirs(evaluation.path, exist_ok=True)
     tfma.run_model_analysis(
