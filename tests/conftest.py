@@ -1,9 +1,9 @@
 """Shared fixtures, and the test tiers.
 
 Each concern keeps its fixtures in tests/fixtures/<concern>.py, registered here. Tiers are marked from what a
-test uses, never by hand: a test whose fixtures reach `cluster` is `cluster` (the embedded control plane with
-kwok), one that reaches `real_cluster` is `e2e` (a real node); modules that need TensorFlow say so with
-`pytestmark = pytest.mark.tensorflow`. `make unit` runs the rest."""
+test uses: a test whose fixtures reach `cluster` is `cluster` (the embedded control plane with kwok), one that
+reaches `real_cluster` is `e2e` (a real node). The few modules that start a cluster or node of their own, and
+those that need TensorFlow, say so with `pytestmark`. `make unit` runs the rest."""
 
 from __future__ import annotations
 

@@ -13,8 +13,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from fixtures.waiting import wait_for
 from slipway.devcluster import realnode
+
+# It starts a real node of its own rather than use the `real_cluster` fixture.
+pytestmark = pytest.mark.e2e
 
 OWNER = textwrap.dedent(
     """

@@ -9,7 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from slipway.devcluster import DevCluster
+
+# These tests start control planes of their own rather than use the `cluster` fixture.
+pytestmark = pytest.mark.cluster
 
 
 def _alive(pid: int) -> bool:
