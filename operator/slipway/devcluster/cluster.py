@@ -30,15 +30,12 @@ import yaml
 
 from slipway.devcluster import certs, realnode
 from slipway.devcluster.binaries import Binaries, find_binaries
+from slipway.devcluster.probes import ControlPlaneError, http_ok
 
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
 FAKE_NODE = "kwok-node-0"
 PR_SET_PDEATHSIG = 1
-
-
-class ControlPlaneError(RuntimeError):
-    pass
 
 
 def free_port() -> int:
@@ -128,6 +125,7 @@ class DevCluster:
                 pki=self.pki,
                 server=self.server,
                 spawn=lambda name, args: self._spawn(name, args).popen,
+                wait=self._wait,
                 images=[realnode.pause_archive(), *self.images],
                 log=self.log,
             )
@@ -135,7 +133,7 @@ class DevCluster:
             self.real_node.issue_certificates()
         self.log("starting etcd")
         etcd_client = self._start_etcd()
-        self._wait(lambda: _http_ok(f"{etcd_client}/health"), "etcd", deadline)
+        self._wait(lambda: http_ok(f"{etcd_client}/health"), "etcd", deadline)
         self.log("starting kube-apiserver")
         self._start_apiserver(etcd_client)
         self.kubeconfig = self.workdir / "admin.kubeconfig"
@@ -356,14 +354,6 @@ class DevCluster:
             return True
         except (urllib.error.URLError, OSError):
             return False
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def _b64(path: Path) -> str:

@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import yaml
 
 from slipway.devcluster import certs
 from slipway.devcluster.binaries import cache_dir, cache_root
+from slipway.devcluster.probes import ControlPlaneError, http_ok
 
 NODE_NAME = "slipway-node"
 BRIDGE = "slipway0"
@@ -398,9 +398,9 @@ class Journal:
         self.record()
 
 
-def _reaper(journal_path: Path) -> subprocess.Popen[bytes]:
+def _reaper(journal_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     """A process outside our own that tears the node down from the journal when we die without doing it:
-    it waits for EOF on a pipe whose only writer is this process."""
+    it waits for EOF on a pipe whose only writer is this process. Returns it and that pipe's write end."""
     read_end, write_end = os.pipe()
     reaper = subprocess.Popen(
         [sys.executable, "-m", "slipway.devcluster.realnode", "reap", str(journal_path)],
@@ -411,8 +411,7 @@ def _reaper(journal_path: Path) -> subprocess.Popen[bytes]:
     )
     os.close(read_end)
     os.set_inheritable(write_end, False)
-    reaper.write_end = write_end  # type: ignore[attr-defined]
-    return reaper
+    return reaper, write_end
 
 
 # --- the node --------------------------------------------------------------------------------------
@@ -426,12 +425,14 @@ class RealNode:
     pki: certs.Pki
     server: str
     spawn: Callable[[str, list[str]], subprocess.Popen[bytes]]
+    # DevCluster's wait: it fails at once, with the log's tail, when a process it started exits.
+    wait: Callable[[Callable[[], bool], str, float], None]
     images: list[Path] = field(default_factory=list)
     log: Callable[[str], None] = lambda _message: None
     journal: Journal = field(init=False)
     ports: NodePorts | None = None
     _lock: IO[str] | None = None
-    _reaper: subprocess.Popen[bytes] | None = None
+    _reaper: tuple[subprocess.Popen[bytes], int] | None = None
     files: dict[str, Path] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -508,7 +509,7 @@ class RealNode:
 
         began = time.monotonic()
         self._spawn("containerd", ["containerd", "--config", str(config / "containerd.toml")])
-        self._wait(lambda: self.ctr("version", timeout=5).returncode == 0, "containerd", deadline)
+        self.wait(lambda: self.ctr("version", timeout=5).returncode == 0, "containerd", deadline)
         self.timings["containerd"] = time.monotonic() - began
         began = time.monotonic()
         for archive in self.images:
@@ -535,10 +536,8 @@ class RealNode:
             ],
         )
         self._spawn("kube-proxy", [str(binaries / "kube-proxy"), f"--config={config / 'kube-proxy.yaml'}"])
-        self._wait(lambda: _http_ok(f"http://127.0.0.1:{ports.dns_ready}/ready"), "CoreDNS", deadline)
-        self._wait(
-            lambda: _http_ok(f"http://127.0.0.1:{ports.proxy_healthz}/healthz"), "kube-proxy", deadline
-        )
+        self.wait(lambda: http_ok(f"http://127.0.0.1:{ports.dns_ready}/ready"), "CoreDNS", deadline)
+        self.wait(lambda: http_ok(f"http://127.0.0.1:{ports.proxy_healthz}/healthz"), "kube-proxy", deadline)
         self.timings["node"] = time.monotonic() - began
 
     def issue_certificates(self) -> None:
@@ -580,15 +579,6 @@ class RealNode:
         popen = self.spawn(name, args)
         self.journal.process(name, popen.pid)
 
-    def _wait(self, ready: Callable[[], bool], what: str, deadline: float) -> None:
-        from slipway.devcluster.cluster import ControlPlaneError
-
-        while time.monotonic() < deadline:
-            if ready():
-                return
-            time.sleep(0.2)
-        raise ControlPlaneError(f"timed out waiting for {what} on the real node (logs in {self.workdir})")
-
     def import_image(self, archive: Path) -> None:
         """Imports an OCI archive into the node's containerd unless the same image is already there."""
         name, digest = archive_image(archive)
@@ -598,8 +588,6 @@ class RealNode:
         self.log(f"importing {name} into the node's containerd")
         result = self.ctr("images", "import", "--snapshotter", "overlayfs", str(archive))
         if result.returncode != 0:
-            from slipway.devcluster.cluster import ControlPlaneError
-
             raise ControlPlaneError(f"importing {archive} failed: {result.stderr.strip()[-2000:]}")
 
     def stop(self) -> None:
@@ -607,9 +595,10 @@ class RealNode:
             return
         teardown(JOURNAL, self.log)
         if self._reaper is not None:
-            os.close(self._reaper.write_end)  # type: ignore[attr-defined]
+            reaper, pipe = self._reaper
+            os.close(pipe)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self._reaper.wait(timeout=10)
+                reaper.wait(timeout=10)
             self._reaper = None
         if self._lock is not None:
             self._lock.close()
@@ -632,14 +621,6 @@ def _check(*args: str) -> None:
     result = _run(*args)
     if result.returncode != 0:
         raise RealNodeUnavailable(f"`{' '.join(args)}` failed: {result.stderr.strip()}")
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def pause_archive() -> Path:
