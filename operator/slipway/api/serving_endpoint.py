@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from slipway.api.common import Condition, Decimal, KubeModel, ModelName, ObjectName
+from slipway.api.common import Condition, KubeModel, ModelName, ObjectName
 
 DURATION_PATTERN = r"^[0-9]+(s|m|h)$"
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=16)]
@@ -248,9 +248,6 @@ class Rollout(KubeModel):
         default=None,
         description="To meet a setWeight within weightTolerance, run up to this many pods in all (stable "
         "scaled up next to the canary for the step). Omit to refuse such a rollout with a condition.",
-    )
-    min_stable_ready_fraction: Decimal = Field(
-        default="1", description="Stable replicas that must stay ready while a canary runs, as a fraction."
     )
 
 
