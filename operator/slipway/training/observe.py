@@ -221,10 +221,10 @@ def read_push(
         if registration.push_result(state) is None and not objects.exists(
             objects.join(uri, manifest.MANIFEST), credentials
         ):
-            # No push_result output (a KFP run, or a pipeline without one): no manifest = nothing pushed.
-            return registration.Pushed(
-                version, uri, missing=f"not pushed: no {manifest.MANIFEST} under {uri}"
-            )
+            # No push_result output (a KFP run, or a pipeline without one): no manifest = nothing pushed;
+            # the pusher's record says why, when it wrote one.
+            record = manifest.read_push_result(spec.model_store.uri, spec.model_name, version, credentials)
+            return registration.Pushed(version, uri, missing=registration.missing_reason(record, uri))
         found = manifest.read(uri, credentials)
         if not objects.exists(objects.join(uri, "saved_model.pb"), credentials):
             return registration.Pushed(

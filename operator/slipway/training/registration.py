@@ -44,6 +44,13 @@ def not_pushed_reason(state: RunState) -> str | None:
     return None
 
 
+def missing_reason(record: manifest.PushResult | None, uri: str) -> str:
+    """Why a run without a push_result output pushed nothing: its pusher's record, else the empty store."""
+    if record is not None and not record.pushed:
+        return f"not pushed: {record.reason or 'not blessed'}"
+    return f"not pushed: no {manifest.MANIFEST} under {uri}"
+
+
 def pushed_version(record: RunRecord, state: RunState) -> int:
     return int((push_result(state) or {}).get("version") or record.details.get("version") or 0)
 
