@@ -29,6 +29,7 @@ from slipway.training.job_executor import (
 )
 from slipway.training.kfp_executor import KfpError, KfpExecutor, KfpTarget
 from slipway.training.kfp_platform import storage_secrets
+from slipway.training.kfp_pods import kubernetes_step_logs
 from slipway.training.local_executor import LocalExecutor, RunState
 
 
@@ -97,8 +98,15 @@ def kfp(target: Target) -> tuple[Executor, str]:
         pipeline_name=f"{namespace}-{name}",
         # Only to submit runs: stopping one (no credentials resolved) must not need the storage Secrets.
         secrets_as_env=storage_secrets(target.spec, target.secrets) if target.secrets is not None else (),
+        step_logs=kubernetes_step_logs(kube_client),
     )
     return KfpExecutor(endpoint), objects.join(target.spec.artifact_root.uri, namespace, name)
+
+
+def kube_client() -> Any:
+    from slipway.kube import api_client
+
+    return api_client()
 
 
 def job(target: Target) -> tuple[Executor, str]:

@@ -24,11 +24,12 @@ import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from slipway.training.kfp_platform import SecretEnv, with_secrets_as_env
+from slipway.training.kfp_pods import StepLogs
 from slipway.training.local_executor import RunState
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class KfpTarget:
     pipeline_name: str
     # Storage Secrets whose keys every step gets as environment variables (KFP's platform config).
     secrets_as_env: tuple[SecretEnv, ...] = ()
+    # Reads a failed step's pod log where the run's pods are in reach (None: the message is KFP's alone).
+    step_logs: StepLogs | None = field(default=None, compare=False)
 
 
 def _equals(key: str, value: str) -> str:
@@ -166,16 +169,21 @@ def backoff_seconds(failures: int) -> int:
     return BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS)) - 1]
 
 
+def failed_steps(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Workflow's step nodes (pods) in phase Failed or Error."""
+    return [
+        node
+        for node in ((manifest.get("status") or {}).get("nodes") or {}).values()
+        if node.get("phase") in ("Failed", "Error") and node.get("type") in ("Pod", "Container", None)
+    ]
+
+
 def failure_from_workflow(manifest: dict[str, Any]) -> tuple[bool, str]:
     """(terminated, why) from the Argo Workflow KFP keeps for a finished run: KFP terminates a run by
     setting activeDeadlineSeconds to 0; a failed step is a node in phase Failed or Error."""
     terminated = (manifest.get("spec") or {}).get("activeDeadlineSeconds") == 0
     status = manifest.get("status") or {}
-    failed = [
-        node
-        for node in (status.get("nodes") or {}).values()
-        if node.get("phase") in ("Failed", "Error") and node.get("type") in ("Pod", "Container", None)
-    ]
+    failed = failed_steps(manifest)
     steps = "; ".join(
         f"step {node.get('displayName') or node.get('name')} failed: {node.get('message') or 'no message'}"
         for node in failed[:3]
@@ -370,11 +378,19 @@ class KfpExecutor:
         if run.error is not None:
             message = str(getattr(run.error, "message", "") or run.error)[:2000]
         if phase == "Failed":
-            terminated, why = failure_from_workflow(self.workflow_manifest(str(run.run_id)))
+            manifest = self.workflow_manifest(str(run.run_id))
+            terminated, why = failure_from_workflow(manifest)
             if terminated:
                 return RunState("Cancelled", f"terminated{': ' + why if why else ''}"[:2000], url=url)
-            message = message or why or f"KFP reported no reason; see {url}"
+            message = (message or why or f"KFP reported no reason; see {url}") + self.step_log(manifest)
         return RunState(phase=phase, message=message[:2000], url=url)
+
+    def step_log(self, manifest: dict[str, Any]) -> str:
+        """The first failed step's pod log tail, when the target can read the run's pods."""
+        failed, metadata = failed_steps(manifest), manifest.get("metadata") or {}
+        if self.target.step_logs is None or not failed or not metadata.get("namespace"):
+            return ""
+        return self.target.step_logs(str(metadata["namespace"]), str(metadata.get("name")), failed[0])
 
     def submit(self, run_id: str, ir_text: str, arguments: dict[str, Any], pipeline_root: str) -> RunState:
         existing = self.find(run_id)
