@@ -545,6 +545,33 @@ def test_kfp_keeps_the_model_store_on_azure_while_the_pipeline_root_must_be_s3_o
     assert mv["spec"]["storageSecretRef"] == {"name": "azure-models"}
 
 
+def test_kfp_server_errors_are_one_condition_then_the_run_starts_once(
+    training: Training, operator: Any, kfp_backend: KfpBackend
+) -> None:
+    """The real server answering 500 (its database lost a table) while a run is asked for: one condition
+    and one Event, retries with backoff, and once the server is back the run starts, once, and the
+    condition clears."""
+    kfp = {"type": "kfp", "kfp": {"endpoint": kfp_backend.url}}
+    training.pipeline("flaky", executor=kfp, artifactRoot={"uri": "s3://artifacts/root"})
+    wait_for(lambda: (c := training.condition("flaky", "Ready")) and c["status"] == "True", "Ready")
+    with kfp_backend.table_gone("run_details"):
+        training.request_run("flaky", "one")
+        down = wait_for(
+            lambda: (c := training.condition("flaky", "ExecutorReachable")) and c["status"] == "False" and c,
+            "ExecutorReachable=False",
+        )
+        assert down["reason"] == "ExecutorUnreachable" and "list runs: HTTP 500" in down["message"], down
+        time.sleep(3)  # polls every second: backed off, nothing new said
+        assert training.runs("flaky") == []
+    record = wait_for(lambda: (r := training.runs("flaky")) and r[0], "the run, once the server is back")
+    assert len(kfp_backend.runs_named(record["id"])) == 1
+    wait_for(
+        lambda: (c := training.condition("flaky", "ExecutorReachable")) and c["status"] == "True", "reachable"
+    )
+    assert training.reasons("flaky").count("ExecutorUnreachable") == 1
+    assert training.reasons("flaky").count("RunStarted") == 1
+
+
 def test_kfp_refusals_are_one_condition_and_one_event_each_without_a_run(
     training: Training, operator: Any, kfp_backend: KfpBackend, kfp_multi_user: KfpBackend
 ) -> None:
