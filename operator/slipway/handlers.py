@@ -237,5 +237,5 @@ def pipeline_resync(namespace: str | None, name: str, spec: kopf.Spec, memo: Ope
 
 
 @kopf.on.delete(GROUP, VERSION, "trainingpipelines")
-def pipeline_deleted(body: kopf.Body, **_: Any) -> None:
-    training.terminate_all(dict(body))
+def pipeline_deleted(body: kopf.Body, memo: Operator, **_: Any) -> None:
+    training.terminate_all(dict(body), memo.training)

@@ -73,7 +73,6 @@ def test_uploads_once_per_digest_and_names_runs_deterministically(kfp_backend: K
     assert len(versions) == 2  # the pipeline's own first version + the one named by the digest
 
     # A restarted operator (a new executor, no memory) asking for the same run adopts it.
-    kfp_executor._run_ids.clear()
     again = executor(kfp_backend, name).submit(run_name, IR, arguments(), ROOT)
     assert again.url == state.url
     assert len(kfp_backend.runs_named(run_name)) == 1
@@ -106,7 +105,6 @@ def test_each_terminal_state_maps_with_a_useful_message(kfp_backend: KfpBackend)
     kfp_backend.play_argo(
         failed_run.run_id, "Failed", "Error (exit code 1): training diverged", failed_step="train-and-push"
     )
-    kfp_executor._run_ids.clear()
     state = wait_for(
         lambda: (s := executor(kfp_backend, "x").state(failed)).phase != "Pending" and s, "failed"
     )
@@ -230,12 +228,12 @@ def test_unreachable_api_is_a_clear_error_once_then_backs_off_without_the_token(
         down.submit("r", IR, arguments(), ROOT)
     assert url in str(raised.value) and "s3cr3t-token" not in str(raised.value)
     assert raised.value.reason == "ExecutorUnreachable"
-    failures, until, _ = kfp_executor._backoff[kfp_executor.client_key(down.target)]
+    failures, until, _ = down.connections.backoff[kfp_executor.client_key(down.target)]
     assert failures == 1 and 4 < until - time.monotonic() <= 5
     with pytest.raises(KfpError) as again:
         down.state("r")
     assert str(again.value) == str(raised.value), "backed off: the same error at once, no call"
-    assert kfp_executor._backoff[kfp_executor.client_key(down.target)][0] == 1
+    assert down.connections.backoff[kfp_executor.client_key(down.target)][0] == 1
 
 
 def test_a_server_error_backs_off_then_the_run_is_adopted_not_started_again(kfp_backend: KfpBackend) -> None:
@@ -244,22 +242,22 @@ def test_a_server_error_backs_off_then_the_run_is_adopted_not_started_again(kfp_
     ex = executor(kfp_backend, fresh("ns-500"))
     name = fresh("r")
     ex.submit(name, IR, arguments(), ROOT)
-    kfp_executor._run_ids.clear()  # a restarted operator: it knows the run by its name only
+    ex.connections.run_ids.clear()  # a restarted operator: it knows the run by its name only
     key = kfp_executor.client_key(ex.target)
     with kfp_backend.table_gone("run_details"):
         with pytest.raises(KfpError) as raised:
             ex.submit(name, IR, arguments(), ROOT)
         assert (raised.value.reason, raised.value.status) == ("ExecutorUnreachable", 500)
         assert str(raised.value).startswith(f"KFP API at {kfp_backend.url}: list runs: HTTP 500")
-        assert kfp_executor._backoff[key][0] == 1
+        assert ex.connections.backoff[key][0] == 1
         with pytest.raises(KfpError) as again:
             ex.state(name)
         assert str(again.value) == str(raised.value), "backed off: no call, the same error"
-    failures, _, error = kfp_executor._backoff[key]
-    kfp_executor._backoff[key] = (failures, time.monotonic(), error)  # the backoff has run out
+    failures, _, error = ex.connections.backoff[key]
+    ex.connections.backoff[key] = (failures, time.monotonic(), error)  # the backoff has run out
     assert ex.submit(name, IR, arguments(), ROOT).phase == "Pending"
     assert len(kfp_backend.runs_named(name)) == 1, "adopted, not started twice"
-    assert key not in kfp_executor._backoff, "a call that works ends the backoff"
+    assert key not in ex.connections.backoff, "a call that works ends the backoff"
 
 
 # --- pure functions: no server --------------------------------------------------------------------------
@@ -399,7 +397,7 @@ def test_multi_user_pipelines_and_runs_live_in_the_profile_namespace(kfp_multi_u
     ex = profile_executor(kfp_multi_user, name, bearer)
     first, second = fresh("r"), fresh("r")
     ex.submit(first, IR, arguments(), ROOT)
-    kfp_executor._run_ids.clear()
+    ex.connections.run_ids.clear()
     ex.submit(second, IR, arguments(2), ROOT)  # found in the profile namespace: not uploaded again
     assert len(kfp_multi_user.pipeline_versions(name)) == 2
     (run,) = kfp_multi_user.runs_named(first)

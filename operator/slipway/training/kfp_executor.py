@@ -82,40 +82,50 @@ def _equals(key: str, value: str) -> str:
 
 
 ClientKey = tuple[str, str | None, str | None]
-_clients: dict[ClientKey, Any] = {}
-# Slipway run id -> KFP run id, per endpoint: found once by display name, then read by id.
-_run_ids: dict[tuple[str, str], str] = {}
-# Per client: (consecutive transient failures, monotonic time before which no call is made, last error).
-_backoff: dict[ClientKey, tuple[int, float, KfpError]] = {}
-# IR digests the server refused, per endpoint: not uploaded again (the error is raised at once).
-_rejected: dict[tuple[str, str], KfpError] = {}
-_clients_lock = threading.Lock()
 
 
 def client_key(target: KfpTarget) -> ClientKey:
     return (target.endpoint, target.token, target.namespace)
 
 
-def client_for(target: KfpTarget) -> Any:
-    key = client_key(target)
-    with _clients_lock:
-        if key not in _clients:
-            import kfp
+@dataclass
+class KfpConnections:
+    """What the kfp executor keeps between reconciles, one per operator (in the training Memory)."""
 
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP >= 2.0.0-beta.2"
-                    _clients[key] = kfp.Client(
-                        host=target.endpoint,
-                        existing_token=target.token,
-                        credentials=None if target.token else projected_token(),
-                        namespace=target.namespace or "kubeflow",
-                    )
-            except Exception as error:
-                status = getattr(error, "status", None)
-                reason = classify("connect", status, server_message(getattr(error, "body", None)))
-                raise KfpError(f"KFP API at {target.endpoint}: {_short(error)}", reason, status) from error
-        return _clients[key]
+    clients: dict[ClientKey, Any] = field(default_factory=dict)
+    # Slipway run id -> KFP run id, per endpoint: found once by display name, then read by id.
+    run_ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Per client: (consecutive transient failures, monotonic time before which no call is made, last error).
+    backoff: dict[ClientKey, tuple[int, float, KfpError]] = field(default_factory=dict)
+    # IR digests the server refused, per endpoint: not uploaded again (the error is raised at once).
+    rejected: dict[tuple[str, str], KfpError] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def client_for(self, target: KfpTarget) -> Any:
+        key = client_key(target)
+        with self.lock:
+            if key not in self.clients:
+                self.clients[key] = connect(target)
+            return self.clients[key]
+
+
+def connect(target: KfpTarget) -> Any:
+    """A kfp.Client for the target (creating one asks the server's healthz)."""
+    import kfp
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP >= 2.0.0-beta.2"
+            return kfp.Client(
+                host=target.endpoint,
+                existing_token=target.token,
+                credentials=None if target.token else projected_token(),
+                namespace=target.namespace or "kubeflow",
+            )
+    except Exception as error:
+        status = getattr(error, "status", None)
+        reason = classify("connect", status, server_message(getattr(error, "body", None)))
+        raise KfpError(f"KFP API at {target.endpoint}: {_short(error)}", reason, status) from error
 
 
 def projected_token() -> Any:
@@ -193,21 +203,24 @@ def failure_from_workflow(manifest: dict[str, Any]) -> tuple[bool, str]:
 
 
 class KfpExecutor:
-    def __init__(self, target: KfpTarget) -> None:
+    def __init__(self, target: KfpTarget, connections: KfpConnections | None = None) -> None:
+        """`connections`: the operator's (clients, run ids, backoff); a new executor without them knows
+        nothing, like a restarted operator."""
         self.target = target
+        self.connections = connections if connections is not None else KfpConnections()
 
     @property
     def client(self) -> Any:
         """The target's kfp.Client (creating one asks the server's healthz), subject to the backoff."""
         self._wait_for_backoff()
         try:
-            return client_for(self.target)
+            return self.connections.client_for(self.target)
         except KfpError as error:
             self._failed(error)
             raise
 
     def _wait_for_backoff(self) -> None:
-        backoff = _backoff.get(client_key(self.target))
+        backoff = self.connections.backoff.get(client_key(self.target))
         if backoff is not None and time.monotonic() < backoff[1]:
             # The same error, word for word: the condition that reports it does not change, so no write.
             raise KfpError(str(backoff[2]), backoff[2].reason, backoff[2].status)
@@ -217,8 +230,9 @@ class KfpExecutor:
         calls fail at once with the last error instead of hammering the server."""
         if error.reason in (UNREACHABLE, UNAUTHORIZED) and error.status != 404:
             key = client_key(self.target)
-            failures = _backoff[key][0] + 1 if key in _backoff else 1
-            _backoff[key] = (failures, time.monotonic() + backoff_seconds(failures), error)
+            backoff = self.connections.backoff
+            failures = backoff[key][0] + 1 if key in backoff else 1
+            backoff[key] = (failures, time.monotonic() + backoff_seconds(failures), error)
 
     def _namespaced(self) -> dict[str, str]:
         return {"namespace": self.target.namespace} if self.target.namespace else {}
@@ -235,7 +249,7 @@ class KfpExecutor:
             failure = KfpError(f"KFP API at {self.target.endpoint}: {what}: {_short(error)}", reason, status)
             self._failed(failure)
             raise failure from error
-        _backoff.pop(client_key(self.target), None)
+        self.connections.backoff.pop(client_key(self.target), None)
         return result
 
     # --- pipeline and experiment, each created once ------------------------------------------------------
@@ -277,7 +291,7 @@ class KfpExecutor:
         """(pipeline id, version id) for this IR, uploading only what is not there yet."""
         client = self.client
         digest = hashlib.sha256(ir_text.encode()).hexdigest()
-        refused = _rejected.get((self.target.endpoint, digest))
+        refused = self.connections.rejected.get((self.target.endpoint, digest))
         if refused is not None:
             raise refused
         version_name = f"{self.target.pipeline_name}-sha256-{digest[:16]}"
@@ -314,7 +328,7 @@ class KfpExecutor:
                 )
             except KfpError as error:
                 if error.reason == PIPELINE_REJECTED:
-                    _rejected[(self.target.endpoint, digest)] = error
+                    self.connections.rejected[(self.target.endpoint, digest)] = error
                 raise
             return pipeline_id, str(uploaded.pipeline_version_id)
 
@@ -322,14 +336,14 @@ class KfpExecutor:
 
     def find(self, run_id: str) -> Any | None:
         """The KFP run whose display name is this run id (the deterministic name), if any."""
-        known = _run_ids.get((self.target.endpoint, run_id))
+        known = self.connections.run_ids.get((self.target.endpoint, run_id))
         if known is not None:
             try:
                 return self._call("get run", self.client.get_run, known)
             except KfpError as error:
                 if error.status != 404:
                     raise
-                _run_ids.pop((self.target.endpoint, run_id), None)  # deleted on the KFP side
+                self.connections.run_ids.pop((self.target.endpoint, run_id), None)  # deleted on the KFP side
         found = self._call(
             "list runs",
             self.client._run_api.run_service_list_runs,
@@ -340,7 +354,7 @@ class KfpExecutor:
         runs = found.runs or []
         if not runs:
             return None
-        _run_ids[(self.target.endpoint, run_id)] = str(runs[0].run_id)
+        self.connections.run_ids[(self.target.endpoint, run_id)] = str(runs[0].run_id)
         return runs[0]
 
     def url(self, kfp_run_id: str) -> str:
@@ -415,7 +429,7 @@ class KfpExecutor:
             service_account=self.target.service_account,
         )
         run = self._call("create run", self.client._run_api.run_service_create_run, run=body)
-        _run_ids[(self.target.endpoint, run_id)] = str(run.run_id)
+        self.connections.run_ids[(self.target.endpoint, run_id)] = str(run.run_id)
         return self._state(run)
 
     def state(self, run_id: str) -> RunState:

@@ -20,6 +20,7 @@ from slipway.training import drift, registration
 from slipway.training import schedule as cron
 from slipway.training.credentials import DataReader, SecretReader, kfp_token, storage_credentials
 from slipway.training.executors import UNREACHABLE, Executor, Target, executor_for, refusal_reason
+from slipway.training.kfp_executor import KfpConnections
 from slipway.training.local_executor import RunState
 from slipway.training.plan import (
     RUN_ANNOTATION,
@@ -42,6 +43,7 @@ class Memory:
 
     last_poll: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     baselines: dict[str, drift.Baseline] = field(default_factory=dict)  # by statistics URI
+    kfp: KfpConnections = field(default_factory=KfpConnections)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def poll_due(self, pipeline: tuple[str, str], trigger: str, interval: int, now: datetime) -> bool:
@@ -121,7 +123,9 @@ def observe(
     )
     try:
         pipeline = validate(session.namespace, spec, session.config_maps, session.secrets)
-        target = Target(session.namespace, session.name, spec, session.secrets, on_run_exit)
+        target = Target(
+            session.namespace, session.name, spec, session.secrets, on_run_exit, session.memory.kfp
+        )
         session.executor, session.pipeline_root = executor_for(target)
     except SourceError as error:
         return replace(observed, problem=error)
