@@ -124,3 +124,22 @@ def test_a_pipeline_file_that_does_not_parse_is_not_echoed(content: str) -> None
     assert message.startswith("spec.pipeline.specUri: not YAML: ") and " at line " in message
     for fragment in ("root:x", "SECRET", "hunter2", "AKIA", "indentation", "unclosed"):
         assert fragment not in message
+
+
+def test_secret_values_are_redacted_from_every_message_and_log_line() -> None:
+    import base64
+    import logging
+
+    from slipway.messages import REDACTED, RedactingFilter, redact
+
+    key, account = (
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzEXAMPLEKEY",
+        '{"private_key": "-----BEGIN KEY-----abcdef"}',
+    )
+    redact({"AWS_SECRET_ACCESS_KEY": base64.b64encode(key.encode()).decode()})
+    redact({"sa.json": base64.b64encode(account.encode()).decode(), "FLAG": "dHJ1ZQ=="})
+    said = sanitize(f"env: AWS_SECRET_ACCESS_KEY={key}\n{account}")
+    assert key not in said and "BEGIN KEY" not in said and said.count(REDACTED) == 2
+    assert sanitize("flag true") == "flag true", "short values (here 'true') are not redacted"
+    record = logging.LogRecord("x", logging.WARNING, "f", 1, "failed with %s", (key,), None)
+    assert RedactingFilter().filter(record) and record.getMessage() == f"failed with {REDACTED}"

@@ -15,6 +15,7 @@ from kubernetes.client.rest import ApiException
 from slipway.api.common import StorageLocation
 from slipway.api.training_pipeline import TrainingPipelineSpec
 from slipway.kube import api_client
+from slipway.messages import redact
 from slipway.training.source import SourceError
 
 # name -> the object's data, None when there is no such object
@@ -22,9 +23,10 @@ DataReader = Callable[[str], dict[str, str] | None]
 SecretReader = DataReader
 
 
-def _reader(verb: str, namespace: str) -> DataReader:
+def _reader(verb: str, namespace: str, secret: bool = False) -> DataReader:
     """A reader of one kind of object in one namespace (`verb` of CoreV1Api); each name is read once per
-    reader, that is once per reconcile. The API client is made at the first read."""
+    reader, that is once per reconcile. The API client is made at the first read. A Secret's values are
+    registered for redaction from every message before anything can quote them."""
 
     @functools.cache
     def data(name: str) -> dict[str, str] | None:
@@ -34,13 +36,15 @@ def _reader(verb: str, namespace: str) -> DataReader:
             if error.status == 404:
                 return None
             raise
+        if secret:
+            redact(found)
         return found or {}
 
     return data
 
 
 def secret_reader(namespace: str) -> SecretReader:
-    return _reader("read_namespaced_secret", namespace)
+    return _reader("read_namespaced_secret", namespace, secret=True)
 
 
 def config_map_reader(namespace: str) -> DataReader:
