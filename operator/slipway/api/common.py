@@ -122,3 +122,19 @@ def set_condition(
     if current is None:
         return [*conditions, condition]
     return [condition if c.type == type_ else c for c in conditions]
+
+
+RECONCILED = "Reconciled"  # False (with the error's reason) while reconciles of the object fail
+
+
+def reconciled(
+    conditions: list[Condition], generation: int | None, at: datetime | None = None
+) -> list[Condition]:
+    """After a reconcile that succeeded: `Reconciled` back to True if a failure had set it False (an object
+    that never failed carries no such condition, and a successful reconcile writes nothing for it)."""
+    current = next((c for c in conditions if c.type == RECONCILED), None)
+    if current is None or current.status == "True":
+        return conditions
+    return set_condition(
+        conditions, RECONCILED, "True", "Reconciled", "the last reconcile succeeded", generation, at
+    )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from slipway.api.common import Condition, set_condition
+from slipway.api.common import Condition, reconciled, set_condition
 from slipway.api.serving_endpoint import (
     AnalysisProgress,
     AnalysisStep,
@@ -647,6 +647,7 @@ class _Planner:
             put("Degraded", "True", "StableUnavailable", "stable has no ready replica")
         elif self.healed or not status.failed_versions or _status_of(status.conditions, "Degraded") is None:
             put("Degraded", "False", "Healthy", "")
+        status.conditions = reconciled(status.conditions, observed.generation, observed.now)
         status.phase = self.phase()
 
     def warn_on_change(self, type_: str, value: str, problem: tuple[str, str]) -> None:

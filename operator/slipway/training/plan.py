@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from slipway import GROUP
-from slipway.api.common import ConditionStatus, set_condition
+from slipway.api.common import ConditionStatus, reconciled, set_condition
 from slipway.api.training_pipeline import (
     OnDrift,
     RunRecord,
@@ -243,6 +243,7 @@ def conclude(status: TrainingPipelineStatus, observed: Observed, now: datetime) 
             generation,
             now,
         )
+    status.conditions = reconciled(status.conditions, generation, now)
     status.observed_generation = generation
     return status
 
