@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from kubernetes.client.rest import ApiException
@@ -143,3 +144,85 @@ def test_secret_values_are_redacted_from_every_message_and_log_line() -> None:
     assert sanitize("flag true") == "flag true", "short values (here 'true') are not redacted"
     record = logging.LogRecord("x", logging.WARNING, "f", 1, "failed with %s", (key,), None)
     assert RedactingFilter().filter(record) and record.getMessage() == f"failed with {REDACTED}"
+
+
+def test_claims_of_one_version_by_several_objects_name_each_other() -> None:
+    from slipway.registry.collisions import colliding
+
+    claims = [("a", 1), ("b", 1), ("c", 2), ("d", 3), ("e", 3), ("f", 3)]
+    assert colliding(claims) == {"a": ["b"], "b": ["a"], "d": ["e", "f"], "e": ["d", "f"], "f": ["d", "e"]}
+    assert colliding([("a", 1), ("a", 1)]) == {}, "one object seen twice is no collision"
+
+
+def test_the_unique_condition_is_written_only_when_the_claims_change() -> None:
+    from slipway.registry.collisions import unique_conditions
+
+    assert unique_conditions([], "m", 1, [], 1) is None, "never contested: no condition, no write"
+    marked = unique_conditions([], "m", 1, ["other"], 1)
+    assert marked is not None
+    (unique,) = marked
+    assert (unique.status, unique.reason) == (
+        "False",
+        "VersionCollision",
+    ) and "ModelVersion other" in unique.message
+    assert unique_conditions(marked, "m", 1, ["other"], 1) is None, "already marked: no write"
+    cleared = unique_conditions(marked, "m", 1, [], 1)
+    assert cleared is not None and (cleared[0].status, cleared[0].reason) == ("True", "Unique")
+    assert unique_conditions(cleared, "m", 1, [], 1) is None
+
+
+class Serial:
+    def run(self, kind: str, namespace: str, name: str, reconcile: Any) -> Any:
+        return reconcile()
+
+
+def test_the_guard_records_retries_transient_failures_and_skips_resyncs_while_backing_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from slipway import refusals
+
+    reported: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        refusals, "report", lambda kind, ns, name, failure, sink: reported.append((name, failure.reason))
+    )
+    now = [0.0]
+    retries = refusals.Retries(clock=lambda: now[0])
+    scheduled: list[tuple[Any, float]] = []
+    monkeypatch.setattr(retries, "at", lambda key, delay, attempt: scheduled.append((key, delay)))
+    guard = refusals.Guard(Serial(), lambda *_: None, refusals.Backoff(clock=lambda: now[0]), retries)
+    calls: list[str] = []
+
+    def failing() -> None:
+        calls.append("x")
+        raise ConnectionResetError("peer reset")
+
+    guard.run("ServingEndpoint", "ns", "se", failing, retry=lambda: None)
+    assert reported == [("se", "ReconcileError")] and scheduled == [(("ServingEndpoint", "ns", "se"), 2.0)]
+    guard.run("ServingEndpoint", "ns", "se", failing, periodic=True)
+    assert calls == ["x"], "a resync waits out the backoff"
+    guard.run("ServingEndpoint", "ns", "se", failing, retry=lambda: None)  # a change: runs at once
+    assert calls == ["x", "x"] and scheduled[-1][1] == 4.0
+    now[0] += 5
+    guard.run("ServingEndpoint", "ns", "se", lambda: None, periodic=True)
+    assert guard.backoff.failing(("ServingEndpoint", "ns", "se")) == 0
+
+    def refused() -> None:
+        raise SourceError("spec.pipeline.builtin", "UnknownBuiltin", "no such pipeline")
+
+    guard.run("TrainingPipeline", "ns", "tp", refused, retry=lambda: None)
+    assert reported[-1] == ("tp", "UnknownBuiltin") and len(scheduled) == 2, (
+        "a permanent failure is not retried"
+    )
+
+
+def test_retries_run_each_objects_latest_attempt_once_it_is_due() -> None:
+    import threading
+
+    from slipway.refusals import Retries
+
+    done = threading.Event()
+    ran: list[str] = []
+    retries = Retries()
+    retries.at(("K", "ns", "a"), 0.05, lambda: ran.append("first"))
+    retries.at(("K", "ns", "a"), 0.05, lambda: (ran.append("second"), done.set()))
+    assert done.wait(5) and ran == ["second"] and retries.pending() == []
