@@ -16,11 +16,11 @@ from slipway.serving.rollout import (
     Observed,
     Plan,
     Split,
-    VersionInfo,
     by_number,
     plan,
     replica_split,
 )
+from slipway.views import VersionInfo
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 STEPS = [
