@@ -25,7 +25,6 @@ from slipway.messages import sanitize
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-EventSink = Callable[[dict[str, Any], str, str, str], None]
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 300.0
 
@@ -178,7 +177,7 @@ class Serial(Protocol):
     def run(self, kind: str, namespace: str, name: str, reconcile: Callable[[], T]) -> T: ...
 
 
-def report(kind: str, namespace: str, name: str, failure: Failure, post_event: EventSink) -> None:
+def report(kind: str, namespace: str, name: str, failure: Failure, post_event: kube.EventSink) -> None:
     """`Reconciled=False` with the failure's reason and message on the object, and a Warning Event naming
     the object, both only when the condition changes (a failure repeated at every retry writes nothing)."""
     body = kube.get(kind, namespace, name)
@@ -210,7 +209,7 @@ class Guard:
     exponential backoff. Periodic resyncs of a failing object wait out its backoff; changes do not."""
 
     serial: Serial
-    post_event: EventSink
+    post_event: kube.EventSink
     backoff: Backoff = field(default_factory=Backoff)
     retries: Retries = field(default_factory=Retries)
 

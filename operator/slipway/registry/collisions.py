@@ -6,8 +6,7 @@ serves stays as deployed: `slipway.serving.rollout.by_number`). The decisions ar
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 from slipway import kube
 from slipway.api.common import Condition, set_condition
@@ -16,7 +15,6 @@ from slipway.api.model_version import ModelVersionStatus
 KIND = "ModelVersion"
 CONDITION = "Unique"
 COLLISION = "VersionCollision"
-EventSink = Callable[[dict[str, Any], str, str, str], None]
 
 
 def colliding(claims: Iterable[tuple[str, int]]) -> dict[str, list[str]]:
@@ -62,7 +60,7 @@ def unique_conditions(
     return new
 
 
-def mark(namespace: str, name: str, others: list[str], post_event: EventSink) -> None:
+def mark(namespace: str, name: str, others: list[str], post_event: kube.EventSink) -> None:
     """Brings one ModelVersion's `Unique` condition in line with the other claimants of its version, with
     a Warning Event when it becomes contested."""
     body = kube.get(KIND, namespace, name)
