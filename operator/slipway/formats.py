@@ -9,6 +9,7 @@ refused here is refused by the API server with the same message, and the other w
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -122,7 +123,7 @@ def _only(values: str, ranges: bool = True) -> str:
 # Days that no month in the month field has, with any weekday (a restricted weekday fires on its own).
 _NEVER_FIRES = (
     rf"^[^ ]+ +[^ ]+ +{_only('30|31')} +{_only(r'0?2|(?i:feb)')} +\*$",
-    rf"^[^ ]+ +[^ ]+ +31 +{_only(r'0?[2469]|11|(?i:feb|apr|jun|sep|nov)', ranges=False)} +\*$",
+    rf"^[^ ]+ +[^ ]+ +{_only('31')} +{_only(r'0?[2469]|11|(?i:feb|apr|jun|sep|nov)', ranges=False)} +\*$",
 )
 
 
@@ -137,9 +138,9 @@ class Check:
     forbid: bool = False
 
     def holds(self, value: str) -> bool:
-        if self.when and re.search(self.when, value) is None:
+        if self.when and search(self.when, value) is None:
             return True
-        return (re.search(self.pattern, value) is None) == self.forbid
+        return (search(self.pattern, value) is None) == self.forbid
 
     def cel(self) -> str:
         test = f"self.matches({cel_string(self.pattern)})"
@@ -148,6 +149,17 @@ class Check:
 
     def rule(self) -> dict[str, str]:
         return {"rule": self.cel(), "message": self.message}
+
+
+@functools.cache
+def _python(pattern: str) -> re.Pattern[str]:
+    # RE2's `$` is the end of the text; Python's also matches before a final newline: `\Z` is RE2's `$`.
+    return re.compile(pattern.replace("$", r"\Z"))
+
+
+def search(pattern: str, value: str) -> re.Match[str] | None:
+    """`pattern` searched in `value` as RE2 (the API server) searches it."""
+    return _python(pattern).search(value)
 
 
 def cel_string(pattern: str) -> str:

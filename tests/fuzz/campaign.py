@@ -14,14 +14,18 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from fuzz.strategies import PLURALS, sample
 from slipway import GROUP, VERSION
-from slipway.api.crd import KINDS
+from slipway.api import ModelVersionSpec, ServingEndpointSpec, TrainingPipelineSpec
 from slipway.devcluster.operator_process import OperatorProcess
 
-SPECS = {kind.kind: kind.model.model_fields["spec"].annotation for kind in KINDS}
+SPECS: dict[str, type[BaseModel]] = {
+    "TrainingPipeline": TrainingPipelineSpec,
+    "ModelVersion": ModelVersionSpec,
+    "ServingEndpoint": ServingEndpointSpec,
+}
 FIELD_PATH = re.compile(r"\b(spec(\.[A-Za-z]+|\[[0-9]+\])*|metadata\.name)\b")
 
 
@@ -62,7 +66,7 @@ class Campaign:
         self.counts["accepted"] += 1
         self.pending.append((plural, doc["metadata"]["name"]))
         try:
-            SPECS[kind].model_validate(doc["spec"])  # type: ignore[union-attr]
+            SPECS[kind].model_validate(doc["spec"])
         except ValidationError as error:
             self.violations.append(
                 f"{kind} admitted but its model refuses it: {error} in {json.dumps(doc)[:800]}"
@@ -86,6 +90,7 @@ class Campaign:
         self.core.delete_namespace(self.namespace)
         self.pending = []
         self.new_namespace()
+        print(self.summary(), flush=True)
 
     def _canary(self) -> str:
         doc = sample("ModelVersion")[0]
@@ -130,10 +135,10 @@ class Campaign:
             self.counts["tracebacks"] = found
 
     def summary(self) -> str:
-        seconds = time.monotonic() - self.started
+        seconds, counts = time.monotonic() - self.started, self.counts
         return (
-            f"fuzz: {self.counts['cases']} cases in {seconds:.0f}s: {self.counts['refused']} refused at admission, "
-            f"{self.counts['accepted']} accepted ({self.counts['answered']} answered by a condition, known-good "
-            f"objects included), {self.counts['name taken']} names taken; {len(self.violations)} invariant(s) "
-            "broken"
+            f"fuzz: {counts['cases']} cases in {seconds:.0f}s: {counts['refused']} refused at admission, "
+            f"{counts['accepted']} accepted ({counts['answered']} answered by a condition, known-good "
+            f"objects included), {counts['name taken']} names taken; "
+            f"{len(self.violations)} invariant(s) broken"
         )

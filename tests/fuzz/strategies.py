@@ -5,6 +5,7 @@ a value drawn from that field's schema, or by one just outside it)."""
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,19 @@ def _string(node: dict[str, Any]) -> st.SearchStrategy[str]:
     return st.one_of(drawn, drawn, st.sampled_from(TRICKY_STRINGS))
 
 
+_BUILT: dict[tuple[int, int], st.SearchStrategy[Any]] = {}
+
+
 def from_schema(node: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]:
-    """Values of a structural schema node, mostly within it (CEL rules are left to chance)."""
+    """Values of a structural schema node, mostly within it (CEL rules are left to chance); built once per
+    node (the nodes live as long as SCHEMAS)."""
+    key = (id(node), min(depth, 7))
+    if key not in _BUILT:
+        _BUILT[key] = _from_schema(node, depth)
+    return _BUILT[key]
+
+
+def _from_schema(node: dict[str, Any], depth: int) -> st.SearchStrategy[Any]:
     kind = node.get("type")
     if kind == "string":
         return _string(node)
@@ -132,13 +144,20 @@ def leaf_paths(
     return found
 
 
-def sample(kind: str) -> list[dict[str, Any]]:
-    docs = [
+@functools.cache
+def _samples() -> list[dict[str, Any]]:
+    return [
         yaml.safe_load(p.read_text())
         for p in sorted(SAMPLES.glob("*.yaml"))
         if p.name != "kustomization.yaml"
     ]
-    return [d for d in docs if d["kind"] == kind]
+
+
+def sample(kind: str) -> list[dict[str, Any]]:
+    return [copy.deepcopy(d) for d in _samples() if d["kind"] == kind]
+
+
+PATHS = {kind: leaf_paths(schema) for kind, schema in SCHEMAS.items()}
 
 
 def _set(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
@@ -160,7 +179,7 @@ def _set(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, An
 def near_valid_spec(draw: st.DrawFn, kind: str) -> dict[str, Any]:
     """A sample's spec with one to three fields replaced by values drawn from their schema (or removed)."""
     spec: dict[str, Any] = copy.deepcopy(draw(st.sampled_from(sample(kind)))["spec"])
-    paths = leaf_paths(SCHEMAS[kind])
+    paths = PATHS[kind]
     for _ in range(draw(st.integers(1, 3))):
         path, node = draw(st.sampled_from(paths))
         value = draw(st.one_of(from_schema(node, depth=len(path)), st.none()))

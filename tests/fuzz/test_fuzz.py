@@ -1,5 +1,5 @@
-"""The fuzzer: specs of all three kinds drawn from the CRDs' schemas (valid and near-valid) applied to the real
-API server with the operator running. FUZZ_EXAMPLES sets how many (the short form in `make test`: 150;
+"""The fuzzer: specs of all three kinds drawn from the CRDs' schemas (valid and near-valid), applied to the
+real API server with the operator running. FUZZ_EXAMPLES sets how many (the short form in `make test`: 150;
 `make fuzz`: 5,000)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from kubernetes import client
 
@@ -18,6 +19,8 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 BATCH = int(os.environ.get("FUZZ_BATCH", "100"))
 
 
+# The long form outlasts the suite's 600 s per test: allow a second a case, and the cluster's start.
+@pytest.mark.timeout(300 + EXAMPLES)
 def test_fuzzed_objects_are_refused_naming_a_field_or_answered(
     api_client: client.ApiClient, operator_process: OperatorProcess
 ) -> None:

@@ -228,7 +228,8 @@ def formats_section() -> list[str]:
     ]
     lines += [f"- {check.message}" for check in formats.URI_CHECKS]
     lines += [
-        f"- where the URI must name an object (a model directory, a pipeline file): {formats.KEY_CHECK.message}",
+        "- where the URI must name an object (a model directory, a pipeline file): "
+        + formats.KEY_CHECK.message,
         "",
         "The operator and the model puller parse URIs with `slipway.storage.parse_uri`, which applies the "
         "same rules (`slipway.formats`).",
