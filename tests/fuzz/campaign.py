@@ -16,7 +16,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from pydantic import BaseModel, ValidationError
 
-from fuzz.strategies import PLURALS, sample
+from fuzz.strategies import PLURALS, UNIQUE, sample
 from slipway import GROUP, VERSION
 from slipway.api import ModelVersionSpec, ServingEndpointSpec, TrainingPipelineSpec
 from slipway.devcluster.operator_process import OperatorProcess
@@ -38,6 +38,7 @@ class Campaign:
     violations: list[str] = field(default_factory=list)
     pending: list[tuple[str, str]] = field(default_factory=list)
     namespace: str = ""
+    reported: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -52,6 +53,8 @@ class Campaign:
     def apply(self, doc: dict[str, Any]) -> None:
         self.counts["cases"] += 1
         kind, plural = doc["kind"], PLURALS[doc["kind"]]
+        if doc["metadata"]["name"] == UNIQUE:
+            doc["metadata"]["name"] = f"{kind.lower()[:2]}-{self.counts['cases']}"
         try:
             self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, doc)
         except ApiException as error:
@@ -91,6 +94,9 @@ class Campaign:
         self.pending = []
         self.new_namespace()
         print(self.summary(), flush=True)
+        for violation in self.violations[self.reported :]:
+            print("  broken:", violation[:2000], flush=True)
+        self.reported = len(self.violations)
 
     def _canary(self) -> str:
         doc = sample("ModelVersion")[0]

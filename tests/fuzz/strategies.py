@@ -187,6 +187,7 @@ def near_valid_spec(draw: st.DrawFn, kind: str) -> dict[str, Any]:
     return spec
 
 
+UNIQUE = "<unique>"
 NAMES = st.one_of(
     st.from_regex(r"[a-z][a-z0-9-]{0,20}[a-z0-9]", fullmatch=True),
     st.sampled_from(("1st-endpoint", "a" * 64, "a" * 63, "x-", "has.dot", "v")),
@@ -202,5 +203,6 @@ def manifest(draw: st.DrawFn) -> dict[str, Any]:
             near_valid_spec(kind), near_valid_spec(kind), near_valid_spec(kind), from_schema(SCHEMAS[kind])
         )
     )
-    name = draw(st.one_of(NAMES, st.uuids().map(lambda u: f"{kind.lower()[:2]}-{u.hex[:10]}")))
+    # One object in four has a fuzzed name, the rest a fresh one (UNIQUE): they are judged on their spec.
+    name = draw(st.one_of(NAMES, st.just(UNIQUE), st.just(UNIQUE), st.just(UNIQUE)))
     return {"apiVersion": "slipway.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}

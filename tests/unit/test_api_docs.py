@@ -37,7 +37,7 @@ def test_a_row_carries_type_default_limits_and_description() -> None:
     assert row(document, "spec.rollout.steps[].setWeight")[1:4] == ["integer", "", "0 to 100"]
     # A pattern's `|` is escaped, or the table would gain columns.
     assert row(document, "spec.rollout.steps[].pause.duration")[3] == (
-        "length ≤ 8; pattern `^[1-9][0-9]{0,6}(s\\|m\\|h)$`; refused: must be at most 604800s"
+        "length ≤ 8; pattern `^(0\\|[1-9][0-9]{0,6})(s\\|m\\|h)$`; refused: must be from 0s to 604800s"
     )
     assert row(document, "spec.pipeline.specUri")[3] == (
         "length ≤ 2048; a storage URI naming an object, or an https:// URL ([refusals](#storage-uris))"

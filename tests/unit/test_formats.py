@@ -216,12 +216,33 @@ def test_a_pipeline_refusal_names_the_field(fields: dict[str, Any], path: str, m
         (
             {"rollout": {"steps": [{"pause": {"duration": "99999h"}}]}},
             "rollout.steps.0.pause.duration",
-            "at most",
+            "604800s",
         ),
         (
-            {"rollout": {"steps": [{"pause": {"duration": "0s"}}]}},
+            {"rollout": {"steps": [{"pause": {"duration": "01s"}}]}},
             "rollout.steps.0.pause.duration",
             "pattern",
+        ),
+        (
+            {
+                "rollout": {
+                    "analysis": {
+                        "prometheus": {
+                            "address": "http://prometheus:9090",
+                            "metrics": [
+                                {
+                                    "name": "e",
+                                    "query": "up",
+                                    "successCondition": "result < 1",
+                                    "interval": "0s",
+                                }
+                            ],
+                        }
+                    }
+                }
+            },
+            "rollout.analysis.prometheus.metrics.0.interval",
+            "from 1s",
         ),
         ({"runtime": {"resources": {"limits": {"cpu": "-1"}}}}, "runtime.resources.limits.cpu", "pattern"),
         ({"runtime": {"image": "repo/image:tag with space"}}, "runtime.image", "pattern"),

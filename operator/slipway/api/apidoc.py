@@ -246,8 +246,8 @@ def formats_section() -> list[str]:
         "exponent of at most 2 digits: no NaN, no infinity.",
         "- Quantities are Kubernetes quantities without a sign (`500m`, `1Gi`, `2`); a request may not "
         "exceed its limit.",
-        "- Durations are a positive whole number of `s`, `m` or `h`; a pause is at most 7 days, an analysis "
-        "interval at most 1 hour.",
+        "- Durations are a whole number of `s`, `m` or `h`; a pause is at most 7 days, an analysis "
+        "interval from 1 second to 1 hour.",
         "- Metric names are at most 63 characters (`binary_accuracy`, `loss/val`).",
         "",
     ]

@@ -43,19 +43,20 @@ def unique_by(key: str) -> tuple[Any, AfterValidator]:
     return Field(json_schema_extra=extra), AfterValidator(validate)
 
 
-def duration_bound(max_seconds: int) -> tuple[Any, AfterValidator]:
-    """A duration like 30s, 5m or 2h, positive and at most `max_seconds`; use as
+def duration_bound(max_seconds: int, min_seconds: int = 0) -> tuple[Any, AfterValidator]:
+    """A duration like 30s, 5m or 2h, from `min_seconds` to `max_seconds`; use as
     `Annotated[str, *duration_bound(...)]`."""
+    message = f"must be from {min_seconds}s to {max_seconds}s"
 
     def validate(value: str) -> str:
-        if formats.duration_seconds(value) > max_seconds:
-            raise ValueError(f"must be at most {max_seconds}s")
+        if not min_seconds <= formats.duration_seconds(value) <= max_seconds:
+            raise ValueError(message)
         return value
 
     rule = {
         "rule": f"!self.matches({formats.cel_string(formats.DURATION)}) || "
-        f"duration(self) <= duration('{max_seconds}s')",
-        "message": f"must be at most {max_seconds}s",
+        f"(duration(self) >= duration('{min_seconds}s') && duration(self) <= duration('{max_seconds}s'))",
+        "message": message,
     }
     extra: dict[str, Any] = {"x-kubernetes-validations": [rule]}
     return Field(pattern=formats.DURATION, max_length=8, json_schema_extra=extra), AfterValidator(validate)

@@ -11,7 +11,7 @@ from slipway import formats
 from slipway.api.common import Condition, HttpUrl, KubeModel, ModelName, ObjectName, duration_bound, unique_by
 
 PauseDuration = Annotated[str, *duration_bound(7 * 86_400)]
-IntervalDuration = Annotated[str, *duration_bound(3_600)]
+IntervalDuration = Annotated[str, *duration_bound(3_600, min_seconds=1)]
 # A label or annotation key: an optional DNS-subdomain prefix and a name (Kubernetes' qualified name).
 QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
