@@ -169,6 +169,14 @@ def test_what_a_run_pushed_is_read_from_the_model_store(tmp_path: Path) -> None:
     assert "no saved_model.pb" in (pushed(2).missing or "")
     assert "not a valid slipway-manifest.json" in (pushed(3).unreadable or "")
     assert "no slipway-manifest.json" in (pushed(4).missing or "")
+    # Without a push_result output (a KFP run), the pusher's record says why nothing was pushed.
+    results = tmp_path / "tiny" / "slipway-push-results"
+    results.mkdir()
+    reason = "evaluator did not bless the model: accuracy value 0.4000 fails lower_bound { value: 0.9 }"
+    (results / "5.json").write_text(json.dumps({"pushed": False, "reason": reason, "version": 5}))
+    assert pushed(5).missing == f"not pushed: {reason}"
+    (results / "6.json").write_text("{not json")
+    assert "not a valid push result" in (pushed(6).unreadable or "")
     told = pushed(9, {"push_result": json.dumps({"pushed": True, "version": 1})})
     assert told.version == 1 and told.found is not None, "the run's push_result names the version"
 
@@ -192,9 +200,9 @@ def test_new_batches_are_read_against_the_baseline_model_s_training_statistics(t
         modelStore={"uri": f"file://{tmp_path}/models"},
         triggers={"onDrift": {"batches": {"uri": f"file://{batches}"}}},
     )
-    from slipway import objects
+    from slipway import blobs
 
-    listing = tuple(objects.list_objects(f"file://{batches}"))
+    listing = tuple(blobs.list_objects(f"file://{batches}"))
     memory = Memory()
     session = Session("ns", "tiny", nothing, nothing, memory, baseline_uri=f"file://{model}")
     check = check_batches(drifting, listing, session)

@@ -52,7 +52,6 @@ class ModelVersionSpec(KubeModel):
     model_name: ModelName
     version: Annotated[int, Field(ge=1, le=MAX_VERSION, description="TF Serving's integer version.")]
     uri: Annotated[StorageObjectUri, Field(description="Directory holding saved_model.pb.")]
-    format: Literal["SavedModel"] = "SavedModel"
     storage_secret_ref: SecretRef | None = None
     storage_endpoint: HttpUrl | None = Field(
         default=None,
@@ -69,7 +68,8 @@ class ModelVersionSpec(KubeModel):
     lineage: Lineage = Field(default_factory=Lineage)
 
 
-ModelVersionPhase = Literal["Pending", "Validated", "Rejected"]
+# No phase until the gates are evaluated (at once, on creation).
+ModelVersionPhase = Literal["Validated", "Rejected"]
 
 
 class GateResult(KubeModel):

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from slipway import GROUP, VERSION, manifest, objects
+from slipway import GROUP, VERSION, blobs, manifest
 from slipway.api.model_version import Blessings, DataInput, Lineage, ModelVersionSpec, SecretRef
 from slipway.api.training_pipeline import RunRecord, TrainingPipelineSpec, TrainingPipelineStatus
 from slipway.training.local_executor import RunState
@@ -44,12 +44,19 @@ def not_pushed_reason(state: RunState) -> str | None:
     return None
 
 
+def missing_reason(record: manifest.PushResult | None, uri: str) -> str:
+    """Why a run without a push_result output pushed nothing: its pusher's record, else the empty store."""
+    if record is not None and not record.pushed:
+        return f"not pushed: {record.reason or 'not blessed'}"
+    return f"not pushed: no {manifest.MANIFEST} under {uri}"
+
+
 def pushed_version(record: RunRecord, state: RunState) -> int:
     return int((push_result(state) or {}).get("version") or record.details.get("version") or 0)
 
 
 def model_dir(spec: TrainingPipelineSpec, version: int) -> str:
-    return objects.join(spec.model_store.uri, spec.model_name, str(version))
+    return blobs.join(spec.model_store.uri, spec.model_name, str(version))
 
 
 def next_version(existing: list[int], status: TrainingPipelineStatus) -> int:

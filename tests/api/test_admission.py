@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from integration.test_api_server import MV, SE, SEP, TP, Mutation, create, load_sample, setter
+from api.test_api_server import MV, SE, SEP, TP, Mutation, create, load_sample, setter
 
 TPJ = "trainingpipeline-job.yaml"
 
