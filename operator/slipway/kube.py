@@ -20,6 +20,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from slipway import GROUP, VERSION
+from slipway.messages import redact
 from slipway.metrics import API_WRITES
 
 FIELD_MANAGER = "slipway"
@@ -127,7 +128,12 @@ def get(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
 def read_data(kind: str, namespace: str, name: str) -> dict[str, str] | None:
     """A Secret's or ConfigMap's data (a Secret's base64-encoded), {} when it has none, None when absent."""
     found = get(kind, namespace, name)
-    return None if found is None else dict(found.get("data") or {})
+    if found is None:
+        return None
+    data = dict(found.get("data") or {})
+    if kind == "Secret":
+        redact(data)  # before anything can quote a value: see slipway.messages
+    return data
 
 
 DataReader = Callable[[str], dict[str, str] | None]

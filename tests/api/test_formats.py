@@ -1,5 +1,5 @@
 """The formats admission enforces (slipway.formats), checked as the models' validators apply them; the same
-checks run as CEL in the CRDs (tests/integration/test_admission.py applies them to a real API server)."""
+checks run as CEL in the CRDs (tests/api/test_admission.py applies them to a real API server)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from fixtures.pipelines import training_spec as spec
 from slipway.api.training_pipeline import Executor as ExecutorSpec
 from slipway.api.training_pipeline import RunRecord, TrainingPipelineStatus
 from slipway.datastats import statistics as datastats
+from slipway.refusals import Refused
 from slipway.training import apply as applier
 from slipway.training.credentials import run_environment
 from slipway.training.executors import EXECUTORS, UNREACHABLE, Target, executor_for
@@ -84,9 +85,13 @@ def builtin_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_unusable_spec_names_the_field_and_the_reason(
     fields: dict[str, Any], reason: str, field: str
 ) -> None:
-    with pytest.raises(SourceError) as raised:
+    with pytest.raises(Refused) as raised:
         validate("ns", spec(**fields), nothing, nothing)
-    assert raised.value.reason == reason and str(raised.value).startswith(f"{field}: ")
+    assert (
+        raised.value.reason == reason
+        and raised.value.field == field
+        and str(raised.value).startswith(f"{field}: ")
+    )
 
 
 def test_a_usable_spec_resolves_its_pipeline_from_a_config_map() -> None:

@@ -226,6 +226,7 @@ def test_new_data_triggers_a_run(training: Training, operator: Any) -> None:
             "SecretNotFound",
             "spec.modelStore.secretRef",
         ),
+        ({"schedule": {"cron": "0 0 30 2 *"}}, "InvalidSchedule", "spec.schedule.cron"),
     ],
 )
 def test_bad_input_is_a_clear_condition_and_one_event(
@@ -809,3 +810,82 @@ def test_a_local_run_is_registered_when_it_ends_not_at_the_next_poll(
         lambda: training.model_version("prompt-v1"), "v1 registered well before the 300 s poll", timeout=30
     )
     assert mv["spec"]["lineage"]["trigger"] == "Manual"
+
+
+SECRET_VALUES = {
+    "AWS_ACCESS_KEY_ID": "AKIALEAKTEST00000001",
+    "AWS_SECRET_ACCESS_KEY": "leak/Secret+Value0123456789",
+}
+
+
+def test_credentials_file_content_and_terminal_escapes_never_reach_status_events_or_the_log(
+    training: Training, operator: Any
+) -> None:
+    """A run whose step prints its credentials in colour and fails quoting them; a specUri naming a file
+    that is not a pipeline. Status, Events and the operator's log are searched for the Secret's values, the
+    file's content and escape characters."""
+    training.core.create_namespaced_secret(
+        training.namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="leaky-keys"), string_data=SECRET_VALUES),
+    )
+    training.pipeline(
+        "leaky", data={"uri": f"file://{training.root}/data", "secretRef": {"name": "leaky-keys"}}
+    )
+    training.request_run("leaky", "spill", fail="true", noisy="true")
+    failed = wait_for(
+        lambda: (r := training.status("leaky").get("lastRun")) and r["phase"] == "Failed" and r,
+        "the run failed",
+    )
+    assert failed["message"].startswith("RuntimeError: ")
+    (run_log,) = (training.root / "artifacts").rglob("run.log")
+    assert SECRET_VALUES["AWS_SECRET_ACCESS_KEY"] in run_log.read_text(), "the step printed its credentials"
+    private = training.root / "private.txt"
+    private.write_text("token: eyJhbGciOiJIUzI1NiJ9.PRIVATE-PAYLOAD\n  indented: [unclosed\n")
+    training.pipeline("nosy", pipeline={"specUri": f"file://{private}"})
+    ready = wait_for(lambda: (c := training.condition("nosy", "Ready")) and c, "nosy refused")
+    assert ready["reason"] == "InvalidPipelineSpec" and " at line " in ready["message"]
+    training.wait_event("leaky", "RunFailed")
+
+    said = json.dumps([training.get("leaky"), training.get("nosy")])
+    said += json.dumps(
+        [
+            client.ApiClient().sanitize_for_serialization(e)
+            for e in training.core.list_namespaced_event(training.namespace).items
+        ]
+    )
+    for value in [*SECRET_VALUES.values(), "PRIVATE-PAYLOAD", "unclosed"]:
+        assert value not in said, f"{value} in status or Events"
+        assert value not in operator.logs(), f"{value} in the operator's log"
+    assert "\\u001b" not in said and "\x1b" not in said, "a terminal escape in status or Events"
+    assert "Traceback" not in operator.logs()
+
+
+def test_a_version_another_run_registered_is_not_shown_as_pushed(training: Training, operator: Any) -> None:
+    """The ModelVersion name the run would take exists and records another run: the registration ends."""
+    taken = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelVersion",
+        "metadata": {"name": "taken-v1"},
+        "spec": {
+            "modelName": "other",
+            "version": 1,
+            "uri": f"file://{training.root}/elsewhere/1",
+            "lineage": {"runId": "someone-elses-run"},
+        },
+    }
+    training.custom.create_namespaced_custom_object(
+        GROUP, VERSION, training.namespace, "modelversions", taken
+    )
+    training.pipeline("taken")
+    training.request_run("taken", "mine")
+    last = wait_for(
+        lambda: (r := training.status("taken").get("lastRun")) and r.get("pushed") is not None and r,
+        "registered?",
+    )
+    assert last["pushed"] is False and "modelVersion" not in last
+    assert last["message"].startswith(
+        "VersionTaken: ModelVersion taken-v1 exists and records run someone-elses-run"
+    )
+    training.wait_event("taken", "VersionTaken")
+    mv = training.model_version("taken-v1")
+    assert mv is not None and mv["spec"]["modelName"] == "other", "the other run's ModelVersion is untouched"

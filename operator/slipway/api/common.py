@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from slipway import formats
 from slipway.formats import Check
+from slipway.messages import sanitize
 
 
 def checked(checks: Sequence[Check]) -> tuple[Any, AfterValidator]:
@@ -184,17 +185,34 @@ def set_condition(
     generation: int | None,
     at: datetime | None = None,
 ) -> list[Condition]:
-    """Returns the conditions with `type_` set; lastTransitionTime moves only when the status changes."""
+    """Returns the conditions with `type_` set; lastTransitionTime moves only when the status changes.
+    The message is sanitized here, for every condition of every kind."""
     current = next((c for c in conditions if c.type == type_), None)
     unchanged = current is not None and current.status == status
     condition = Condition(
         type=type_,
         status=status,
         reason=reason,
-        message=message,
+        message=sanitize(message),
         last_transition_time=current.last_transition_time if unchanged and current else (at or now()),
         observed_generation=generation,
     )
     if current is None:
         return [*conditions, condition]
     return [condition if c.type == type_ else c for c in conditions]
+
+
+RECONCILED = "Reconciled"  # False (with the error's reason) while reconciles of the object fail
+
+
+def reconciled(
+    conditions: list[Condition], generation: int | None, at: datetime | None = None
+) -> list[Condition]:
+    """After a reconcile that succeeded: `Reconciled` back to True if a failure had set it False (an object
+    that never failed carries no such condition, and a successful reconcile writes nothing for it)."""
+    current = next((c for c in conditions if c.type == RECONCILED), None)
+    if current is None or current.status == "True":
+        return conditions
+    return set_condition(
+        conditions, RECONCILED, "True", "Reconciled", "the last reconcile succeeded", generation, at
+    )

@@ -222,7 +222,7 @@ class RunRecord(KubeModel):
     )
 
 
-DriftOutcome = Literal["Baseline", "NoDrift", "Drifted", "Anomalous", "Blocked"]
+DriftOutcome = Literal["Baseline", "NoDrift", "Drifted", "Anomalous", "Blocked", "Unjudgeable"]
 
 
 class CheckedBatch(KubeModel):

@@ -5,13 +5,14 @@ cannot be reached, the plan is set aside and only that is recorded (everything i
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from slipway import kube
 from slipway.metrics import DRIFT_BATCHES, DRIFT_SCORE, RUN_SECONDS, RUNS
 from slipway.training.executors import UNREACHABLE, refusal_reason
 from slipway.training.local_executor import RunState
 from slipway.training.observe import Session
-from slipway.training.plan import Observed, Plan, Start, executor_refused, submitted
+from slipway.training.plan import Observed, Plan, Start, executor_refused, registration_refused, submitted
 
 
 def apply(planned: Plan, observed: Observed, session: Session, now: datetime) -> Plan:
@@ -33,9 +34,27 @@ def apply(planned: Plan, observed: Observed, session: Session, now: datetime) ->
         except UNREACHABLE as error:
             return executor_refused(observed, str(error), now, refusal_reason(error))
     for registration in planned.register:
-        kube.create_if_absent(registration.body)  # a registration retried after a restart changes nothing
+        if (taken := register(registration.body)) is not None:
+            run = registration.body["spec"]["lineage"]["runId"]
+            planned = registration_refused(planned, run, "VersionTaken", taken)
     record_metrics(planned, observed, now)
     return submitted(observed, planned, states, now)
+
+
+def register(body: dict[str, Any]) -> str | None:
+    """Creates the ModelVersion unless it exists; one that exists and records this run (a registration
+    retried after a restart) changes nothing. None when registered; why not when another run holds it."""
+    if kube.create_if_absent(body) is not None:
+        return None
+    meta = body["metadata"]
+    existing = kube.get("ModelVersion", meta["namespace"], meta["name"])
+    if existing is None:  # deleted in between: the next reconcile creates it
+        return None
+    mine = body["spec"]["lineage"]["runId"]
+    theirs = ((existing.get("spec") or {}).get("lineage") or {}).get("runId") or "unknown"
+    if theirs == mine:
+        return None
+    return f"ModelVersion {meta['name']} exists and records run {theirs}"
 
 
 def record_metrics(planned: Plan, observed: Observed, now: datetime) -> None:
