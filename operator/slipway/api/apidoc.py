@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -267,9 +267,10 @@ def render() -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def main(argv: list[str]) -> int:
+def write_generated(argv: list[str], module: str, render: Callable[[], str]) -> int:
+    """`python -m MODULE FILE`: writes what `render` makes to FILE."""
     if len(argv) != 1:
-        print("usage: python -m slipway.api.apidoc FILE", file=sys.stderr)
+        print(f"usage: python -m {module} FILE", file=sys.stderr)
         return 2
     Path(argv[0]).write_text(render())
     print(f"wrote {argv[0]}")
@@ -277,4 +278,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(write_generated(sys.argv[1:], "slipway.api.apidoc", render))
