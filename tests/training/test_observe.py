@@ -46,12 +46,6 @@ def builtin_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"pipeline": {"builtin": "nope"}}, "UnknownBuiltin", "spec.pipeline.builtin"),
         ({"parameters": {"epochz": "3"}}, "UnknownParameter", "spec.parameters.epochz"),
         ({"parameters": {"accuracy": "high"}}, "InvalidParameter", "spec.parameters.accuracy"),
-        ({"schedule": {"cron": "every day"}}, "InvalidSchedule", "spec.schedule.cron"),
-        (
-            {"schedule": {"cron": "0 3 * * *", "timeZone": "Mars/Olympus"}},
-            "InvalidSchedule",
-            "spec.schedule.timeZone",
-        ),
         (
             {"pipeline": {"specUri": "file:///nonexistent/p.yaml"}},
             "PipelineSpecUnreadable",
@@ -114,13 +108,13 @@ def encoded(**values: str) -> dict[str, str]:
 def test_two_locations_with_different_keys_cannot_share_one_local_run() -> None:
     secrets = {"a": encoded(AWS_ACCESS_KEY_ID="AKIA-ONE"), "b": encoded(AWS_ACCESS_KEY_ID="AKIA-TWO")}
     same = spec(
-        data={"uri": "s3://d", "secretRef": {"name": "a"}},
-        modelStore={"uri": "s3://m", "secretRef": {"name": "a"}},
+        data={"uri": "s3://data", "secretRef": {"name": "a"}},
+        modelStore={"uri": "s3://models", "secretRef": {"name": "a"}},
     )
     assert run_environment(same, secrets.get) == {"AWS_ACCESS_KEY_ID": "AKIA-ONE"}
     apart = spec(
-        data={"uri": "s3://d", "secretRef": {"name": "a"}},
-        modelStore={"uri": "s3://m", "secretRef": {"name": "b"}},
+        data={"uri": "s3://data", "secretRef": {"name": "a"}},
+        modelStore={"uri": "s3://models", "secretRef": {"name": "b"}},
     )
     with pytest.raises(SourceError) as raised:
         run_environment(apart, secrets.get)
@@ -248,7 +242,7 @@ class Refusing:
 def test_a_plan_the_executor_refuses_is_set_aside_and_only_its_condition_is_written() -> None:
     pipeline = parse_ir((PIPELINES / "tiny" / "pipeline.yaml").read_text(), "x")
     remote = spec(
-        executor={"type": "kfp", "kfp": {"endpoint": "http://kfp:8888"}}, artifactRoot={"uri": "s3://b/r"}
+        executor={"type": "kfp", "kfp": {"endpoint": "http://kfp:8888"}}, artifactRoot={"uri": "s3://bkt/r"}
     )
     observed = Observed(
         "ns", "tiny", 1, T0, remote, TrainingPipelineStatus(), run_request="go", pipeline=pipeline

@@ -57,8 +57,10 @@ def test_suspended_schedule_runs_nothing_but_still_says_when_next() -> None:
 @pytest.mark.parametrize(
     ("schedule", "field"),
     [
-        (Schedule(cron="every day"), "spec.schedule.cron"),
-        (Schedule(cron="0 3 * * *", time_zone="Mars/Olympus"), "spec.schedule.timeZone"),
+        # Admission refuses both now (see tests/unit/test_formats.py); the operator still names the field
+        # for an object stored before it did.
+        (Schedule.model_construct(cron="every day"), "spec.schedule.cron"),
+        (Schedule.model_construct(cron="0 3 * * *", time_zone="Mars/Olympus"), "spec.schedule.timeZone"),
     ],
 )
 def test_invalid_schedules_name_the_field(schedule: Schedule, field: str) -> None:
