@@ -13,7 +13,7 @@ import kopf
 from slipway import GROUP, VERSION, kube, metrics
 from slipway.locks import Reconciles
 from slipway.messages import sanitize
-from slipway.refusals import Guard
+from slipway.refusals import Guard, user_change
 from slipway.registry import collisions
 from slipway.registry import controller as registry
 from slipway.serving import controller as serving
@@ -119,7 +119,9 @@ def prime_views(memo: Operator, logger: kopf.Logger, **_: Any) -> None:
     )
 
 
-def reconcile_endpoint(memo: Operator, namespace: str, name: str, model: str, periodic: bool = False) -> None:
+def reconcile_endpoint(
+    memo: Operator, namespace: str, name: str, model: str, change: str | None = None
+) -> None:
     # The views are read once the lock is held: a reconcile queued behind another sees what that one wrote.
     memo.guard.run(
         "ServingEndpoint",
@@ -134,7 +136,7 @@ def reconcile_endpoint(memo: Operator, namespace: str, name: str, model: str, pe
             memo.children.unserved,
         ),
         retry=lambda: reconcile_endpoint(memo, namespace, name, model),
-        periodic=periodic,
+        change=change,
     )
 
 
@@ -147,13 +149,13 @@ def endpoint_changed(
     if type == "DELETED":
         memo.reconciles.forget("ServingEndpoint", namespace, name)
         return
-    reconcile_endpoint(memo, namespace, name, _model(spec))
+    reconcile_endpoint(memo, namespace, name, _model(spec), change=user_change(body))
 
 
 @kopf.timer(GROUP, VERSION, "servingendpoints", interval=operator_settings().reconcile_interval_seconds)
 def endpoint_resync(namespace: str | None, name: str, spec: kopf.Spec, memo: Operator, **_: Any) -> None:
     namespace = _namespaced(namespace)
-    reconcile_endpoint(memo, namespace, name, _model(spec), periodic=True)
+    reconcile_endpoint(memo, namespace, name, _model(spec))
 
 
 def _child_changed(kind: str) -> Any:
@@ -236,7 +238,9 @@ def mark_claimants(memo: Operator, type: str, body: dict[str, Any], namespace: s
 # --- TrainingPipeline ---------------------------------------------------------------------------------
 
 
-def reconcile_pipeline(memo: Operator, namespace: str, name: str, model: str, periodic: bool = False) -> None:
+def reconcile_pipeline(
+    memo: Operator, namespace: str, name: str, model: str, change: str | None = None
+) -> None:
     infos = memo.views.versions.get((namespace, model))
     stable = max(memo.views.stable_versions(namespace, model), default=None)
     stable_uri = next((info.uri for info in infos if info.version == stable), None)
@@ -257,25 +261,25 @@ def reconcile_pipeline(memo: Operator, namespace: str, name: str, model: str, pe
             wake=lambda: reconcile_pipeline(memo, namespace, name, model),
         ),
         retry=lambda: reconcile_pipeline(memo, namespace, name, model),
-        periodic=periodic,
+        change=change,
     )
 
 
 @kopf.on.event(GROUP, VERSION, "trainingpipelines")
 def pipeline_changed(
-    type: str, namespace: str | None, name: str, spec: kopf.Spec, memo: Operator, **_: Any
+    type: str, body: kopf.Body, namespace: str | None, name: str, spec: kopf.Spec, memo: Operator, **_: Any
 ) -> None:
     namespace = _namespaced(namespace)
     if type == "DELETED":
         memo.reconciles.forget("TrainingPipeline", namespace, name)
         return
-    reconcile_pipeline(memo, namespace, name, _model(spec))
+    reconcile_pipeline(memo, namespace, name, _model(spec), change=user_change(body))
 
 
 @kopf.timer(GROUP, VERSION, "trainingpipelines", interval=operator_settings().training_poll_seconds)
 def pipeline_resync(namespace: str | None, name: str, spec: kopf.Spec, memo: Operator, **_: Any) -> None:
     namespace = _namespaced(namespace)
-    reconcile_pipeline(memo, namespace, name, _model(spec), periodic=True)
+    reconcile_pipeline(memo, namespace, name, _model(spec))
 
 
 @kopf.on.delete(GROUP, VERSION, "trainingpipelines")

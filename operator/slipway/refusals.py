@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -98,34 +98,55 @@ def backoff_delay(
 Key = tuple[str, str, str]  # kind, namespace, name
 
 
+def user_change(body: Mapping[str, Any]) -> str:
+    """What the user controls of an object, as one string: its spec (by generation) and its annotations
+    (requests: promote, abort, run), not its status, which recording a failure changes."""
+    meta = body.get("metadata") or {}
+    annotations = {
+        key: value
+        for key, value in (meta.get("annotations") or {}).items()
+        if not key.startswith("kopf.") and not key.endswith("last-handled-configuration")
+    }
+    return json.dumps([meta.get("generation"), annotations], sort_keys=True)
+
+
 @dataclass
 class Backoff:
-    """Failed attempts per object and when the next may run. Periodic resyncs of a failing object wait for
-    it; a change to the object itself does not (it may be the fix). A permanent failure waits the cap."""
+    """Failed attempts per object and when the next may run. Every trigger of a failing object waits for
+    it (resyncs, children, the status write that recorded the failure) except a change the user made to
+    the object itself, which may be the fix: its `user_change` differs from the one that failed. A
+    permanent failure waits the cap."""
 
     clock: Callable[[], float] = time.monotonic
     attempts: dict[Key, int] = field(default_factory=dict)
     not_before: dict[Key, float] = field(default_factory=dict)
+    changes: dict[Key, str | None] = field(default_factory=dict)  # of the failed attempt
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def failed(self, key: Key, failure: Failure) -> float:
+    def failed(self, key: Key, failure: Failure, change: str | None = None) -> float:
         """Records a failure; returns the delay before the next attempt."""
         with self.lock:
             attempts = self.attempts[key] = self.attempts.get(key, 0) + 1
             delay = BACKOFF_CAP_SECONDS if failure.permanent else backoff_delay(attempts)
             self.not_before[key] = self.clock() + delay
+            if change is not None or key not in self.changes:
+                self.changes[key] = change
             return delay
 
     def succeeded(self, key: Key) -> bool:
         """Forgets the object's failures; True if it had any."""
         with self.lock:
             self.not_before.pop(key, None)
+            self.changes.pop(key, None)
             return self.attempts.pop(key, None) is not None
 
-    def waiting(self, key: Key) -> bool:
+    def waiting(self, key: Key, change: str | None = None) -> bool:
+        """True while the object backs off and `change` (None: not a change of the object) is not new."""
         with self.lock:
             until = self.not_before.get(key)
-            return until is not None and self.clock() < until
+            if until is None or self.clock() >= until:
+                return False
+            return change is None or change == self.changes.get(key)
 
     def failing(self, key: Key) -> int:
         with self.lock:
@@ -206,7 +227,8 @@ def report(kind: str, namespace: str, name: str, failure: Failure, post_event: k
 class Guard:
     """The one path of every reconcile: run under the object's lock; what it raises is classified, logged
     as one line (no traceback), recorded as a condition and an Event, and, when transient, retried with
-    exponential backoff. Periodic resyncs of a failing object wait out its backoff; changes do not."""
+    exponential backoff. Whatever else asks for a failing object's reconcile waits out its backoff; a
+    change the user made to the object does not."""
 
     serial: Serial
     post_event: kube.EventSink
@@ -220,22 +242,26 @@ class Guard:
         name: str,
         reconcile: Callable[[], object],
         retry: Callable[[], None] | None = None,
-        periodic: bool = False,
+        change: str | None = None,
     ) -> None:
+        """`change`: set when a watch event of the object itself asks (what the user controls of it);
+        None for resyncs, children, other objects and retries."""
         key = (kind, namespace, name)
-        if periodic and self.backoff.waiting(key):
+        if self.backoff.waiting(key, change):
             return
         try:
             self.serial.run(kind, namespace, name, reconcile)
         except Exception as error:
-            self.failed(key, error, retry)
+            self.failed(key, error, retry, change)
         else:
             self.backoff.succeeded(key)
 
-    def failed(self, key: Key, error: Exception, retry: Callable[[], None] | None) -> None:
+    def failed(
+        self, key: Key, error: Exception, retry: Callable[[], None] | None, change: str | None = None
+    ) -> None:
         kind, namespace, name = key
         failure = classify(error)
-        delay = self.backoff.failed(key, failure)
+        delay = self.backoff.failed(key, failure, change)
         next_step = "not retried until it changes" if failure.permanent else f"retried in {delay:.0f} s"
         log.warning(
             "%s %s/%s: %s: %s (%s)", kind, namespace, name, failure.reason, failure.message, next_step

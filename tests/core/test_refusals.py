@@ -176,7 +176,7 @@ class Serial:
         return reconcile()
 
 
-def test_the_guard_records_retries_transient_failures_and_skips_resyncs_while_backing_off(
+def test_the_guard_records_retries_transient_failures_and_waits_unless_the_user_changed_the_object(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from slipway import refusals
@@ -191,20 +191,25 @@ def test_the_guard_records_retries_transient_failures_and_skips_resyncs_while_ba
     monkeypatch.setattr(retries, "at", lambda key, delay, attempt: scheduled.append((key, delay)))
     guard = refusals.Guard(Serial(), lambda *_: None, refusals.Backoff(clock=lambda: now[0]), retries)
     calls: list[str] = []
+    key = ("ServingEndpoint", "ns", "se")
+    body = {"metadata": {"generation": 1, "annotations": {"slipway.dev/promote": "a"}}, "status": {}}
 
     def failing() -> None:
         calls.append("x")
         raise ConnectionResetError("peer reset")
 
-    guard.run("ServingEndpoint", "ns", "se", failing, retry=lambda: None)
-    assert reported == [("se", "ReconcileError")] and scheduled == [(("ServingEndpoint", "ns", "se"), 2.0)]
-    guard.run("ServingEndpoint", "ns", "se", failing, periodic=True)
-    assert calls == ["x"], "a resync waits out the backoff"
-    guard.run("ServingEndpoint", "ns", "se", failing, retry=lambda: None)  # a change: runs at once
+    guard.run(*key, failing, retry=lambda: None, change=refusals.user_change(body))
+    assert reported == [("se", "ReconcileError")] and scheduled == [(key, 2.0)]
+    recorded = {**body, "status": {"conditions": [{"type": "Reconciled", "status": "False"}]}}
+    guard.run(*key, failing, change=refusals.user_change(recorded))  # the failure's own status write
+    guard.run(*key, failing)  # a resync, a child
+    assert calls == ["x"], "what is not the user's change waits out the backoff"
+    asked = {**body, "metadata": {"generation": 1, "annotations": {"slipway.dev/promote": "b"}}}
+    guard.run(*key, failing, retry=lambda: None, change=refusals.user_change(asked))  # a new request
     assert calls == ["x", "x"] and scheduled[-1][1] == 4.0
     now[0] += 5
-    guard.run("ServingEndpoint", "ns", "se", lambda: None, periodic=True)
-    assert guard.backoff.failing(("ServingEndpoint", "ns", "se")) == 0
+    guard.run(*key, lambda: None)
+    assert guard.backoff.failing(key) == 0
 
     def refused() -> None:
         raise SourceError("spec.pipeline.builtin", "UnknownBuiltin", "no such pipeline")

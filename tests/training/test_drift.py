@@ -163,3 +163,11 @@ def test_the_baseline_is_the_newest_validated_version_when_no_endpoint_serves_on
     ]
     assert newest_validated_uri(infos) == "file:///m/2"
     assert newest_validated_uri(infos[2:]) is None
+
+
+def test_what_status_keeps_of_a_batch_is_sanitized(baseline: drift.Baseline) -> None:
+    raw = b"\x1b[31mspecies\x1b[0m,island\nAdelie,Biscoe\n"
+    verdict = judge(raw, baseline)
+    checked = drift.record(drift.first_sight([], T0), verdict, baseline, T0, None)
+    kept = checked.batches[0].summary + "".join(f"{k}{v}" for k, v in verdict.details(1).items())
+    assert "\x1b" not in kept and "species" in kept

@@ -66,10 +66,11 @@ class Verdict:
     def details(self, baseline_version: int) -> dict[str, str]:
         """The figures behind the decision, for the run's status entry."""
         ranked = sorted(self.scores, key=lambda d: -d.score)[:DETAIL_FEATURES]
-        details = {"batch": self.batch.key[:256], "baselineVersion": str(baseline_version)}
-        details |= {f"drift.{d.feature}"[:128]: d.describe() for d in ranked}
+        # Keys and feature names come from the data: sanitized like every message status keeps.
+        details = {"batch": sanitize(self.batch.key, 256), "baselineVersion": str(baseline_version)}
+        details |= {sanitize(f"drift.{d.feature}", 128): sanitize(d.describe(), 256) for d in ranked}
         if self.anomalies:
-            details["anomalies"] = self.anomaly_text()[:256]
+            details["anomalies"] = sanitize(self.anomaly_text(), 256)
         return details
 
 
@@ -166,7 +167,7 @@ def record(
         checked_time=now,
         outcome=verdict.outcome,
         baseline_version=baseline.version,
-        summary=verdict.summary()[:1024],
+        summary=sanitize(verdict.summary(), 1024),
         run=run,
     )
     kept = [b for b in status.batches if b.batch != entry.batch] + [entry]
