@@ -84,7 +84,7 @@ def test_a_model_uri_names_a_directory_not_a_bucket() -> None:
 
 
 @given(st.text(st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=40))
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 def test_whatever_admission_lets_through_parses(tail: str) -> None:
     for scheme in ("s3://", "gs://", "az://", "file://"):
         uri = scheme + tail
@@ -142,7 +142,7 @@ def cron_expression(draw: st.DrawFn) -> str:
 
 
 @given(cron_expression())
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 def test_every_cron_admission_accepts_fires(cron: str) -> None:
     """croniter can tell when a schedule never fires: admission's regular expressions must agree."""
     if formats.first_problem(cron, formats.CRON_CHECKS) is None:
