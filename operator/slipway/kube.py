@@ -249,6 +249,14 @@ def is_subset(desired: Any, observed: Any) -> bool:
     return bool(desired == observed)
 
 
+def api_message(error: Any) -> str:
+    """An API server's refusal in its own words (the Status' message), never the response headers."""
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except (ValueError, AttributeError):
+        return str(error.reason)
+
+
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": body["apiVersion"],

@@ -56,14 +56,6 @@ def field_path(location: Iterable[Any], prefix: str = "spec") -> str:
     return path
 
 
-def _api_message(error: Any) -> str:
-    """An API server's refusal in its own words (the Status' message), never the response headers."""
-    try:
-        return str(json.loads(error.body or "{}").get("message") or error.reason)
-    except (ValueError, AttributeError):
-        return str(error.reason)
-
-
 # HTTP statuses that no retry will change: the request itself is wrong (a name too long, an invalid field).
 PERMANENT_HTTP = (400, 422)
 
@@ -81,7 +73,7 @@ def classify(error: BaseException) -> Failure:
         return Failure("InvalidSpec", sanitize(f"{where}: {said}{more}"), True, where)
     status = getattr(error, "status", None)
     if type(error).__name__ == "ApiException" and isinstance(status, int):
-        message = sanitize(f"the API server answered {status}: {_api_message(error)}")
+        message = sanitize(f"the API server answered {status}: {kube.api_message(error)}")
         return Failure(
             "ApiError" if status not in PERMANENT_HTTP else "ApiRefused", message, status in PERMANENT_HTTP
         )
