@@ -193,6 +193,8 @@ main() {
       log "$name: unchanged (${IMAGE[$name]}, $archive)"
     else
       started=$SECONDS
+      local previous
+      previous="$(podman image inspect --format '{{.Id}}' "${IMAGE[$name]}" 2>/dev/null || true)"
       log "$name: building ${IMAGE[$name]}"
       build "$name" "$base"
       log "$name: built in $((SECONDS - started)) s; smoke test"
@@ -200,8 +202,12 @@ main() {
       podman save --format oci-archive -o "$archive.tmp" "${IMAGE[$name]}"
       mv "$archive.tmp" "$archive"
       podman image inspect --format '{{.Id}}' "${IMAGE[$name]}" >"$archive.id"
-      # Keep this archive and the one before it (another worktree's, often), drop older ones.
+      # Keep this archive and the one before it (another worktree's, often), drop older ones; the image the
+      # tag held before goes too (its archive keeps it), or every code change leaves gigabytes behind.
       ls -t "$DIR/$name"-*.oci.tar | tail -n +3 | while read -r old; do rm -f "$old" "$old.id"; done
+      if [ -n "$previous" ] && [ "$previous" != "$(cat "$archive.id")" ]; then
+        podman rmi "$previous" >/dev/null 2>&1 || true
+      fi
       log "$name: $(podman image inspect --format '{{.Size}}' "${IMAGE[$name]}" | numfmt --to=iec) image, $(du -h "$archive" | cut -f1) archive, $((SECONDS - started)) s in all"
     fi
     ln -sfn "$(basename "$archive")" "$DIR/$name.oci.tar"
