@@ -42,7 +42,7 @@ def builtin_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("fields", "reason", "field"),
     [
-        ({"pipeline": {"builtin": "nope"}}, "UnknownBuiltin", "spec.pipeline.builtin"),
+        ({"pipeline": {"builtin": {"name": "nope"}}}, "UnknownBuiltin", "spec.pipeline.builtin"),
         ({"parameters": {"epochz": "3"}}, "UnknownParameter", "spec.parameters.epochz"),
         ({"parameters": {"accuracy": "high"}}, "InvalidParameter", "spec.parameters.accuracy"),
         ({"schedule": {"cron": "every day"}}, "InvalidSchedule", "spec.schedule.cron"),
