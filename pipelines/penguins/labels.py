@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def label_kind(schema: "schema_pb2.Schema", label: str) -> str:
-    """"classification" (a BYTES label) or "regression" (INT or FLOAT); a label the schema lacks is a
+    """ "classification" (a BYTES label) or "regression" (INT or FLOAT); a label the schema lacks is a
     ValueError naming it."""
     from tensorflow_metadata.proto.v0 import schema_pb2
 

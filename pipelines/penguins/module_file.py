@@ -15,19 +15,19 @@ if TYPE_CHECKING:
     import types
 
 
-def module_name(module_file: str) -> str:
-    """What a module is called in messages: its URI, or `<pipeline>/model.py` for the built-in one."""
-    return module_file or "the built-in module"
-
-
 def module_text(module_file: str, module_source: str) -> str:
-    """The module's source: module_source when given (the built-in module, or a ConfigMap's text), else
-    module_file read from its store."""
+    """The module's source: module_source when given (a ConfigMap's text), else module_file read from its
+    store (a URI), or, for a relative path such as the default `penguins/model.py`, from the built-in
+    pipelines' directory (SLIPWAY_PIPELINES_DIR in the pipelines image)."""
     if module_source:
         return module_source
     try:
-        return read_uri(module_file).decode()
-    except Exception as error:  # noqa: BLE001 -- any store's error, named with the module
+        if "://" in module_file or module_file.startswith("/"):
+            return read_uri(module_file).decode()
+        from slipway.training.source import pipelines_dir
+
+        return (pipelines_dir() / module_file).read_text()
+    except Exception as error:
         raise RuntimeError(f"module file {module_file}: cannot read it: {error}") from error
 
 
@@ -40,13 +40,9 @@ def check_module(name: str, source: str, required: list[str]) -> set[str]:
     try:
         tree = ast.parse(source, filename=name)
     except SyntaxError as error:
-        raise RuntimeError(
-            f"module file {name}: syntax error at line {error.lineno}: {error.msg}"
-        ) from None
+        raise RuntimeError(f"module file {name}: syntax error at line {error.lineno}: {error.msg}") from None
     functions = {
-        node.name: node
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        node.name: node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
     for wanted in required:
         if wanted not in functions:
@@ -80,6 +76,7 @@ def load_module(name: str, source: str, required: list[str]) -> "types.ModuleTyp
     """The module, executed in a fresh namespace (checked first: see check_module). An exception while it
     runs is a RuntimeError naming the module."""
     import __future__
+
     import sys
     import types
 
@@ -90,9 +87,11 @@ def load_module(name: str, source: str, required: list[str]) -> "types.ModuleTyp
     sys.modules["user_module"] = module  # dataclasses, pickling and keras look a module's classes up here
     try:
         code = compile(source, name, "exec", flags=__future__.annotations.compiler_flag, dont_inherit=True)
-        exec(code, module.__dict__)  # noqa: S102 -- running the user's module file is the contract
+        exec(code, module.__dict__)  # running the module file is the contract
     except Exception as error:
-        raise RuntimeError(f"module file {name}: importing it failed: {type(error).__name__}: {error}") from error
+        raise RuntimeError(
+            f"module file {name}: importing it failed: {type(error).__name__}: {error}"
+        ) from error
     return module
 
 

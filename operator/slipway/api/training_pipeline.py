@@ -191,15 +191,16 @@ class Triggers(KubeModel):
 
 
 class TrainingPipelineSpec(KubeModel):
-    cel_rules = tuple(
-        (
-            f"self.executor.type != 'job' || !self.{field}.uri.startsWith('file://')",
-            f"the job executor's pod cannot reach the operator's file:// paths: use s3://, gs:// or az:// "
-            f"for {field}",
-            f".{field}.uri",
-        )
-        for field in ("data", "artifactRoot", "modelStore")
-    ) + (
+    cel_rules = (
+        *(
+            (
+                f"self.executor.type != 'job' || !self.{field}.uri.startsWith('file://')",
+                f"the job executor's pod cannot reach the operator's file:// paths: use s3://, gs:// or "
+                f"az:// for {field}",
+                f".{field}.uri",
+            )
+            for field in ("data", "artifactRoot", "modelStore")
+        ),
         (
             "self.executor.type == 'local' || !has(self.pipeline.builtin) || "
             "!has(self.pipeline.builtin.moduleFile) || !has(self.pipeline.builtin.moduleFile.uri) || "

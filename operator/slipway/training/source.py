@@ -181,7 +181,7 @@ def builtin_arguments(builtin: BuiltinPipeline, config_maps: Any) -> dict[str, A
     """The module file and the tuner's trial budget, as the pipeline's parameters: `module_file` names the
     module (a URI the steps read when `module_source` is empty), `module_source` is its text when it comes
     from a ConfigMap (a run's pod cannot read ConfigMaps). Without a module file the pipeline's own module
-    (the IR's default `module_source`) trains."""
+    (the IR's default `module_file`, e.g. penguins/model.py) trains."""
     args: dict[str, Any] = {"tuner_max_trials": builtin.tuner.max_trials}
     module = builtin.module_file
     if module is not None and module.uri is not None:
