@@ -1,31 +1,28 @@
-"""What kind of model the label asks for: classification for a string label (its classes are the schema's
-string domain), regression for a numeric one. The Trainer, the InfraValidator and the Evaluator decide
-with the same function.
+"""What kind of label a dataset has, from its examples: the Evaluator picks its metrics by it.
 
 Shipped into the steps that call them (see components/base.py): imports inside, nothing module-level."""
 
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from tensorflow_metadata.proto.v0 import schema_pb2
+def label_is_numeric(examples_path: str, label: str, split: str = "eval") -> bool:
+    """True when the label is a number (int64 or float: a regression target), False when it is a string
+    (a class name). Decided by the first examples of the split that carry the label; raises ValueError when
+    none does. Integer class ids count as numbers: name classes with strings."""
+    import os
+    import struct
 
+    import tensorflow as tf
 
-def label_kind(schema: "schema_pb2.Schema", label: str) -> str:
-    """ "classification" (a BYTES label) or "regression" (INT or FLOAT); a label the schema lacks is a
-    ValueError naming it."""
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    for feature in schema.feature:
-        if feature.name == label:
-            return "classification" if feature.type == schema_pb2.BYTES else "regression"
-    names = ", ".join(sorted(f.name for f in schema.feature))
-    raise ValueError(f"the label {label!r} is not a column of the data (columns: {names})")
-
-
-def label_classes(schema: "schema_pb2.Schema", label: str) -> list[str]:
-    """A classification label's classes, sorted: its string domain in the schema ([] without one)."""
-    feature = next(f for f in schema.feature if f.name == label)
-    domains = {d.name: list(d.value) for d in schema.string_domain}
-    if feature.HasField("string_domain"):
-        return sorted(feature.string_domain.value)
-    return sorted(domains.get(feature.domain, []))
+    directory = os.path.join(examples_path, f"Split-{split}")
+    for name in sorted(os.listdir(directory)):
+        with open(os.path.join(directory, name), "rb") as handle:
+            while header := handle.read(12):
+                (length,) = struct.unpack("<Q", header[:8])
+                payload = handle.read(length)
+                handle.read(4)
+                feature = tf.train.Example.FromString(payload).features.feature.get(label)
+                kind = feature.WhichOneof("kind") if feature is not None else None
+                if kind == "bytes_list" and feature.bytes_list.value:
+                    return False
+                if kind in ("int64_list", "float_list") and getattr(feature, kind).value:
+                    return True
+    raise ValueError(f"label {label!r}: no example in {directory} has a value for it")

@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx_bsl.public import tfxio
 
 if TYPE_CHECKING:
     from types import SimpleNamespace as FnArgs
@@ -52,9 +53,9 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    """Trains the classifier on fn_args.train_files (custom_config: label, epochs, batch_size,
-    learning_rate, hidden_units, seed; a tuner's hyperparameters win over the last two) and exports it to
-    fn_args.serving_model_dir with the transform graph inside."""
+    """Trains the classifier on fn_args.train_files, Transform's output (custom_config: label, epochs,
+    batch_size, learning_rate, hidden_units, seed; a tuner's hyperparameters win over the last two) and
+    exports it to fn_args.serving_model_dir with the transform graph inside."""
     config = fn_args.custom_config
     label = config["label"]
     tf.keras.utils.set_random_seed(int(config["seed"]))
@@ -73,35 +74,32 @@ def run_fn(fn_args: FnArgs) -> None:
         float(tuned.get("learning_rate", config["learning_rate"])),
     )
     train = training_data(
-        fn_args.train_files, transform_output, label, classes, int(config["batch_size"]), int(config["seed"])
+        fn_args, transform_output, label, classes, int(config["batch_size"]), int(config["seed"])
     )
     net.fit(train, epochs=int(config["epochs"]), verbose=0)
     export_serving_model(net, transform_output, label, classes, fn_args.serving_model_dir)
 
 
 def training_data(
-    file_patterns: list[str],
+    fn_args: FnArgs,
     transform_output: tft.TFTransformOutput,
     label: str,
     classes: list[str],
     batch_size: int,
     seed: int,
 ) -> tf.data.Dataset:
-    """Transformed features and class indices, shuffled; rows whose label is not a known class are dropped."""
-    raw_spec = transform_output.raw_feature_spec()
-    layer = transform_output.transform_features_layer()
+    """The transformed train examples (what Transform wrote) and class indices, shuffled; rows whose label is
+    not a known class are dropped."""
     class_table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(classes), tf.range(len(classes), dtype=tf.int64)), -1
     )
-
-    def to_features(serialized: tf.Tensor) -> tuple:
-        transformed = layer(tf.io.parse_example(serialized, raw_spec))
-        target = class_table.lookup(transformed.pop(label))
-        return transformed, target
-
-    # Transform once (in large batches), keep the transformed rows in memory for every epoch.
-    files = [name for pattern in file_patterns for name in tf.io.gfile.glob(pattern)]
-    data = tf.data.TFRecordDataset(files).batch(4096).map(to_features).unbatch()
+    data = fn_args.data_accessor.tf_dataset_factory(
+        fn_args.train_files,
+        tfxio.TensorFlowDatasetOptions(batch_size=4096, num_epochs=1, shuffle=False, label_key=label),
+        transform_output.transformed_metadata.schema,
+    )
+    data = data.map(lambda features, target: (features, class_table.lookup(target))).unbatch()
+    # Keep the transformed rows in memory for every epoch.
     data = data.filter(lambda _, y: y >= 0).cache()
     data = data.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)

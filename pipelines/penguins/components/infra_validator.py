@@ -3,6 +3,7 @@
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
 from pipelines.penguins.components.base import component
+from pipelines.penguins.labels import label_is_numeric
 from pipelines.penguins.records import read_split
 
 
@@ -119,7 +120,7 @@ def infra_validator(
     """InfraValidator: loads the exported SavedModel in a fresh process, sends it real eval examples in TF
     Serving's REST request format (`{"instances": [...]}`) through `serving_default`, and checks that one
     prediction comes back per instance within max_latency_ms: a known class with probabilities summing to
-    1 for a classifier, a finite number for a regressor (the label's kind, as the Trainer recorded it).
+    1 for a classifier, a finite number for a regressor (the label's type in the examples).
     Writes INFRA_BLESSED or INFRA_NOT_BLESSED; returns {"blessed", "reason",
     "sampleRequest", "signature"} as JSON."""
     import json
@@ -132,7 +133,7 @@ def infra_validator(
         verdict["reason"] = "the model did not load or answer in a fresh process: " + error
     else:
         classes = set(model.metadata.get("classes", "").split(","))
-        kind = model.metadata.get("label_kind", "classification")
+        kind = "regression" if label_is_numeric(examples.path, label) else "classification"
         problems = answer_problems(answer, len(request["instances"]), label, kind, classes, max_latency_ms)
         verdict.update(
             blessed=not problems and bool(request["instances"]),

@@ -3,7 +3,6 @@
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
 from pipelines.penguins.components.base import component
-from pipelines.penguins.labels import label_classes, label_kind
 from pipelines.penguins.module_file import (
     call_module_function,
     custom_config_of,
@@ -35,8 +34,9 @@ def trainer(
 ) -> None:
     """Trainer: `run_fn(fn_args)` of the module file, with TFX's FnArgs (the Tuner's best hyperparameters
     in fn_args.hyperparameters, when it tuned). run_fn writes a SavedModel with the transform graph inside
-    to fn_args.serving_model_dir (`Format-Serving/`); the model's metadata records the label's kind (and
-    classes), the module's name and digest and the hyperparameters, for the InfraValidator and the Pusher."""
+    to fn_args.serving_model_dir (`Format-Serving/`); the model's metadata records the label's classes (a
+    string label's domain in the schema), the module's name and digest and the hyperparameters, for the
+    InfraValidator and the Pusher."""
     import hashlib
     import json
     import os
@@ -49,7 +49,11 @@ def trainer(
     schema_path = os.path.join(schema.path, "schema.pbtxt")
     with open(schema_path) as handle:
         spec = datastats_schema.parse(handle.read())
-    kind = label_kind(spec, label)
+    label_feature = next((f for f in spec.feature if f.name == label), None)
+    if label_feature is None:
+        raise ValueError(f"the label {label!r} is not a column of the data")
+    domains = {d.name: list(d.value) for d in spec.string_domain}
+    classes = sorted(label_feature.string_domain.value or domains.get(label_feature.domain, []))
     best_path = os.path.join(hyperparameters.path, "best_hyperparameters.txt")
     best = None
     if os.path.exists(best_path):
@@ -80,8 +84,7 @@ def trainer(
     model.metadata.update(
         {
             "tfx_type": "Model",
-            "label_kind": kind,
-            "classes": ",".join(label_classes(spec, label)) if kind == "classification" else "",
+            "classes": ",".join(classes),
             "module_file": name,
             "module_digest": "sha256:" + hashlib.sha256(source.encode()).hexdigest(),
             "hyperparameters": json.dumps((best or {}).get("values", {}), sort_keys=True),
