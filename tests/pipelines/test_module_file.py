@@ -15,6 +15,8 @@ from pipelines.penguins.module_file import (
     module_text,
 )
 
+from fixtures.storage import BackendLocation
+
 CONTRACT = ["preprocessing_fn", "run_fn"]
 TFX_STYLE = """
 import json
@@ -111,3 +113,15 @@ def test_the_users_custom_config_wins_over_the_standard_entries() -> None:
         "seed": 7,
         "extra": "x",
     }
+
+
+def test_a_module_file_is_read_from_any_store_with_the_runs_credentials(
+    network_backend: BackendLocation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The steps open every URI with the run's environment: the credentials of data, artifacts and models.
+    for name, value in (network_backend.credentials.to_env() if network_backend.credentials else {}).items():
+        monkeypatch.setenv(name, value)
+    network_backend.store().write_bytes("team/model.py", TFX_STYLE.encode())
+    uri = f"{network_backend.uri}/team/model.py"
+    assert module_text(uri, "") == TFX_STYLE
+    assert check_module(uri, module_text(uri, ""), CONTRACT) == {"preprocessing_fn", "tuner_fn", "run_fn"}
