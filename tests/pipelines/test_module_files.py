@@ -116,6 +116,7 @@ def test_the_tuner_searches_within_the_specs_budget_and_the_trainer_uses_the_bes
     tuning = regression["tuning"]
     assert tuning["trials"] == 2, "the module asks for 20 trials; the budget is 2"
     assert set(tuning["values"]) == {"units", "learning_rate"}
+    assert 0 < tuning["score"] < 0.5, "the best trial's val_loss (kg²): every trial trained"
     (best,) = regression["root"].glob("*/tuner/best_hyperparameters/best_hyperparameters.txt")
     config = json.loads(best.read_text())
     assert config["values"] == tuning["values"], "KerasTuner's HyperParameters config, as TFX writes it"

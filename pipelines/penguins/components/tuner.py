@@ -47,7 +47,8 @@ def tuner(
     search it returns (TFX's TunerFnResult: `tuner`, `fit_kwargs`) with at most max_trials trials, and
     writes the best hyperparameters (`best_hyperparameters.txt`, KerasTuner's HyperParameters config as
     TFX writes it), which the Trainer passes to run_fn as fn_args.hyperparameters. Otherwise writes
-    nothing (the module is only parsed: no TensorFlow). Returns {"trials", "values", "score"} as JSON."""
+    nothing (the module is only parsed: no TensorFlow). A search in which no trial finished fails the step
+    with the first trial's error. Returns {"trials", "values", "score"} as JSON."""
     import json
     import os
     import tempfile
@@ -85,8 +86,11 @@ def tuner(
         raise RuntimeError(
             f"module file {name}: tuner_fn's search failed: {type(error).__name__}: {error}"
         ) from error
-    trials = [t for t in oracle.trials.values() if t.score is not None]
-    score = oracle.get_best_trials(1)[0].score if trials else None
+    scored = [t for t in oracle.trials.values() if t.score is not None]
+    if not scored:
+        failed = next((t.message for t in oracle.trials.values() if t.message), "no trial ran")
+        raise RuntimeError(f"module file {name}: tuner_fn's search: no trial finished: {failed[-1500:]}")
+    score = oracle.get_best_trials(1)[0].score
     with open(os.path.join(best_hyperparameters.path, "best_hyperparameters.txt"), "w") as handle:
         json.dump(best.get_config(), handle)
     summary = {"trials": len(oracle.trials), "values": best.values, "score": score}
@@ -95,7 +99,7 @@ def tuner(
             "tfx_type": "HyperParameters",
             "trials": len(oracle.trials),
             "search_seconds": round(elapsed, 3),
-            **({"best_score": float(score)} if score is not None else {}),
+            "best_score": float(score),
         }
     )
     print(f"tuner: {len(oracle.trials)} trials in {elapsed:.1f} s, best {best.values} (score {score})")
