@@ -99,6 +99,12 @@ def test_the_manifest_records_lineage(champion: dict[str, Any], workdir: Path) -
     ]
     assert lineage["parameters"]["epochs"] == "40" and lineage["parameters"]["model_name"] == "penguins"
     assert all(isinstance(value, str) for value in lineage["parameters"].values())
+    default_module = Path(__file__).resolve().parents[2] / "pipelines" / "penguins" / "model.py"
+    assert lineage["moduleFile"] == "penguins/model.py"
+    assert lineage["moduleDigest"] == "sha256:" + hashlib.sha256(default_module.read_bytes()).hexdigest()
+    assert lineage["hyperparameters"] == {} and lineage["tunerTrials"] == 0, (
+        "the default module has no tuner_fn"
+    )
     schema_text = Path(urlparse(lineage["schemaUri"]).path).read_text()
     assert 'name: "species"' in schema_text and "string_domain" in schema_text
     assert Path(urlparse(lineage["statisticsUri"]).path).stat().st_size > 0
@@ -228,7 +234,7 @@ def test_the_compiled_ir_is_up_to_date(tmp_path: Path) -> None:
 def test_no_step_installs_packages_at_run_time() -> None:
     ir = yaml.safe_load(IR_PATH.read_text())
     executors = ir["deploymentSpec"]["executors"]
-    assert len(executors) == 9
+    assert len(executors) == 10
     for name, executor in executors.items():
         shell, flags, script, _source = executor["container"]["command"]
         assert (shell, flags) == ("sh", "-ec"), name
@@ -260,6 +266,10 @@ def call_pusher(
         "max_accuracy_drop": 0.01,
         "baseline_model_uri": "",
         "curated_schema_uri": "",
+        "module_file": "penguins/model.py",
+        "custom_config": {},
+        "tuner_max_trials": 10,
+        "tuning": json.dumps({"trials": 0, "values": {}, "score": None}),
     }
     pushed_model = Artifact(uri=str(workdir / "pushed-model-scratch"))
     result = pusher.python_func(
