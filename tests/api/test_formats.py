@@ -157,7 +157,7 @@ def test_every_listed_time_zone_loads_here() -> None:
 
 def pipeline(**fields: Any) -> dict[str, Any]:
     return {
-        "pipeline": {"builtin": "penguins"},
+        "pipeline": {"builtin": {"name": "penguins"}},
         "modelName": "penguins",
         "data": {"uri": "s3://data/penguins.csv"},
         "artifactRoot": {"uri": "s3://artifacts/root"},
