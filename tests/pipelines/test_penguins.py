@@ -367,7 +367,7 @@ from tfx_bsl.coders import example_coder
 from pipelines.penguins.components import example_gen
 
 examples = Dataset(uri=sys.argv[2])
-example_gen.python_func(data_uri=sys.argv[1], eval_buckets=30, examples=examples)
+example_gen.python_func(data_uri=sys.argv[1], data_span=-1, eval_buckets=30, examples=examples)
 rows = []
 for record in open(sys.argv[2] + "/Split-eval/data_tfrecord-00000-of-00001", "rb").read().split(b"\\\\n"):
     pass

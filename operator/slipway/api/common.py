@@ -73,6 +73,11 @@ class MetricThreshold(KubeModel):
     name: Annotated[str, Field(min_length=1, max_length=128)]
     min: Decimal | None = None
     max: Decimal | None = None
+    every_slice: bool = Field(
+        default=False,
+        description="The bounds must hold on every slice of the evaluation as well (the fairness check): "
+        "one gate result per slice; a version with no slice metrics fails it.",
+    )
 
 
 class ChampionGate(KubeModel):

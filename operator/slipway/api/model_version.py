@@ -53,6 +53,12 @@ class ModelVersionSpec(KubeModel):
         description="The endpoint of the S3-compatible store holding uri (its model store's endpoint).",
     )
     metrics: dict[str, Decimal] = Field(default_factory=dict)
+    slice_metrics: Annotated[
+        dict[Annotated[str, Field(max_length=256)], dict[str, Decimal]], Field(max_length=256)
+    ] = Field(
+        default_factory=dict,
+        description="Metrics per evaluation slice, e.g. {'island=Biscoe': {'accuracy': '0.97'}}.",
+    )
     headline_metric: Annotated[str, Field(max_length=128)] | None = Field(
         default=None, description="The metric shown by `kubectl get mv`."
     )

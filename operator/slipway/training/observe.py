@@ -21,6 +21,7 @@ from slipway.training import schedule as cron
 from slipway.training.credentials import DataReader, SecretReader, kfp_token, storage_credentials
 from slipway.training.executors import UNREACHABLE, Executor, Target, executor_for, refusal_reason
 from slipway.training.local_executor import RunState
+from slipway.training.pipeline_options import spec_options
 from slipway.training.plan import (
     RUN_ANNOTATION,
     DriftCheck,
@@ -94,6 +95,7 @@ def validate(
             raise SourceError(error.field, "InvalidSchedule", str(error).split(": ", 1)[1]) from error
     pipeline = resolve(spec.pipeline, config_maps)
     arguments(pipeline, {}, spec.parameters)  # unknown or mistyped parameters fail here, naming the field
+    spec_options(pipeline, spec)  # as do spec.evaluation and spec.beam on a pipeline without their parameters
     return pipeline
 
 
