@@ -76,3 +76,12 @@ def test_slice_metrics_in_the_manifest_reach_the_model_version() -> None:
     record = RunRecord(id="r", trigger="Manual", phase="Succeeded")
     body = registration.model_version_body("ns", "tiny", training_spec(), record, found, "file:///m/1")
     assert body["spec"]["sliceMetrics"] == {"island=Dream": {"accuracy": "0.875", "example_count": "40"}}
+
+
+def test_the_new_data_poll_lists_above_the_span_token() -> None:
+    from slipway.training.pipeline_options import listing_root
+
+    assert listing_root("s3://b/landing/span-{SPAN}/*.parquet") == "s3://b/landing"
+    assert listing_root("az://acct/c/daily/{YYYY}/{MM}/{DD}") == "az://acct/c/daily"
+    assert listing_root("file:///data/part-*.csv") == "file:///data"
+    assert listing_root("gs://b/penguins.csv") == "gs://b/penguins.csv"

@@ -21,7 +21,7 @@ from slipway.training import schedule as cron
 from slipway.training.credentials import DataReader, SecretReader, kfp_token, storage_credentials
 from slipway.training.executors import UNREACHABLE, Executor, Target, executor_for, refusal_reason
 from slipway.training.local_executor import RunState
-from slipway.training.pipeline_options import spec_options
+from slipway.training.pipeline_options import listing_root, spec_options
 from slipway.training.plan import (
     RUN_ANNOTATION,
     DriftCheck,
@@ -172,7 +172,7 @@ def poll_batches(spec: TrainingPipelineSpec, session: Session, now: datetime) ->
 
 
 def fingerprint(uri: str, credentials: Any) -> Polled:
-    return Polled(fingerprint=objects.fingerprint(uri, credentials))
+    return Polled(fingerprint=objects.fingerprint(listing_root(uri), credentials))
 
 
 def listing(uri: str, credentials: Any) -> Polled:

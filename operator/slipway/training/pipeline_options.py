@@ -36,3 +36,10 @@ def spec_options(pipeline: PipelineSpec, spec: TrainingPipelineSpec) -> dict[str
             )
         arguments[parameter] = value
     return arguments
+
+
+def listing_root(data_uri: str) -> str:
+    """Where the onNewData poll lists: spec.data's URI cut before its first span token or wildcard ({SPAN},
+    {YYYY}, '*'...), so that a new span landing changes the listing."""
+    first = min((data_uri.find(token) for token in ("{", "*") if token in data_uri), default=-1)
+    return data_uri if first < 0 else data_uri[: data_uri.rfind("/", 0, first)]

@@ -1,0 +1,158 @@
+"""The Beam steps on a portable runner against the in-process one, on the 1,000,000-row synthetic table:
+the Transform step (TF Transform's analysis over the train split) with each runner, next to its floor on
+that runner -- a Beam pipeline that only reads and counts the same examples.
+
+Runners: `inprocess` (the pipeline's default, FnApiRunner), `portable` (PortableRunner against Beam's job
+service in another process, LOOPBACK workers: the Job and Fn API a Flink or Spark job server speaks) and,
+when `--job-endpoint` names one (e.g. a Flink job server from hack/beam-job-server.sh), `external`.
+
+`python bench/beam_runner_bench.py [--rows N] [--job-endpoint host:port]`: figures to stdout and
+bench/results/beam_runners.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+RESULTS = REPO / "bench" / "results" / "beam_runners.json"
+IN_PROCESS = "--runner=apache_beam.runners.portability.fn_api_runner.FnApiRunner"
+
+
+def start_job_service(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Beam's portable job service on a free loopback port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        with socket.socket() as client:
+            if client.connect_ex(("127.0.0.1", port)) == 0:
+                return process, f"localhost:{port}"
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise SystemExit(f"the job service did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+
+
+def examples_of(rows: int, root: Path) -> tuple[Path, Path]:
+    """The synthetic table through ExampleGen, StatisticsGen and SchemaGen: (examples dir, schema dir)."""
+    from kfp.dsl import Artifact, Dataset
+    from pipelines.penguins.components import example_gen, schema_gen, statistics_gen
+
+    from pipeline_bench import synthetic_penguins
+
+    csv = root / "synthetic.csv"
+    synthetic_penguins(rows, csv)
+    examples, statistics, schema = (root / name for name in ("examples", "statistics", "schema"))
+    example_gen.python_func(
+        data_uri=str(csv), data_span=-1, eval_buckets=10, examples=Dataset(uri=str(examples))
+    )
+    statistics_gen.python_func(examples=Dataset(uri=str(examples)), statistics=Artifact(uri=str(statistics)))
+    schema_gen.python_func(
+        statistics=Artifact(uri=str(statistics)),
+        curated_schema_uri="",
+        max_categories=50,
+        schema=Artifact(uri=str(schema)),
+    )
+    return examples, schema
+
+
+def count_examples(examples: Path, beam_args: str) -> int:
+    """The floor: read the train split's TFRecords on the runner and count them."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    expected = sum(1 for _ in _records(examples / "Split-train"))
+    with beam.Pipeline(options=PipelineOptions(shlex.split(beam_args))) as pipeline:
+        counted = (
+            pipeline
+            | beam.io.ReadFromTFRecord(str(examples / "Split-train" / "*"))
+            | beam.combiners.Count.Globally()
+        )
+        assert_that(counted, equal_to([expected]))
+    return expected
+
+
+def _records(directory: Path):  # type: ignore[no-untyped-def]
+    from pipelines.penguins.records import read_tfrecords
+
+    for name in sorted(os.listdir(directory)):
+        yield from read_tfrecords(str(directory / name))
+
+
+def transform_seconds(examples: Path, schema: Path, out: Path, beam_args: str) -> float:
+    from kfp.dsl import Artifact, Dataset
+    from pipelines.penguins.components import transform
+
+    started = time.monotonic()
+    transform.python_func(
+        examples=Dataset(uri=str(examples)),
+        schema=Artifact(uri=str(schema)),
+        label="species",
+        beam_pipeline_args=beam_args,
+        transform_graph=Artifact(uri=str(out)),
+    )
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--job-endpoint", default="", help="an external job server, e.g. Flink's")
+    args = parser.parse_args()
+    results: dict[str, object] = {"rows": args.rows}
+    with tempfile.TemporaryDirectory(prefix="beam-runner-bench-") as temporary:
+        root = Path(temporary)
+        started = time.monotonic()
+        examples, schema = examples_of(args.rows, root)
+        results["prepare_examples_s"] = round(time.monotonic() - started, 1)
+        service, endpoint = start_job_service(root / "job-service.log")
+        runners = {
+            "inprocess": IN_PROCESS,
+            "portable": f"--runner=PortableRunner --job_endpoint={endpoint} --environment_type=LOOPBACK",
+        }
+        if args.job_endpoint:
+            runners["external"] = (
+                f"--runner=PortableRunner --job_endpoint={args.job_endpoint} --environment_type=LOOPBACK"
+            )
+        try:
+            for name, beam_args in runners.items():
+                started = time.monotonic()
+                rows = count_examples(examples, beam_args)
+                floor = time.monotonic() - started
+                transform = transform_seconds(examples, schema, root / f"graph-{name}", beam_args)
+                results[name] = {
+                    "beam_pipeline_args": beam_args,
+                    "train_rows": rows,
+                    "floor_read_and_count_s": round(floor, 1),
+                    "transform_s": round(transform, 1),
+                }
+                print(json.dumps({name: results[name]}), flush=True)
+        finally:
+            service.terminate()
+            service.wait(10)
+    results["load_average_1m"] = round(os.getloadavg()[0], 1)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
