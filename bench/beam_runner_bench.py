@@ -40,7 +40,7 @@ def start_job_service(log: Path) -> tuple[subprocess.Popen[bytes], str]:
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # importing Beam takes a minute on a loaded machine
     while True:
         with socket.socket() as client:
             if client.connect_ex(("127.0.0.1", port)) == 0:

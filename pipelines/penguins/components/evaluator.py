@@ -6,6 +6,7 @@ from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 from pipelines.penguins.components.base import component
 from pipelines.penguins.labels import label_is_numeric
+from pipelines.penguins.records import read_split, tfrecord
 from pipelines.penguins.uris import local_dir, local_path
 
 if TYPE_CHECKING:
@@ -125,6 +126,29 @@ def candidate_metrics(
     return found
 
 
+def labelled_eval_split(examples_path: str, label: str, scratch: str) -> tuple[str, int]:
+    """The file pattern of the eval examples that carry a label, and how many do not: TFMA fails on an
+    example without one (a missing regression target is common), so those are left out, in a copy."""
+    import os
+
+    import tensorflow as tf
+
+    records = read_split(examples_path, "eval")
+    kept = []
+    for record in records:
+        feature = tf.train.Example.FromString(record).features.feature.get(label)
+        kind = feature.WhichOneof("kind") if feature is not None else None
+        if kind is not None and len(getattr(feature, kind).value) > 0:
+            kept.append(record)
+    if len(kept) == len(records):
+        return os.path.join(examples_path, "Split-eval", "*"), 0
+    os.makedirs(scratch, exist_ok=True)
+    with open(os.path.join(scratch, "labelled_tfrecord-00000-of-00001"), "wb") as handle:
+        for record in kept:
+            handle.write(tfrecord(record))
+    return os.path.join(scratch, "*"), len(records) - len(kept)
+
+
 def failed_thresholds(validation: "validation_result_pb2.ValidationResult") -> list[str]:
     """One line per metric threshold TFMA's validation result says failed."""
     reasons = []
@@ -158,11 +182,13 @@ def evaluator(
     with metrics that fit the label (classes: accuracy, loss, example count; numbers: mse, mae, example
     count) and thresholds (see eval_config) against the candidate alone and, when a baseline (the champion)
     is given, against it. Writes BLESSED or NOT_BLESSED into the blessing artifact, as TFX does; returns
-    {"blessed", "metrics", "slices", "reasons"} as JSON, "slices" mapping a slice name to its metrics."""
+    {"blessed", "metrics", "slices", "unlabelled", "reasons"} as JSON, "slices" mapping a slice name to its
+    metrics, "unlabelled" counting the eval examples left out for having no label."""
     import json
     import os
     import shlex
     import shutil
+    import tempfile
 
     import tensorflow_model_analysis as tfma
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -183,22 +209,29 @@ def evaluator(
         baseline_dir = local_dir(baseline_model_uri)
         shared.append(tfma.default_eval_shared_model(baseline_dir, model_name="baseline", eval_config=config))
     os.makedirs(evaluation.path, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="slipway-eval-")
+    data_location, unlabelled = labelled_eval_split(examples.path, label, scratch)
     try:
         tfma.run_model_analysis(
             eval_shared_model=shared if has_baseline else shared[0],
             eval_config=config,
-            data_location=os.path.join(examples.path, "Split-eval", "*"),
+            data_location=data_location,
             output_path=evaluation.path,
             pipeline_options=PipelineOptions(shlex.split(beam_pipeline_args)),
         )
     finally:
+        shutil.rmtree(scratch, ignore_errors=True)
         if baseline_dir and local_path(baseline_model_uri) is None:
             shutil.rmtree(os.path.dirname(baseline_dir), ignore_errors=True)  # the pulled copy
     per_slice = candidate_metrics(tfma.load_metrics(evaluation.path), numeric)
     found = per_slice.pop("", {})
     validation = tfma.load_validation_result(evaluation.path)
-    reasons = failed_thresholds(validation)
-    blessed = bool(validation.validation_ok)
+    # No threshold at all (a numeric label without a champion): nothing can fail, TFX's rubber stamp.
+    rubber_stamp = validation.missing_thresholds and not any(
+        v.failures for v in validation.metric_validations_per_slice
+    )
+    blessed = bool(validation.validation_ok or rubber_stamp)
+    reasons = [] if blessed else failed_thresholds(validation)
     for name, value in found.items():
         metrics.log_metric(name, value)
     os.makedirs(blessing.path, exist_ok=True)
@@ -208,12 +241,13 @@ def evaluator(
     )
     if has_baseline:
         blessing.metadata["baseline_model"] = baseline_model_uri
-    print(f"evaluator: {'BLESSED' if blessed else 'NOT_BLESSED'} {found} {reasons}")
+    print(f"evaluator: {'BLESSED' if blessed else 'NOT_BLESSED'} {found} {reasons}; {unlabelled} unlabelled")
     return json.dumps(
         {
             "blessed": blessed,
             "metrics": found,
             "slices": dict(sorted(per_slice.items())),
+            "unlabelled": unlabelled,
             "reasons": [" ".join(r.split()) for r in reasons],
         }
     )
