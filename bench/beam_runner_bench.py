@@ -100,14 +100,24 @@ def _records(directory: Path):  # type: ignore[no-untyped-def]
 def transform_seconds(examples: Path, schema: Path, out: Path, beam_args: str) -> float:
     from kfp.dsl import Artifact, Dataset
     from pipelines.penguins.components import transform
+    from pipelines.penguins.pipeline import DEFAULT_MODULE_FILE
 
     started = time.monotonic()
     transform.python_func(
         examples=Dataset(uri=str(examples)),
         schema=Artifact(uri=str(schema)),
         label="species",
+        module_file=DEFAULT_MODULE_FILE,
+        module_source="",
+        custom_config={},
+        epochs=1,
+        batch_size=1024,
+        learning_rate=0.01,
+        hidden_units=16,
+        seed=7,
         beam_pipeline_args=beam_args,
-        transform_graph=Artifact(uri=str(out)),
+        transform_graph=Artifact(uri=str(out / "transform_graph")),
+        transformed_examples=Dataset(uri=str(out / "transformed_examples")),
     )
     return time.monotonic() - started
 

@@ -1,8 +1,11 @@
 """Wall time of each component of the built-in pipeline and of the whole chain, run from the compiled IR with
-kfp.local as the operator runs it: on the Palmer penguins (344 rows) and on a synthetic penguin-like table of
-1,000,000 rows, to show how cost grows with data.
+kfp.local as the operator runs it: on the Palmer penguins (344 rows, the default module file) and on a
+synthetic penguin-like table of 1,000,000 rows, to show how cost grows with data; and the Tuner's cost per
+trial (the regression module file pipelines/penguins/modules/body_mass.py) next to its floor, one bare
+`fit` of the same model on the same data.
 
-`python bench/pipeline_bench.py [--rows N] [--skip-large]`: figures to stdout and bench/results/pipeline.json.
+`python bench/pipeline_bench.py [--rows N] [--skip-large] [--skip-tuner] [--trials N]`: figures to stdout and
+bench/results/pipeline.json.
 """
 
 from __future__ import annotations
@@ -79,6 +82,74 @@ def synthetic_penguins(rows: int, path: Path, seed: int = 0) -> None:
     frame.to_csv(path, index=False, na_rep="NA")
 
 
+# One trial's floor: the module's own model built and fitted once on the run's transformed examples, as a
+# trial does, without KerasTuner (no oracle, no trial directory, no checkpoints).
+BARE_FIT = """
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from pipelines.penguins.module_file import custom_config_of, fn_args, load_module
+root, module_path, epochs = Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+module = load_module(str(module_path), module_path.read_text(), ["preprocessing_fn", "run_fn"])
+(examples,) = root.glob("*/transform/transformed_examples")
+(graph,) = root.glob("*/transform/transform_graph")
+(schema,) = root.glob("*/schema-gen/schema/schema.pbtxt")
+config = custom_config_of("body_mass_g", epochs, 16, 0.01, 16, 7, {})
+args = fn_args(str(examples), str(schema), str(graph), str(root / "bare"), "", 0, 0, None, config)
+result = module.tuner_fn(args)
+import tensorflow_transform as tft
+output = tft.TFTransformOutput(str(graph))
+fits = []
+for _ in range(3):
+    started = time.perf_counter()
+    net = module._model(module._hyperparameters(), output)
+    net.fit(**result.fit_kwargs)
+    fits.append(time.perf_counter() - started)
+print("BARE_FIT " + json.dumps(sorted(fits)[1]))
+"""
+
+
+def tuner_trials(data: Path, workdir: Path, trials: int, epochs: int) -> dict[str, object]:
+    """The chain with the regression module and `trials` Tuner trials; per trial from the Tuner's own clock
+    (`search_seconds`), next to a bare fit (median of 3). The chain may stop after the Trainer: what the
+    Evaluator makes of a numeric label is not measured here."""
+    module = REPO / "pipelines" / "penguins" / "modules" / "body_mass.py"
+    arguments = {
+        "data_uri": f"file://{data}",
+        "model_store_uri": f"file://{workdir / 'models'}",
+        "model_name": "body-mass",
+        "label": "body_mass_g",
+        "module_file": f"file://{module}",
+        "epochs": epochs,
+        "tuner_max_trials": trials,
+    }
+    ir = REPO / "pipelines" / "penguins" / "pipeline.yaml"
+    root = workdir / "root"
+    command = [sys.executable, "-c", RUN_CHAIN, str(REPO), str(ir), json.dumps(arguments), str(root)]
+    log = subprocess.run(command, capture_output=True, text=True)
+    durations = task_durations(log.stdout + log.stderr)
+    (output,) = root.glob("*/tuner/executor_output.json")
+    tuned = json.loads(output.read_text())["artifacts"]["best_hyperparameters"]["artifacts"][0]["metadata"]
+    bare = subprocess.run(
+        [sys.executable, "-c", BARE_FIT, str(REPO), str(root), str(module), str(epochs)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    bare_s = json.loads(next(x for x in bare.stdout.splitlines() if x.startswith("BARE_FIT "))[9:])
+    per_trial = tuned["search_seconds"] / tuned["trials"]
+    return {
+        "trials": int(tuned["trials"]),
+        "epochs": epochs,
+        "tuner_step_s": round(durations["tuner"], 1),
+        "search_s": round(tuned["search_seconds"], 1),
+        "per_trial_s": round(per_trial, 2),
+        "floor_bare_fit_s": round(bare_s, 2),
+        "overhead_per_trial_s": round(per_trial - bare_s, 2),
+        "trainer_s": round(durations.get("trainer", 0.0), 1),
+    }
+
+
 def run_chain(name: str, data: Path, workdir: Path, overrides: dict[str, object]) -> dict[str, object]:
     arguments = {
         "data_uri": f"file://{data}",
@@ -112,6 +183,8 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--skip-tuner", action="store_true")
+    parser.add_argument("--trials", type=int, default=4)
     args = parser.parse_args()
     # Keep the other table's figures when only one is re-measured.
     results: dict[str, object] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -121,6 +194,9 @@ def main() -> None:
         penguins.write_bytes((resources.files("palmerpenguins") / "data" / "penguins.csv").read_bytes())
         results["penguins_344_rows"] = run_chain("penguins", penguins, root / "penguins", {})
         print(json.dumps({"penguins_344_rows": results["penguins_344_rows"]}, indent=2), flush=True)
+        if not args.skip_tuner:
+            results["tuner_body_mass"] = tuner_trials(penguins, root / "tuner", args.trials, epochs=30)
+            print(json.dumps({"tuner_body_mass": results["tuner_body_mass"]}, indent=2), flush=True)
         if not args.skip_large:
             synthetic = root / "synthetic.csv"
             started = time.monotonic()

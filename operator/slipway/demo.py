@@ -206,7 +206,7 @@ def pipeline(locations: dict[str, dict[str, Any]], extra: dict[str, Any] | None 
         "kind": "TrainingPipeline",
         "metadata": {"name": MODEL},
         "spec": {
-            "pipeline": {"builtin": "penguins"},
+            "pipeline": {"builtin": {"name": "penguins"}},
             "modelName": MODEL,
             "data": locations["data"],
             "artifactRoot": locations["artifactRoot"],

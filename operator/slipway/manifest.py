@@ -32,6 +32,10 @@ class ManifestLineage(_Wire):
     data: list[DataInput] = Field(default_factory=list)
     schema_uri: str = ""
     statistics_uri: str = ""
+    module_file: str = ""
+    module_digest: str = ""
+    hyperparameters: dict[str, str] = Field(default_factory=dict)
+    tuner_trials: int = 0
 
 
 class ManifestBlessings(_Wire):

@@ -1,7 +1,10 @@
-"""The built-in pipeline: TFX's standard chain on the Palmer penguins (or any CSV, Parquet or TFRecord data).
+"""The built-in pipeline: TFX's standard chain on the Palmer penguins (or any CSV, Parquet or TFRecord data),
+training the model of a module file with TFX's contract (preprocessing_fn, run_fn, optionally tuner_fn); by
+default model.py.
 
-ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer -> Evaluator and
-InfraValidator -> Pusher. `python -m pipelines.penguins.pipeline` rewrites pipeline.yaml (the compiled IR)."""
+ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Tuner -> Trainer -> Evaluator
+and InfraValidator -> Pusher. `python -m pipelines.penguins.pipeline` rewrites pipeline.yaml (the compiled
+IR)."""
 
 from pathlib import Path
 from typing import NamedTuple
@@ -18,14 +21,18 @@ from pipelines.penguins.components import (
     statistics_gen,
     trainer,
     transform,
+    tuner,
 )
 
 PIPELINE_NAME = "penguins"
 IR_PATH = Path(__file__).with_name("pipeline.yaml")
+# Relative: the step reads it from the built-in pipelines' directory (SLIPWAY_PIPELINES_DIR in the image).
+DEFAULT_MODULE_FILE = "penguins/model.py"
 
 
 @dsl.pipeline(
-    name=PIPELINE_NAME, description="TFX-style tabular classification (Palmer penguins by default)."
+    name=PIPELINE_NAME,
+    description="TFX-style tabular training of a module file (Palmer penguins by default).",
 )
 def penguins(
     data_uri: str,
@@ -49,6 +56,12 @@ def penguins(
     learning_rate: float = 0.01,
     hidden_units: int = 16,
     seed: int = 7,
+    module_file: str = DEFAULT_MODULE_FILE,
+    module_source: str = "",
+    custom_config: dict = {},  # noqa: B006 -- KFP reads the default; nothing mutates it
+    train_steps: int = 0,
+    eval_steps: int = 0,
+    tuner_max_trials: int = 10,
     min_accuracy: float = 0.9,
     max_accuracy_drop: float = 0.01,
     # JSON, e.g. [{"featureKeys": ["island"]}]: TFMA metrics per slice (spec.evaluation.slicingSpecs).
@@ -72,22 +85,40 @@ def penguins(
         numeric_drift_threshold=numeric_drift_threshold,
         fail_on_anomalies=fail_on_anomalies,
     )
+    module = {
+        "label": label,
+        "module_file": module_file,
+        "module_source": module_source,
+        "custom_config": custom_config,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "hidden_units": hidden_units,
+        "seed": seed,
+    }
     transformed = transform(
         examples=examples.outputs["examples"],
         schema=schema.outputs["schema"],
-        label=label,
         beam_pipeline_args=beam_pipeline_args,
+        **module,
     ).after(validation)
-    trained = trainer(
-        examples=examples.outputs["examples"],
+    tuned = tuner(
+        transformed_examples=transformed.outputs["transformed_examples"],
         schema=schema.outputs["schema"],
         transform_graph=transformed.outputs["transform_graph"],
-        label=label,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        hidden_units=hidden_units,
-        seed=seed,
+        train_steps=train_steps,
+        eval_steps=eval_steps,
+        max_trials=tuner_max_trials,
+        **module,
+    )
+    trained = trainer(
+        transformed_examples=transformed.outputs["transformed_examples"],
+        schema=schema.outputs["schema"],
+        transform_graph=transformed.outputs["transform_graph"],
+        hyperparameters=tuned.outputs["best_hyperparameters"],
+        train_steps=train_steps,
+        eval_steps=eval_steps,
+        **module,
     )
     evaluation = evaluator(
         examples=examples.outputs["examples"],
@@ -131,6 +162,10 @@ def penguins(
         max_accuracy_drop=max_accuracy_drop,
         baseline_model_uri=baseline_model_uri,
         curated_schema_uri=curated_schema_uri,
+        module_file=module_file,
+        custom_config=custom_config,
+        tuner_max_trials=tuner_max_trials,
+        tuning=tuned.outputs["Output"],
     )
     outputs = NamedTuple("Outputs", push_result=str)  # noqa: UP014
     return outputs(push_result=pushed.outputs["Output"])

@@ -238,7 +238,7 @@ def test_operator_as_its_service_account_runs_training_as_jobs(
             "kind": "TrainingPipeline",
             "metadata": {"name": name, "annotations": {f"{GROUP}/run": "go"}},
             "spec": {
-                "pipeline": {"builtin": "penguins"},
+                "pipeline": {"builtin": {"name": "penguins"}},
                 "modelName": name,
                 "data": location("data"),
                 "artifactRoot": location("artifacts"),

@@ -95,7 +95,7 @@ def trained(real_api: client.ApiClient, operator_in_cluster: dict[str, Any], sto
         "kind": "TrainingPipeline",
         "metadata": {"name": MODEL, "annotations": {f"{GROUP}/run": "e2e-1"}},
         "spec": {
-            "pipeline": {"builtin": "penguins"},
+            "pipeline": {"builtin": {"name": "penguins"}},
             "modelName": MODEL,
             "executor": {"type": "job"},
             "data": store.location("data/penguins.csv"),

@@ -83,7 +83,36 @@ MALFORMED: list[tuple[str, str, Mutation, list[str]]] = [
         ["spec.pipeline", "exactly one"],
     ),
     ("no pipeline source", TP, setter("spec.pipeline", {}), ["spec.pipeline", "exactly one"]),
-    ("builtin not a name", TP, setter("spec.pipeline.builtin", "Penguins!"), ["spec.pipeline.builtin"]),
+    (
+        "builtin not a name",
+        TP,
+        setter("spec.pipeline.builtin.name", "Penguins!"),
+        ["spec.pipeline.builtin.name"],
+    ),
+    (
+        "module file with two sources",
+        TP,
+        setter(
+            "spec.pipeline.builtin.moduleFile",
+            {"uri": "s3://m/module.py", "configMapRef": {"name": "m"}},
+        ),
+        ["spec.pipeline.builtin.moduleFile"],
+    ),
+    (
+        "file:// module file with the job executor",
+        TP,
+        lambda tp: tp["spec"].update(
+            executor={"type": "job"},
+            pipeline={"builtin": {"name": "penguins", "moduleFile": {"uri": "file:///m/module.py"}}},
+        ),
+        ["spec.pipeline.builtin.moduleFile.uri"],
+    ),
+    (
+        "negative tuner budget",
+        TP,
+        setter("spec.pipeline.builtin.tuner", {"maxTrials": -1}),
+        ["spec.pipeline.builtin.tuner.maxTrials"],
+    ),
     ("specUri scheme", TPK, setter("spec.pipeline.specUri", "ftp://host/p.yaml"), ["spec.pipeline.specUri"]),
     ("modelName upper case", TP, setter("spec.modelName", "Penguins"), ["spec.modelName"]),
     ("modelName missing", TP, setter("spec.modelName", None), ["spec.modelName", "Required"]),

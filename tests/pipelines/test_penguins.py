@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 from pipelines.local import ir_digest, run_compiled_locally
-from pipelines.penguins.pipeline import IR_PATH, compile_to
+from pipelines.penguins.pipeline import DEFAULT_MODULE_FILE, IR_PATH, compile_to
 from pipelines.penguins.records import read_split
 
 pytestmark = pytest.mark.tensorflow
@@ -569,9 +569,18 @@ def test_the_transform_step_runs_unchanged_on_a_portable_beam_runner(
         examples=Dataset(uri=str(run / "example-gen" / "examples")),
         schema=Artifact(uri=str(run / "schema-gen" / "schema")),
         label="species",
+        module_file=DEFAULT_MODULE_FILE,
+        module_source="",
+        custom_config={},
+        epochs=1,
+        batch_size=32,
+        learning_rate=0.01,
+        hidden_units=16,
+        seed=7,
         beam_pipeline_args=f"--runner=PortableRunner --job_endpoint={beam_job_service} "
         "--environment_type=LOOPBACK",
         transform_graph=graph,
+        transformed_examples=Dataset(uri=str(tmp_path / "transformed_examples")),
     )
     log = (tmp_path / "job-service.log").read_text()
     assert "Running job" in log and "Completed job" in log and "DONE" in log, log[-2000:]

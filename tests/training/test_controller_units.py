@@ -65,7 +65,7 @@ def test_a_run_past_its_timeout_is_terminated_and_failed(
                 "creationTimestamp": "2026-01-01T00:00:00Z",
             },
             "spec": {
-                "pipeline": {"builtin": "tiny"},
+                "pipeline": {"builtin": {"name": "tiny"}},
                 "modelName": "slow",
                 "data": {"uri": f"file://{tmp_path}/data"},
                 "artifactRoot": {"uri": f"file://{tmp_path}/artifacts"},

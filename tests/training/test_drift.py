@@ -119,7 +119,7 @@ def test_the_status_round_trips_through_the_api_model(baseline: drift.Baseline) 
         "kind": "TrainingPipeline",
         "metadata": {"name": "p"},
         "spec": {
-            "pipeline": {"builtin": "penguins"},
+            "pipeline": {"builtin": {"name": "penguins"}},
             "modelName": "p",
             "data": {"uri": "file:///d"},
             "artifactRoot": {"uri": "file:///a"},

@@ -32,7 +32,7 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 def spec(**overrides: Any) -> TrainingPipelineSpec:
     body: dict[str, Any] = {
-        "pipeline": {"builtin": "penguins"},
+        "pipeline": {"builtin": {"name": "penguins"}},
         "modelName": "penguins",
         "data": {"uri": "s3://data/penguins.csv", "secretRef": {"name": "store"}},
         "artifactRoot": {"uri": "s3://artifacts", "secretRef": {"name": "store"}},

@@ -71,7 +71,7 @@ class JobsOn:
             "kind": "TrainingPipeline",
             "metadata": {"name": name},
             "spec": {
-                "pipeline": {"builtin": "tiny"},
+                "pipeline": {"builtin": {"name": "tiny"}},
                 "modelName": name,
                 "data": self.location("data"),
                 "artifactRoot": self.location("artifacts"),

@@ -395,7 +395,7 @@ def test_an_azure_model_store_is_kept_while_the_pipeline_root_must_be_s3_or_gs(
     def spec(artifact_root: str) -> TrainingPipelineSpec:
         return TrainingPipelineSpec.model_validate(
             {
-                "pipeline": {"builtin": "tiny"},
+                "pipeline": {"builtin": {"name": "tiny"}},
                 "modelName": "tiny",
                 "data": {"uri": "s3://data/x.csv"},
                 "artifactRoot": {"uri": artifact_root},

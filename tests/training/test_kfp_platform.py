@@ -16,7 +16,7 @@ IR = (Path(__file__).resolve().parent / "pipelines" / "tiny" / "pipeline.yaml").
 
 def spec(**locations: dict[str, object]) -> TrainingPipelineSpec:
     base: dict[str, object] = {
-        "pipeline": {"builtin": "tiny"},
+        "pipeline": {"builtin": {"name": "tiny"}},
         "modelName": "tiny",
         "data": {"uri": "s3://data/x.csv"},
         "artifactRoot": {"uri": "s3://artifacts/root"},

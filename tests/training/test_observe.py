@@ -42,7 +42,7 @@ def builtin_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("fields", "reason", "field"),
     [
-        ({"pipeline": {"builtin": "nope"}}, "UnknownBuiltin", "spec.pipeline.builtin"),
+        ({"pipeline": {"builtin": {"name": "nope"}}}, "UnknownBuiltin", "spec.pipeline.builtin"),
         ({"parameters": {"epochz": "3"}}, "UnknownParameter", "spec.parameters.epochz"),
         ({"parameters": {"accuracy": "high"}}, "InvalidParameter", "spec.parameters.accuracy"),
         ({"schedule": {"cron": "every day"}}, "InvalidSchedule", "spec.schedule.cron"),
@@ -252,4 +252,89 @@ def test_a_plan_the_executor_refuses_is_set_aside_and_only_its_condition_is_writ
     assert (reachable.status, reachable.message) == (
         "False",
         "KFP API at http://kfp:8888: create run: HTTP 503",
+    )
+
+
+REPO_PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
+MODULE = "def preprocessing_fn(inputs):\n    return inputs\n\n\ndef run_fn(fn_args):\n    pass\n"
+
+
+def penguins(**builtin: Any) -> Any:
+    return spec(pipeline={"builtin": {"name": "penguins", **builtin}}, modelName="penguins")
+
+
+def test_a_module_file_from_a_config_map_and_the_tuner_budget_reach_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SLIPWAY_PIPELINES_DIR", str(REPO_PIPELINES))
+    maps = {"team-model": {"trainer.py": MODULE}}
+    wanted = penguins(
+        moduleFile={"configMapRef": {"name": "team-model", "key": "trainer.py"}}, tuner={"maxTrials": 3}
+    )
+    found = validate("ns", wanted, maps.get, nothing)
+    assert found.builtin_arguments == {
+        "module_file": "configmap:team-model/trainer.py",
+        "module_source": MODULE,
+        "tuner_max_trials": 3,
+    }
+    observed = Observed(
+        namespace="ns",
+        name="penguins",
+        generation=1,
+        created=T0,
+        spec=wanted,
+        status=TrainingPipelineStatus(),
+        run_request="go",
+        pipeline=found,
+    )
+    (start,) = plan(observed, T0).start
+    assert start.arguments["module_source"] == MODULE and start.arguments["tuner_max_trials"] == 3
+    assert start.arguments["module_file"] == "configmap:team-model/trainer.py"
+
+
+def test_a_module_file_uri_is_read_by_the_run_not_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLIPWAY_PIPELINES_DIR", str(REPO_PIPELINES))
+    found = validate("ns", penguins(moduleFile={"uri": "s3://team/model.py"}), nothing, nothing)
+    assert found.builtin_arguments == {
+        "module_file": "s3://team/model.py",
+        "module_source": "",
+        "tuner_max_trials": 10,
+    }
+    assert validate("ns", penguins(), nothing, nothing).builtin_arguments == {"tuner_max_trials": 10}
+
+
+@pytest.mark.parametrize(
+    ("builtin", "maps", "reason", "field"),
+    [
+        (
+            {"moduleFile": {"configMapRef": {"name": "gone"}}},
+            {},
+            "ConfigMapNotFound",
+            "spec.pipeline.builtin.moduleFile.configMapRef",
+        ),
+        (
+            {"moduleFile": {"configMapRef": {"name": "m"}}},
+            {"m": {"other.py": MODULE}},
+            "ConfigMapKeyMissing",
+            "spec.pipeline.builtin.moduleFile.configMapRef.key",
+        ),
+    ],
+)
+def test_a_module_file_config_map_that_cannot_be_used_names_the_field(
+    monkeypatch: pytest.MonkeyPatch, builtin: dict[str, Any], maps: dict[str, Any], reason: str, field: str
+) -> None:
+    monkeypatch.setenv("SLIPWAY_PIPELINES_DIR", str(REPO_PIPELINES))
+    with pytest.raises(SourceError) as raised:
+        validate("ns", penguins(**builtin), maps.get, nothing)
+    assert raised.value.reason == reason and str(raised.value).startswith(f"{field}: ")
+
+
+def test_a_built_in_pipeline_without_a_module_file_parameter_refuses_one() -> None:
+    wanted = spec(pipeline={"builtin": {"name": "tiny", "moduleFile": {"uri": "s3://team/model.py"}}})
+    with pytest.raises(SourceError) as raised:
+        validate("ns", wanted, nothing, nothing)
+    assert raised.value.reason == "ModuleFileUnsupported"
+    assert (
+        str(raised.value)
+        == "spec.pipeline.builtin.moduleFile: the built-in pipeline 'tiny' takes no module file"
     )

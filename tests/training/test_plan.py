@@ -89,7 +89,15 @@ class Sim:
                     model_name=self.spec.model_name,
                     version=version,
                     metrics={"accuracy": push.get("accuracy", 0.95), "loss": 0.05},
-                    lineage={"pipeline": "tiny", "runId": run, "statisticsUri": "file:///a/stats.pb"},
+                    lineage={
+                        "pipeline": "tiny",
+                        "runId": run,
+                        "statisticsUri": "file:///a/stats.pb",
+                        "moduleFile": "s3://team/model.py",
+                        "moduleDigest": "sha256:ab12",
+                        "hyperparameters": {"units": "24", "learning_rate": "0.01"},
+                        "tunerTrials": 4,
+                    },
                 )
             if push.get("outputs") is False:  # a KFP run: the operator learns what was pushed from the store
                 outputs = None
@@ -483,6 +491,9 @@ def test_a_pushed_manifest_becomes_one_model_version() -> None:
         "Manual",
         PIPELINE.digest,
     )
+    assert (lineage["moduleFile"], lineage["moduleDigest"]) == ("s3://team/model.py", "sha256:ab12")
+    assert lineage["hyperparameters"] == {"learning_rate": "0.01", "units": "24"}
+    assert lineage["tunerTrials"] == 4
     done = sim.run()
     assert (done.phase, done.pushed, done.model_version, done.message) == (
         "Succeeded",

@@ -214,7 +214,7 @@ def test_new_data_triggers_a_run(training: Training, operator: Any) -> None:
 @pytest.mark.parametrize(
     ("spec", "reason", "field"),
     [
-        ({"pipeline": {"builtin": "nope"}}, "UnknownBuiltin", "spec.pipeline.builtin"),
+        ({"pipeline": {"builtin": {"name": "nope"}}}, "UnknownBuiltin", "spec.pipeline.builtin"),
         (
             {"pipeline": {"configMapRef": {"name": "missing"}}},
             "ConfigMapNotFound",

@@ -33,6 +33,19 @@ class Lineage(KubeModel):
     data: Annotated[list[DataInput], Field(max_length=64)] = Field(default_factory=list)
     schema_uri: Annotated[str, Field(max_length=2048)] = ""
     statistics_uri: Annotated[str, Field(max_length=2048)] = ""
+    module_file: Annotated[str, Field(max_length=2048)] = Field(
+        default="", description="The module file the model was trained with (TFX's module-file contract)."
+    )
+    module_digest: Annotated[str, Field(max_length=128)] = ""
+    hyperparameters: Annotated[
+        dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=256)]],
+        Field(max_length=64),
+    ] = Field(
+        default_factory=dict, description="The Tuner's best hyperparameters, which the model trained with."
+    )
+    tuner_trials: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="Trials the Tuner ran (0: not tuned)."
+    )
 
 
 class Blessings(KubeModel):

@@ -13,6 +13,7 @@ from slipway.api.common import (
     ModelName,
     ObjectName,
     StorageLocation,
+    StorageUri,
     ValidationGates,
 )
 from slipway.api.serving_endpoint import ResourceRequirements
@@ -25,9 +26,53 @@ class ConfigMapKeyRef(KubeModel):
     key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)] = "pipeline.yaml"
 
 
+class ModuleConfigMapKeyRef(KubeModel):
+    name: ObjectName
+    key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)] = "module.py"
+
+
 class SecretKeyRef(KubeModel):
     name: ObjectName
     key: Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)] = "token"
+
+
+class ModuleFile(KubeModel):
+    cel_rules = (
+        (
+            "[has(self.uri), has(self.configMapRef)].filter(x, x).size() == 1",
+            "set exactly one module file source: uri or configMapRef",
+            None,
+        ),
+    )
+
+    uri: StorageUri | None = Field(
+        default=None,
+        description="A Python file, read by the run's steps with the run's storage credentials (those of "
+        "data, artifactRoot and modelStore).",
+    )
+    config_map_ref: ModuleConfigMapKeyRef | None = Field(
+        default=None, description="A ConfigMap key holding the module's source."
+    )
+
+
+class Tuner(KubeModel):
+    max_trials: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=10,
+        description="Trials the Tuner runs when the module file defines tuner_fn; 0 trains without tuning.",
+    )
+
+
+class BuiltinPipeline(KubeModel):
+    name: Annotated[str, Field(pattern=BUILTIN_PIPELINE_PATTERN)] = Field(
+        description="A pipeline shipped with Slipway, e.g. 'penguins'."
+    )
+    module_file: ModuleFile | None = Field(
+        default=None,
+        description="The model's code with TFX's module-file contract: preprocessing_fn(inputs), "
+        "run_fn(fn_args), optionally tuner_fn(fn_args); default: the pipeline's own module "
+        "(pipelines/<name>/model.py).",
+    )
+    tuner: Tuner = Field(default_factory=Tuner, json_schema_extra={"default": {}})
 
 
 class PipelineSource(KubeModel):
@@ -39,8 +84,8 @@ class PipelineSource(KubeModel):
         ),
     )
 
-    builtin: Annotated[str, Field(pattern=BUILTIN_PIPELINE_PATTERN)] | None = Field(
-        default=None, description="A pipeline shipped with Slipway, e.g. 'penguins'."
+    builtin: BuiltinPipeline | None = Field(
+        default=None, description="A pipeline shipped with Slipway, and the model code it trains."
     )
     spec_uri: Annotated[str, Field(pattern=r"^(s3|gs|az|file|https)://.+", max_length=2048)] | None = Field(
         default=None, description="Compiled KFP IR YAML (e.g. from TFX's KubeflowV2DagRunner)."
@@ -173,14 +218,23 @@ class Beam(KubeModel):
 
 
 class TrainingPipelineSpec(KubeModel):
-    cel_rules = tuple(
+    cel_rules = (
+        *(
+            (
+                f"self.executor.type != 'job' || !self.{field}.uri.startsWith('file://')",
+                f"the job executor's pod cannot reach the operator's file:// paths: use s3://, gs:// or "
+                f"az:// for {field}",
+                f".{field}.uri",
+            )
+            for field in ("data", "artifactRoot", "modelStore")
+        ),
         (
-            f"self.executor.type != 'job' || !self.{field}.uri.startsWith('file://')",
-            f"the job executor's pod cannot reach the operator's file:// paths: use s3://, gs:// or az:// "
-            f"for {field}",
-            f".{field}.uri",
-        )
-        for field in ("data", "artifactRoot", "modelStore")
+            "self.executor.type == 'local' || !has(self.pipeline.builtin) || "
+            "!has(self.pipeline.builtin.moduleFile) || !has(self.pipeline.builtin.moduleFile.uri) || "
+            "!self.pipeline.builtin.moduleFile.uri.startsWith('file://')",
+            "only the local executor reads file:// module files: use s3://, gs://, az:// or a configMapRef",
+            ".pipeline.builtin.moduleFile.uri",
+        ),
     )
 
     pipeline: PipelineSource

@@ -491,6 +491,7 @@ class _Planning:
             "pipeline_digest": pipeline.digest,
             "baseline_model_uri": self.observed.stable_uri or "",
             "run_id": identifier,
+            **pipeline.builtin_arguments,
             **spec_options(pipeline, self.spec),
         }
         record = RunRecord(

@@ -107,6 +107,10 @@ def model_version_body(
             data=[DataInput(uri=d.uri, fingerprint=d.fingerprint) for d in lineage.data][:64],
             schema_uri=lineage.schema_uri,
             statistics_uri=lineage.statistics_uri,
+            module_file=lineage.module_file[:2048],
+            module_digest=lineage.module_digest[:128],
+            hyperparameters={k[:128]: v[:256] for k, v in sorted(lineage.hyperparameters.items())[:64]},
+            tuner_trials=lineage.tuner_trials,
         ),
     )
     return {

@@ -6,14 +6,14 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from slipway import objects
-from slipway.api.training_pipeline import PipelineSource
+from slipway.api.training_pipeline import BuiltinPipeline, PipelineSource
 
 REPO_PIPELINES = Path(__file__).resolve().parents[3] / "pipelines"
 
@@ -32,6 +32,8 @@ class PipelineSpec:
     name: str
     digest: str
     parameters: dict[str, dict[str, Any]]
+    # What spec.pipeline.builtin gives the run besides the standard arguments: the module file, the tuner.
+    builtin_arguments: dict[str, Any] = field(default_factory=dict)
 
 
 def pipelines_dir() -> Path:
@@ -141,15 +143,22 @@ def _read_uri(uri: str, field: str) -> str:
 def resolve(source: PipelineSource, config_maps: Any) -> PipelineSpec:
     """`config_maps(name) -> dict | None` reads a ConfigMap's data in the pipeline's namespace."""
     if source.builtin is not None:
-        path = pipelines_dir() / source.builtin / "pipeline.yaml"
+        path = pipelines_dir() / source.builtin.name / "pipeline.yaml"
         if not path.exists():
             known = ", ".join(builtin_names()) or "none installed"
             raise SourceError(
                 "spec.pipeline.builtin",
                 "UnknownBuiltin",
-                f"no built-in pipeline {source.builtin!r} (known: {known})",
+                f"no built-in pipeline {source.builtin.name!r} (known: {known})",
             )
-        return parse_ir(path.read_text(), "spec.pipeline.builtin")
+        pipeline = parse_ir(path.read_text(), "spec.pipeline.builtin")
+        if source.builtin.module_file is not None and "module_file" not in pipeline.parameters:
+            raise SourceError(
+                "spec.pipeline.builtin.moduleFile",
+                "ModuleFileUnsupported",
+                f"the built-in pipeline {source.builtin.name!r} takes no module file",
+            )
+        return replace(pipeline, builtin_arguments=builtin_arguments(source.builtin, config_maps))
     if source.spec_uri is not None:
         return parse_ir(_read_uri(source.spec_uri, "spec.pipeline.specUri"), "spec.pipeline.specUri")
     assert source.config_map_ref is not None
@@ -166,6 +175,29 @@ def resolve(source: PipelineSource, config_maps: Any) -> PipelineSpec:
             f"ConfigMap {ref.name} has no key {ref.key!r}",
         )
     return parse_ir(data[ref.key], "spec.pipeline.configMapRef")
+
+
+def builtin_arguments(builtin: BuiltinPipeline, config_maps: Any) -> dict[str, Any]:
+    """The module file and the tuner's trial budget, as the pipeline's parameters: `module_file` names the
+    module (a URI the steps read when `module_source` is empty), `module_source` is its text when it comes
+    from a ConfigMap (a run's pod cannot read ConfigMaps). Without a module file the pipeline's own module
+    (the IR's default `module_file`, e.g. penguins/model.py) trains."""
+    args: dict[str, Any] = {"tuner_max_trials": builtin.tuner.max_trials}
+    module = builtin.module_file
+    if module is not None and module.uri is not None:
+        args.update(module_file=module.uri, module_source="")
+    elif module is not None and module.config_map_ref is not None:
+        ref, field_path = module.config_map_ref, "spec.pipeline.builtin.moduleFile.configMapRef"
+        data = config_maps(ref.name)
+        if data is None:
+            raise SourceError(field_path, "ConfigMapNotFound", f"ConfigMap {ref.name} not found")
+        if ref.key not in data:
+            raise SourceError(
+                f"{field_path}.key", "ConfigMapKeyMissing", f"ConfigMap {ref.name} has no key {ref.key!r}"
+            )
+        args["module_source"] = data[ref.key]
+        args["module_file"] = f"configmap:{ref.name}/{ref.key}"
+    return args
 
 
 def coerce(name: str, value: str, declared: dict[str, Any]) -> Any:

@@ -1,5 +1,6 @@
 """The TFX standard chain as KFP v2 lightweight components on TensorFlow, TF Transform, TFMA and tfx-bsl,
-one module per step; the model itself (preprocessing and the Keras classifier) is `pipelines.penguins.model`.
+one module per step; the model itself is a module file (TFX's contract), by default
+`pipelines/penguins/model.py` (loaded by `pipelines.penguins.module_file`).
 
 Artifacts keep TFX's on-disk layout (`Split-train/`, `Format-Serving/`, `schema.pbtxt`, `FeatureStats.pb`,
 `SchemaDiff.pb`, `BLESSED`/`NOT_BLESSED`), so TFX tooling can read them. How a step gets the helpers it
@@ -13,6 +14,7 @@ from pipelines.penguins.components.infra_validator import infra_validator
 from pipelines.penguins.components.pusher import pusher
 from pipelines.penguins.components.trainer import trainer
 from pipelines.penguins.components.transform import transform
+from pipelines.penguins.components.tuner import tuner
 
 __all__ = [
     "evaluator",
@@ -24,4 +26,5 @@ __all__ = [
     "statistics_gen",
     "trainer",
     "transform",
+    "tuner",
 ]

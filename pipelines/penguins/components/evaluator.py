@@ -26,6 +26,21 @@ def metric_names(numeric: bool) -> dict[str, str]:
     }
 
 
+def regression_output(export_dir: str, label: str) -> str:
+    """The `serving_examples` output TFMA scores a numeric label with: one named like the label, else the
+    only output; "" leaves TFMA its own lookup (`predictions`, `outputs`, ...). Read from saved_model.pb."""
+    import os
+
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as handle:
+        saved = saved_model_pb2.SavedModel.FromString(handle.read())
+    outputs = sorted(saved.meta_graphs[0].signature_def["serving_examples"].outputs)
+    if label in outputs:
+        return label
+    return outputs[0] if len(outputs) == 1 else ""
+
+
 def parse_slicing_specs(text: str) -> list[list[str]]:
     """The `slicing_specs` parameter -- JSON, a list of {"featureKeys": [...]} as the TrainingPipeline's
     spec.evaluation.slicingSpecs has them -- as lists of feature names; "" means no slices."""
@@ -44,6 +59,7 @@ def parse_slicing_specs(text: str) -> list[list[str]]:
 def eval_config(
     label: str,
     numeric: bool,
+    prediction_key: str,
     has_baseline: bool,
     min_accuracy: float,
     max_accuracy_drop: float,
@@ -51,17 +67,29 @@ def eval_config(
 ) -> "config_pb2.EvalConfig":
     """The candidate (and the baseline when there is one) through `serving_examples`, overall and per slice.
 
-    A class label: accuracy, loss, example count and a confusion matrix; accuracy must reach min_accuracy
-    and, against a baseline, may not drop by more than max_accuracy_drop. A numeric label: mean squared and
-    mean absolute error and example count; against a baseline, the mean squared error may not rise by more
-    than max_accuracy_drop relative to the baseline's (min_accuracy names no regression metric)."""
+    `prediction_key` names the model output to score ("" lets TFMA look). A class label: accuracy, loss,
+    example count and a confusion matrix; accuracy must reach min_accuracy and, against a baseline, may not
+    drop by more than max_accuracy_drop. A numeric label: mean squared and mean absolute error and example
+    count; against a baseline, the mean squared error may not rise by more than max_accuracy_drop relative
+    to the baseline's (min_accuracy names no regression metric)."""
     from tensorflow_model_analysis.proto import config_pb2
 
-    model_specs = [config_pb2.ModelSpec(name="candidate", signature_name="serving_examples", label_key=label)]
+    model_specs = [
+        config_pb2.ModelSpec(
+            name="candidate",
+            signature_name="serving_examples",
+            label_key=label,
+            prediction_key=prediction_key,
+        )
+    ]
     if has_baseline:
         model_specs.append(
             config_pb2.ModelSpec(
-                name="baseline", signature_name="serving_examples", label_key=label, is_baseline=True
+                name="baseline",
+                signature_name="serving_examples",
+                label_key=label,
+                prediction_key=prediction_key,
+                is_baseline=True,
             )
         )
     threshold = config_pb2.MetricThreshold()
@@ -195,14 +223,17 @@ def evaluator(
 
     has_baseline = bool(baseline_model_uri)
     numeric = label_is_numeric(examples.path, label)
+    export_dir = os.path.join(model.path, "Format-Serving")
     config = eval_config(
-        label, numeric, has_baseline, min_accuracy, max_accuracy_drop, parse_slicing_specs(slicing_specs)
+        label,
+        numeric,
+        regression_output(export_dir, label) if numeric else "",
+        has_baseline,
+        min_accuracy,
+        max_accuracy_drop,
+        parse_slicing_specs(slicing_specs),
     )
-    shared = [
-        tfma.default_eval_shared_model(
-            os.path.join(model.path, "Format-Serving"), model_name="candidate", eval_config=config
-        )
-    ]
+    shared = [tfma.default_eval_shared_model(export_dir, model_name="candidate", eval_config=config)]
     baseline_dir = ""
     if has_baseline:
         # The champion may sit on any store the operator reads (s3://, gs://, az://): TensorFlow gets a copy.

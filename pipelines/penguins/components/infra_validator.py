@@ -3,6 +3,7 @@
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
 from pipelines.penguins.components.base import component
+from pipelines.penguins.labels import label_is_numeric
 from pipelines.penguins.records import read_split
 
 
@@ -73,18 +74,35 @@ print(json.dumps({
 
 
 def answer_problems(
-    answer: dict, instances: int, label: str, classes: set[str], max_latency_ms: float
+    answer: dict, instances: int, label: str, kind: str, classes: set[str], max_latency_ms: float
 ) -> list[str]:
-    """What is wrong with the model's answer: a count, probabilities, classes or latency off."""
-    probabilities = answer["outputs"].get("probabilities", [])
-    predicted = answer["outputs"].get(label, [])
+    """What is wrong with the model's answer: a count, probabilities, classes, values or latency off. Every
+    output has one row per instance; a classifier's `probabilities` sum to 1 and its `<label>` is a known
+    class; a regressor's `<label>` (or its only output) is a finite number per instance."""
+    import math
+
+    outputs = answer["outputs"]
     problems = []
-    if len(probabilities) != instances or len(predicted) != instances:
-        problems.append(f"{len(predicted)} predictions for {instances} instances")
-    if any(abs(sum(row) - 1.0) > 1e-3 for row in probabilities):
-        problems.append("probabilities do not sum to 1")
-    if not set(predicted) <= classes:
-        problems.append(f"unknown classes {sorted(set(predicted) - classes)}")
+    if not outputs:
+        problems.append("the serving signature returns nothing")
+    for name, rows in sorted(outputs.items()):
+        if len(rows) != instances:
+            problems.append(f"{len(rows)} rows of {name} for {instances} instances")
+    if kind == "classification":
+        if any(abs(sum(row) - 1.0) > 1e-3 for row in outputs.get("probabilities", [])):
+            problems.append("probabilities do not sum to 1")
+        if label not in outputs:
+            problems.append(f"no {label} output (the predicted class)")
+        elif not set(outputs[label]) <= classes:
+            problems.append(f"unknown classes {sorted(set(outputs[label]) - classes)}")
+    else:
+        predicted = outputs.get(label) or (next(iter(outputs.values())) if len(outputs) == 1 else None)
+        if predicted is None:
+            problems.append(f"no {label} output (the predicted value)")
+        else:
+            values = [row[0] if isinstance(row, list) and len(row) == 1 else row for row in predicted]
+            if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+                problems.append(f"{label} predictions are not finite numbers")
     if answer["latencyMs"] > max_latency_ms:
         problems.append(f"latency {answer['latencyMs']:.1f} ms > {max_latency_ms} ms")
     return problems
@@ -101,8 +119,9 @@ def infra_validator(
 ) -> str:
     """InfraValidator: loads the exported SavedModel in a fresh process, sends it real eval examples in TF
     Serving's REST request format (`{"instances": [...]}`) through `serving_default`, and checks that one
-    prediction with a known class and probabilities summing to 1 comes back per instance within
-    max_latency_ms. Writes INFRA_BLESSED or INFRA_NOT_BLESSED; returns {"blessed", "reason",
+    prediction comes back per instance within max_latency_ms: a known class with probabilities summing to
+    1 for a classifier, a finite number for a regressor (the label's type in the examples).
+    Writes INFRA_BLESSED or INFRA_NOT_BLESSED; returns {"blessed", "reason",
     "sampleRequest", "signature"} as JSON."""
     import json
     import os
@@ -114,7 +133,8 @@ def infra_validator(
         verdict["reason"] = "the model did not load or answer in a fresh process: " + error
     else:
         classes = set(model.metadata.get("classes", "").split(","))
-        problems = answer_problems(answer, len(request["instances"]), label, classes, max_latency_ms)
+        kind = "regression" if label_is_numeric(examples.path, label) else "classification"
+        problems = answer_problems(answer, len(request["instances"]), label, kind, classes, max_latency_ms)
         verdict.update(
             blessed=not problems and bool(request["instances"]),
             reason="; ".join(problems) or ("" if request["instances"] else "no complete eval example"),

@@ -107,12 +107,17 @@ def pusher(
     max_accuracy_drop: float,
     baseline_model_uri: str,
     curated_schema_uri: str,
+    module_file: str,
+    custom_config: dict,
+    tuner_max_trials: int,
+    tuning: str,
     pushed_model: Output[Artifact],
 ) -> str:
     """Pusher: only when the evaluator and the infra validator both blessed the model, copies the SavedModel
     to <model_store_uri>/<model_name>/<version>/ (version = model_version, or the next free integer when
     0), writing saved_model.pb LAST (TF Serving loads a version once it appears) after slipway-manifest.json.
-    Otherwise pushes nothing. Either way returns push_result JSON: {"pushed", "reason", "version",
+    Otherwise pushes nothing. The manifest's lineage names the module file (and its digest) and the Tuner's
+    chosen hyperparameters. Either way returns push_result JSON: {"pushed", "reason", "version",
     "manifestUri"}."""
     import json
     import os
@@ -131,6 +136,9 @@ def pusher(
         "max_accuracy_drop": max_accuracy_drop,
         "baseline_model_uri": baseline_model_uri,
         "curated_schema_uri": curated_schema_uri,
+        "module_file": module_file,
+        "custom_config": json.dumps(custom_config, sort_keys=True),
+        "tuner_max_trials": tuner_max_trials,
     }
 
     def not_pushed(reason: str) -> str:
@@ -161,6 +169,12 @@ def pusher(
         "data": json.loads(data_lineage),
         "schemaUri": as_uri(schema.uri.rstrip("/") + "/schema.pbtxt"),
         "statisticsUri": as_uri(statistics.uri.rstrip("/") + "/Split-train/FeatureStats.pb"),
+        "moduleFile": model.metadata.get("module_file", module_file),
+        "moduleDigest": model.metadata.get("module_digest", ""),
+        "hyperparameters": {
+            k: str(v) for k, v in json.loads(model.metadata.get("hyperparameters") or "{}").items()
+        },
+        "tunerTrials": int(json.loads(tuning).get("trials") or 0),
     }
     written = manifest(model_name, version, version_uri, evaluated, validated, lineage)
     write = store_writer(model_store_uri)
