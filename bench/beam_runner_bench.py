@@ -159,7 +159,10 @@ def main() -> None:
                 print(json.dumps({name: results[name]}), flush=True)
         finally:
             service.terminate()
-            service.wait(10)
+            try:
+                service.wait(30)
+            except subprocess.TimeoutExpired:
+                service.kill()
     results["load_average_1m"] = round(os.getloadavg()[0], 1)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
