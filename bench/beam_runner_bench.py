@@ -16,8 +16,6 @@ import argparse
 import json
 import os
 import shlex
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,28 +24,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
+from pipelines.beam_service import portable_job_service  # noqa: E402
+
 RESULTS = REPO / "bench" / "results" / "beam_runners.json"
 IN_PROCESS = "--runner=apache_beam.runners.portability.fn_api_runner.FnApiRunner"
-
-
-def start_job_service(log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Beam's portable job service on a free loopback port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 300  # importing Beam takes a minute on a loaded machine
-    while True:
-        with socket.socket() as client:
-            if client.connect_ex(("127.0.0.1", port)) == 0:
-                return process, f"localhost:{port}"
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise SystemExit(f"the job service did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
 
 
 def examples_of(rows: int, root: Path) -> tuple[Path, Path]:
@@ -135,16 +115,15 @@ def main() -> None:
         started = time.monotonic()
         examples, schema = examples_of(args.rows, root)
         results["prepare_examples_s"] = round(time.monotonic() - started, 1)
-        service, endpoint = start_job_service(root / "job-service.log")
-        runners = {
-            "inprocess": IN_PROCESS,
-            "portable": f"--runner=PortableRunner --job_endpoint={endpoint} --environment_type=LOOPBACK",
-        }
-        if args.job_endpoint:
-            runners["external"] = (
-                f"--runner=PortableRunner --job_endpoint={args.job_endpoint} --environment_type=LOOPBACK"
-            )
-        try:
+        with portable_job_service(root / "job-service.log") as endpoint:
+            runners = {
+                "inprocess": IN_PROCESS,
+                "portable": f"--runner=PortableRunner --job_endpoint={endpoint} --environment_type=LOOPBACK",
+            }
+            if args.job_endpoint:
+                runners["external"] = (
+                    f"--runner=PortableRunner --job_endpoint={args.job_endpoint} --environment_type=LOOPBACK"
+                )
             for name, beam_args in runners.items():
                 started = time.monotonic()
                 rows = count_examples(examples, beam_args)
@@ -157,12 +136,6 @@ def main() -> None:
                     "transform_s": round(transform, 1),
                 }
                 print(json.dumps({name: results[name]}), flush=True)
-        finally:
-            service.terminate()
-            try:
-                service.wait(30)
-            except subprocess.TimeoutExpired:
-                service.kill()
     results["load_average_1m"] = round(os.getloadavg()[0], 1)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 

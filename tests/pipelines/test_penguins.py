@@ -525,35 +525,10 @@ def test_the_evaluator_reads_a_champion_on_s3_or_azure_blob(
 def beam_job_service(tmp_path: Path) -> Iterator[str]:
     """Beam's portable job service (the Job API a Flink or Spark job server speaks) in its own process on
     loopback; the pipeline's Python workers connect back to the submitter (LOOPBACK)."""
-    import socket
-    import time
+    from pipelines.beam_service import portable_job_service
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = (tmp_path / "job-service.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 300  # importing Beam takes a minute on a loaded machine
-    while True:
-        with socket.socket() as client:
-            if client.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        assert time.monotonic() < deadline and server.poll() is None, "the job service did not start"
-        time.sleep(0.2)
-    try:
-        yield f"localhost:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
-        log.close()
+    with portable_job_service(tmp_path / "job-service.log") as endpoint:
+        yield endpoint
 
 
 def test_the_transform_step_runs_unchanged_on_a_portable_beam_runner(
