@@ -240,7 +240,7 @@ def test_the_compiled_ir_is_up_to_date(tmp_path: Path) -> None:
 def test_no_step_installs_packages_at_run_time() -> None:
     ir = yaml.safe_load(IR_PATH.read_text())
     executors = ir["deploymentSpec"]["executors"]
-    assert len(executors) == 9
+    assert len(executors) == 10
     for name, executor in executors.items():
         shell, flags, script, _source = executor["container"]["command"]
         assert (shell, flags) == ("sh", "-ec"), name
