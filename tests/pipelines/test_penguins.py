@@ -272,6 +272,10 @@ def call_pusher(
         "max_accuracy_drop": 0.01,
         "baseline_model_uri": "",
         "curated_schema_uri": "",
+        "module_file": DEFAULT_MODULE_FILE,
+        "custom_config": {},
+        "tuner_max_trials": 10,
+        "tuning": json.dumps({"trials": 0, "values": {}, "score": None}),
     }
     pushed_model = Artifact(uri=str(workdir / "pushed-model-scratch"))
     result = pusher.python_func(
@@ -577,7 +581,8 @@ def test_the_transform_step_runs_unchanged_on_a_portable_beam_runner(
     for name in theirs:
         mine, local_values = ours[name].numpy(), theirs[name].numpy()
         if mine.dtype.kind in "fiu":
-            assert np.allclose(mine, local_values), name
+            # Means and variances are summed in another order on another runner: float32 rounding differs.
+            assert np.allclose(mine, local_values, rtol=1e-4, atol=1e-5), name
         else:
             assert (mine == local_values).all(), name
 
