@@ -28,6 +28,9 @@ from pipelines.beam_service import portable_job_service  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "beam_runners.json"
 IN_PROCESS = "--runner=apache_beam.runners.portability.fn_api_runner.FnApiRunner"
+# PortableRunner gives the job's state stream a deadline of --job_server_timeout (300 s by default): a longer
+# step dies with DEADLINE_EXCEEDED unless it is raised.
+PORTABLE = "--environment_type=LOOPBACK --job_server_timeout=86400"
 
 
 def examples_of(rows: int, root: Path) -> tuple[Path, Path]:
@@ -118,12 +121,10 @@ def main() -> None:
         with portable_job_service(root / "job-service.log") as endpoint:
             runners = {
                 "inprocess": IN_PROCESS,
-                "portable": f"--runner=PortableRunner --job_endpoint={endpoint} --environment_type=LOOPBACK",
+                "portable": f"--runner=PortableRunner --job_endpoint={endpoint} {PORTABLE}",
             }
             if args.job_endpoint:
-                runners["external"] = (
-                    f"--runner=PortableRunner --job_endpoint={args.job_endpoint} --environment_type=LOOPBACK"
-                )
+                runners["external"] = f"--runner=PortableRunner --job_endpoint={args.job_endpoint} {PORTABLE}"
             for name, beam_args in runners.items():
                 started = time.monotonic()
                 rows = count_examples(examples, beam_args)
