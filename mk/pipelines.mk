@@ -22,4 +22,12 @@ pipelines-test: install-pipelines ## Run the pipeline tests alone (the full chai
 pipelines-bench: install-pipelines ## Wall time per component on penguins and on a synthetic 1,000,000-row table
 	$(PY) bench/pipeline_bench.py
 
+.PHONY: beam-runner-bench
+beam-runner-bench: install-pipelines ## Transform on 1,000,000 rows: in-process vs Beam's portable runner, each next to a read-and-count floor
+	$(PY) bench/beam_runner_bench.py
+
+.PHONY: beam-job-server
+beam-job-server: ## Fetch Beam's Flink job-server jar with Maven into ~/.cache/slipway (BEAM_JOB_SERVER=flink-1.19|spark-3...)
+	@PYTHON=$(PY) bash hack/beam-job-server.sh
+
 TEST_PREREQS += install-pipelines

@@ -51,6 +51,7 @@ class Manifest(_Wire):
     format: str = "SavedModel"
     created_at: str = ""
     metrics: dict[str, float] = Field(default_factory=dict)
+    slice_metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
     blessings: ManifestBlessings = Field(default_factory=ManifestBlessings)
     sample_request: dict[str, Any] | None = None
     lineage: ManifestLineage = Field(default_factory=ManifestLineage)

@@ -1,5 +1,6 @@
-"""The built-in pipeline: TFX's standard chain on the Palmer penguins (or any CSV), training the model of a
-module file with TFX's contract (preprocessing_fn, run_fn, optionally tuner_fn); by default model.py.
+"""The built-in pipeline: TFX's standard chain on the Palmer penguins (or any CSV, Parquet or TFRecord data),
+training the model of a module file with TFX's contract (preprocessing_fn, run_fn, optionally tuner_fn); by
+default model.py.
 
 ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Tuner -> Trainer -> Evaluator
 and InfraValidator -> Pusher. `python -m pipelines.penguins.pipeline` rewrites pipeline.yaml (the compiled
@@ -42,6 +43,8 @@ def penguins(
     baseline_model_uri: str = "",
     run_id: str = "",
     label: str = "species",
+    # With {SPAN} or {YYYY}{MM}{DD} in data_uri: the span to read; -1 reads the newest.
+    data_span: int = -1,
     curated_schema_uri: str = "",
     eval_buckets: int = 30,
     max_categories: int = 50,
@@ -61,12 +64,14 @@ def penguins(
     tuner_max_trials: int = 10,
     min_accuracy: float = 0.9,
     max_accuracy_drop: float = 0.01,
+    # JSON, e.g. [{"featureKeys": ["island"]}]: TFMA metrics per slice (spec.evaluation.slicingSpecs).
+    slicing_specs: str = "",
     request_size: int = 3,
     max_latency_ms: float = 2000.0,
     # DirectRunner first tries Prism, which downloads a binary: name the in-process runner it falls back to.
     beam_pipeline_args: str = "--runner=apache_beam.runners.portability.fn_api_runner.FnApiRunner",
 ) -> NamedTuple("Outputs", push_result=str):
-    examples = example_gen(data_uri=data_uri, eval_buckets=eval_buckets)
+    examples = example_gen(data_uri=data_uri, data_span=data_span, eval_buckets=eval_buckets)
     statistics = statistics_gen(examples=examples.outputs["examples"])
     schema = schema_gen(
         statistics=statistics.outputs["statistics"],
@@ -122,6 +127,7 @@ def penguins(
         baseline_model_uri=baseline_model_uri,
         min_accuracy=min_accuracy,
         max_accuracy_drop=max_accuracy_drop,
+        slicing_specs=slicing_specs,
         beam_pipeline_args=beam_pipeline_args,
     )
     infra = infra_validator(

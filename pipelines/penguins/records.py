@@ -20,13 +20,19 @@ def tfrecord(payload: bytes) -> bytes:
 
 def read_tfrecords(path: str) -> list[bytes]:
     """The payloads of a TFRecord file (the checksums are not verified: the file is the pipeline's own)."""
+    with open(path, "rb") as handle:
+        return parse_tfrecords(handle.read())
+
+
+def parse_tfrecords(data: bytes) -> list[bytes]:
+    """The payloads of TFRecord bytes; a truncated record is an error."""
     import struct
 
-    with open(path, "rb") as handle:
-        data = handle.read()
     records, offset = [], 0
     while offset < len(data):
         (length,) = struct.unpack_from("<Q", data, offset)
+        if offset + 16 + length > len(data):
+            raise ValueError(f"a truncated TFRecord at byte {offset}")
         records.append(data[offset + 12 : offset + 12 + length])
         offset += 12 + length + 4
     return records

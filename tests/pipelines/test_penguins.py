@@ -21,13 +21,14 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 from pipelines.local import ir_digest, run_compiled_locally
-from pipelines.penguins.pipeline import IR_PATH, compile_to
+from pipelines.penguins.pipeline import DEFAULT_MODULE_FILE, IR_PATH, compile_to
 from pipelines.penguins.records import read_split
 
 pytestmark = pytest.mark.tensorflow
 
 PENGUINS_CSV = Path(str(resources.files("palmerpenguins") / "data" / "penguins.csv"))
 SPECIES = {"Adelie", "Chinstrap", "Gentoo"}
+SLICES = json.dumps([{"featureKeys": ["island"]}, {"featureKeys": ["sex"]}])
 
 
 def arguments(data: Path, store: Path, **overrides: Any) -> dict[str, Any]:
@@ -52,7 +53,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def champion(workdir: Path) -> dict[str, Any]:
     store = workdir / "models"
     outputs = run_compiled_locally(
-        IR_PATH, arguments(workdir / "penguins.csv", store, run_id="champion-run"), workdir / "root-champion"
+        IR_PATH,
+        arguments(workdir / "penguins.csv", store, run_id="champion-run", slicing_specs=SLICES),
+        workdir / "root-champion",
     )
     version_dir = store / "penguins" / "1"
     manifest = json.loads((version_dir / "slipway-manifest.json").read_text())
@@ -80,6 +83,15 @@ def test_the_chain_pushes_an_accurate_model_with_its_manifest(
     assert manifest["metrics"]["example_count"] > 50
     assert 0 <= manifest["metrics"]["loss"] < 0.5
     assert manifest["blessings"] == {"evaluator": True, "infraValidator": True}
+    slices = manifest["sliceMetrics"]
+    assert set(slices) == {"island=Biscoe", "island=Dream", "island=Torgersen", "sex=female", "sex=male"}
+    assert (
+        sum(slices[f"island={i}"]["example_count"] for i in ("Biscoe", "Dream", "Torgersen"))
+        == (manifest["metrics"]["example_count"])
+    )
+    assert all(
+        0 <= s["accuracy"] <= 1 and set(s) == {"accuracy", "loss", "example_count"} for s in slices.values()
+    )
     assert manifest["signature"]["name"] == "serving_default"
     assert manifest["signature"]["inputs"]["island"] == "string"
     assert manifest["signature"]["inputs"]["bill_length_mm"] == "float32"
@@ -266,7 +278,7 @@ def call_pusher(
         "max_accuracy_drop": 0.01,
         "baseline_model_uri": "",
         "curated_schema_uri": "",
-        "module_file": "penguins/model.py",
+        "module_file": DEFAULT_MODULE_FILE,
         "custom_config": {},
         "tuner_max_trials": 10,
         "tuning": json.dumps({"trials": 0, "values": {}, "score": None}),
@@ -388,7 +400,7 @@ from tfx_bsl.coders import example_coder
 from pipelines.penguins.components import example_gen
 
 examples = Dataset(uri=sys.argv[2])
-example_gen.python_func(data_uri=sys.argv[1], eval_buckets=30, examples=examples)
+example_gen.python_func(data_uri=sys.argv[1], data_span=-1, eval_buckets=30, examples=examples)
 rows = []
 for record in open(sys.argv[2] + "/Split-eval/data_tfrecord-00000-of-00001", "rb").read().split(b"\\\\n"):
     pass
@@ -525,3 +537,182 @@ def test_a_push_by_tfx_s_own_pusher_is_registered_with_tfma_s_metrics_or_told_wh
     )
     assert not (store / "penguins" / "3").exists()
     assert json.loads((store / "penguins" / "slipway-push-results" / "3.json").read_text())["pushed"] is False
+
+
+def call_evaluator(
+    examples: Path, model: Path, out: Path, baseline_model_uri: str = "", **overrides: Any
+) -> dict[str, Any]:
+    """The Evaluator's own function on a run's examples and model, without a whole chain."""
+    from kfp.dsl import Artifact, Dataset, Metrics, Model
+    from pipelines.penguins.components import evaluator
+
+    parameters: dict[str, Any] = {
+        "label": "species",
+        "min_accuracy": 0.9,
+        "max_accuracy_drop": 0.01,
+        "slicing_specs": "",
+        "beam_pipeline_args": "--runner=apache_beam.runners.portability.fn_api_runner.FnApiRunner",
+        **overrides,
+    }
+    result = evaluator.python_func(
+        examples=Dataset(uri=str(examples)),
+        model=Model(uri=str(model)),
+        baseline_model_uri=baseline_model_uri,
+        evaluation=Artifact(uri=str(out / "evaluation")),
+        blessing=Artifact(uri=str(out / "blessing")),
+        metrics=Metrics(uri=str(out / "metrics")),
+        **parameters,
+    )
+    parsed: dict[str, Any] = json.loads(result)
+    return parsed
+
+
+@pytest.fixture(params=["s3", "az"])
+def remote_model_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A bucket (S3, moto) or container (Azure Blob, Azurite), its credentials in the environment as a
+    step's pod has them."""
+    server = request.getfixturevalue({"s3": "s3_server", "az": "azure_server"}[request.param])
+    for name, value in server.credentials.to_env().items():
+        monkeypatch.setenv(name, value)
+    return f"{request.param}://{server.new_bucket()}/models"
+
+
+def test_the_evaluator_reads_a_champion_on_s3_or_azure_blob(
+    champion: dict[str, Any],
+    workdir: Path,
+    tmp_path: Path,
+    remote_model_store: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """TensorFlow reads neither s3:// nor az://: the champion is pulled through slipway.storage, compared
+    with, and its local copy removed."""
+    import tempfile
+
+    from slipway.storage import open_store
+
+    store = open_store(remote_model_store)
+    version_dir = champion["version_dir"]
+    for path in sorted(p for p in version_dir.rglob("*") if p.is_file()):
+        store.upload_file(f"penguins/1/{path.relative_to(version_dir)}", path)
+    run = next((workdir / "root-champion").glob("*/pusher")).parent
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = call_evaluator(
+        run / "example-gen" / "examples",
+        run / "trainer" / "model",
+        tmp_path,
+        baseline_model_uri=f"{remote_model_store}/penguins/1",
+        min_accuracy=0.0,
+        max_accuracy_drop=-0.5,  # the candidate (the champion itself) must beat it by 0.5: it cannot
+    )
+    assert result["blessed"] is False
+    assert any("change against the baseline" in r for r in result["reasons"]), result["reasons"]
+    assert result["metrics"]["accuracy"] >= 0.9
+    assert not list(scratch.iterdir()), "the pulled champion and the scratch copies are removed"
+    assert (tmp_path / "blessing" / "NOT_BLESSED").exists()
+
+
+@pytest.fixture
+def beam_job_service(tmp_path: Path) -> Iterator[str]:
+    """Beam's portable job service (the Job API a Flink or Spark job server speaks) in its own process on
+    loopback; the pipeline's Python workers connect back to the submitter (LOOPBACK)."""
+    from pipelines.beam_service import portable_job_service
+
+    with portable_job_service(tmp_path / "job-service.log") as endpoint:
+        yield endpoint
+
+
+def test_the_transform_step_runs_unchanged_on_a_portable_beam_runner(
+    champion: dict[str, Any], workdir: Path, tmp_path: Path, beam_job_service: str
+) -> None:
+    """beam_pipeline_args (spec.beam.pipelineArgs) send TF Transform's analysis to a job service through
+    Beam's portable runner; the transform graph equals the one the in-process runner wrote."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    from kfp.dsl import Artifact, Dataset
+    from pipelines.penguins.components import transform
+
+    run = next((workdir / "root-champion").glob("*/pusher")).parent
+    graph = Artifact(uri=str(tmp_path / "transform_graph"))
+    transform.python_func(
+        examples=Dataset(uri=str(run / "example-gen" / "examples")),
+        schema=Artifact(uri=str(run / "schema-gen" / "schema")),
+        label="species",
+        module_file=DEFAULT_MODULE_FILE,
+        module_source="",
+        custom_config={},
+        epochs=1,
+        batch_size=32,
+        learning_rate=0.01,
+        hidden_units=16,
+        seed=7,
+        beam_pipeline_args=f"--runner=PortableRunner --job_endpoint={beam_job_service} "
+        "--environment_type=LOOPBACK",
+        transform_graph=graph,
+        transformed_examples=Dataset(uri=str(tmp_path / "transformed_examples")),
+    )
+    log = (tmp_path / "job-service.log").read_text()
+    assert "Running job" in log and "Completed job" in log and "DONE" in log, log[-2000:]
+    portable, local = (
+        tft.TFTransformOutput(str(path))
+        for path in (tmp_path / "transform_graph", run / "transform" / "transform_graph")
+    )
+    for vocabulary in ("island", "sex"):
+        assert portable.vocabulary_by_name(vocabulary) == local.vocabulary_by_name(vocabulary)
+    assert portable.transformed_feature_spec() == local.transformed_feature_spec()
+    raw = tf.io.parse_example(
+        read_split(str(run / "example-gen" / "examples"), "eval")[:20], local.raw_feature_spec()
+    )
+    ours, theirs = (out.transform_features_layer()(dict(raw)) for out in (portable, local))
+    for name in theirs:
+        mine, local_values = ours[name].numpy(), theirs[name].numpy()
+        if mine.dtype.kind in "fiu":
+            # Means and variances are summed in another order on another runner: float32 rounding differs.
+            assert np.allclose(mine, local_values, rtol=1e-4, atol=1e-5), name
+        else:
+            assert (mine == local_values).all(), name
+
+
+def save_body_mass_regressor(export_dir: Path) -> None:
+    """A linear body-mass regressor on flipper length, with the `serving_examples` signature a module's
+    run_fn exports (serialized tf.Examples in, `predictions` out)."""
+    import tensorflow as tf
+
+    class Regressor(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve_examples(self, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+            spec = {"flipper_length_mm": tf.io.FixedLenFeature([1], tf.int64, default_value=[200])}
+            flipper = tf.io.parse_example(serialized, spec)["flipper_length_mm"]
+            return {"predictions": 50.0 * tf.cast(flipper[:, 0], tf.float32) - 5800.0}
+
+    module = Regressor()
+    export_dir.mkdir(parents=True)
+    tf.saved_model.save(
+        module,
+        str(export_dir),
+        signatures={"serving_examples": module.serve_examples.get_concrete_function()},
+    )
+
+
+def test_a_numeric_label_is_evaluated_with_regression_metrics_per_slice(
+    champion: dict[str, Any], workdir: Path, tmp_path: Path
+) -> None:
+    run = next((workdir / "root-champion").glob("*/pusher")).parent
+    save_body_mass_regressor(tmp_path / "model" / "Format-Serving")
+    result = call_evaluator(
+        run / "example-gen" / "examples",
+        tmp_path / "model",
+        tmp_path,
+        label="body_mass_g",
+        slicing_specs=json.dumps([{"featureKeys": ["species"]}]),
+    )
+    assert result["blessed"] is True, "min_accuracy names no regression metric"
+    metrics = result["metrics"]
+    assert set(metrics) == {"mse", "mae", "example_count"}
+    # Flipper length explains body mass to within a few hundred grams, not exactly.
+    assert 100 < metrics["mae"] < 1000 and metrics["mae"] ** 2 <= metrics["mse"] < 1_000_000
+    assert result["unlabelled"] == 1, "the eval row without a body mass is left out"
+    assert set(result["slices"]) == {f"species={s}" for s in SPECIES}
+    assert sum(s["example_count"] for s in result["slices"].values()) == metrics["example_count"]

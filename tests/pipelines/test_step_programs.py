@@ -30,6 +30,7 @@ def test_helpers_are_found_through_each_other() -> None:
         "answer_problems",
         "complete_instances",
         "label_is_numeric",
+        "parse_tfrecords",  # called by read_tfrecords only
         "probe_in_fresh_process",
         "read_split",
         "read_tfrecords",  # called by read_split only

@@ -68,3 +68,50 @@ def test_no_gates_is_validated_and_headline_names_the_metric() -> None:
     passed, results = evaluate(spec({"accuracy": "0.97"}, {}), None)
     assert passed and results == []
     assert headline(spec({"accuracy": "0.97"}, {})) == "accuracy=0.97"
+
+
+def sliced(
+    metrics: dict[str, str], slices: dict[str, dict[str, str]], gates: dict[str, Any]
+) -> ModelVersionSpec:
+    return spec(metrics, gates).model_copy(update={"slice_metrics": slices})
+
+
+def test_an_every_slice_threshold_is_checked_on_each_slice_with_a_result_per_slice() -> None:
+    gates = {
+        "metrics": [{"name": "accuracy", "min": "0.9", "everySlice": True}, {"name": "loss", "max": "1"}]
+    }
+    slices = {
+        "island=Biscoe": {"accuracy": "0.98"},
+        "island=Dream": {"accuracy": "0.85"},
+        "island=Torgersen": {"loss": "0.1"},
+    }
+    passed, results = evaluate(sliced({"accuracy": "0.95", "loss": "0.1"}, slices, gates), None)
+    assert not passed
+    by_gate = {r.gate: r for r in results}
+    assert list(by_gate) == [
+        "metric:accuracy",
+        "metric:accuracy[island=Biscoe]",
+        "metric:accuracy[island=Dream]",
+        "metric:accuracy[island=Torgersen]",
+        "metric:loss",
+    ], "loss is not everySlice: no per-slice results for it"
+    assert by_gate["metric:accuracy"].passed and by_gate["metric:accuracy[island=Biscoe]"].passed
+    dream = by_gate["metric:accuracy[island=Dream]"]
+    assert (dream.passed, dream.observed, dream.message) == (False, "0.85", "0.85 < min 0.9")
+    assert by_gate["metric:accuracy[island=Torgersen]"].message == "metric not reported"
+    fair = {name: {"accuracy": "0.91"} for name in slices}
+    assert evaluate(sliced({"accuracy": "0.95", "loss": "0.1"}, fair, gates), None)[0]
+
+
+def test_an_every_slice_threshold_fails_when_no_slice_was_evaluated() -> None:
+    gates = {"metrics": [{"name": "accuracy", "min": "0.9", "everySlice": True}]}
+    passed, results = evaluate(sliced({"accuracy": "0.95"}, {}, gates), None)
+    assert not passed
+    assert results[1].gate == "metric:accuracy[*]" and "spec.evaluation.slicingSpecs" in results[1].message
+
+
+def test_a_long_slice_name_still_makes_a_valid_gate_name() -> None:
+    gates = {"metrics": [{"name": "accuracy", "min": "0.5", "everySlice": True}]}
+    name = "island=" + "x" * 200
+    (_, sliced_result) = evaluate(sliced({"accuracy": "0.9"}, {name: {"accuracy": "0.9"}}, gates), None)[1]
+    assert len(sliced_result.gate) == 128 and sliced_result.gate.endswith("...]") and sliced_result.passed

@@ -143,6 +143,11 @@ class MetricThreshold(KubeModel):
     name: MetricName
     min: Decimal | None = None
     max: Decimal | None = None
+    every_slice: bool = Field(
+        default=False,
+        description="The bounds must hold on every slice of the evaluation as well (the fairness check): "
+        "one gate result per slice; a version with no slice metrics fails it.",
+    )
 
     @model_validator(mode="after")
     def _satisfiable(self) -> MetricThreshold:

@@ -71,6 +71,15 @@ class ModelVersionSpec(KubeModel):
         description="The endpoint of the S3-compatible store holding uri (its model store's endpoint).",
     )
     metrics: Annotated[dict[MetricName, Decimal], Field(max_length=64)] = Field(default_factory=dict)
+    slice_metrics: Annotated[
+        dict[
+            Annotated[str, Field(max_length=256)], Annotated[dict[MetricName, Decimal], Field(max_length=64)]
+        ],
+        Field(max_length=256),
+    ] = Field(
+        default_factory=dict,
+        description="Metrics per evaluation slice, e.g. {'island=Biscoe': {'accuracy': '0.97'}}.",
+    )
     headline_metric: MetricName | None = Field(
         default=None, description="The metric shown by `kubectl get mv`."
     )

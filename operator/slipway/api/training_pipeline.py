@@ -218,6 +218,33 @@ class Triggers(KubeModel):
     on_drift: OnDrift | None = None
 
 
+FeatureName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", max_length=128)]
+
+
+class SlicingSpec(KubeModel):
+    feature_keys: Annotated[list[FeatureName], Field(min_length=1, max_length=4)] = Field(
+        description="Slice by the values of these features (several: by their crossed values), as TFMA's "
+        "SlicingSpec.feature_keys."
+    )
+
+
+class Evaluation(KubeModel):
+    slicing_specs: Annotated[list[SlicingSpec], Field(max_length=16)] = Field(
+        default_factory=list,
+        description="The Evaluator's metrics per slice, besides the whole eval split (built-in pipeline's "
+        "slicing_specs parameter).",
+    )
+
+
+class Beam(KubeModel):
+    pipeline_args: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(max_length=64)] = Field(
+        default_factory=list,
+        description="Options of the Beam steps (Transform, Evaluator), e.g. ['--runner=PortableRunner', "
+        "'--job_endpoint=flink-jobserver:8099', '--environment_type=PROCESS', ...] (built-in "
+        "pipeline's beam_pipeline_args parameter); empty: the pipeline's in-process runner.",
+    )
+
+
 class TrainingPipelineSpec(KubeModel):
     cel_rules = (
         *(
@@ -251,6 +278,8 @@ class TrainingPipelineSpec(KubeModel):
     schedule: Schedule | None = None
     triggers: Triggers = Field(default_factory=Triggers)
     gates: ValidationGates | None = None
+    evaluation: Evaluation | None = None
+    beam: Beam | None = None
     successful_runs_history_limit: Annotated[int, Field(ge=0, le=100)] = 5
     failed_runs_history_limit: Annotated[int, Field(ge=0, le=100)] = 3
     run_timeout_seconds: Annotated[int, Field(ge=60, le=604_800)] = 21_600

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from slipway.api.common import ValidationGates
+from slipway.api.common import MetricThreshold, ValidationGates
 from slipway.api.model_version import GateResult, ModelVersionSpec
 
 
@@ -27,36 +27,58 @@ def _number(text: str | None) -> Decimal | None:
         return None
 
 
-def metric_gates(gates: ValidationGates, metrics: dict[str, str]) -> list[GateResult]:
+def bounds_of(threshold: MetricThreshold) -> str:
+    return " and ".join(
+        f"{word} {value}"
+        for word, value in (("min", threshold.min), ("max", threshold.max))
+        if value is not None
+    )
+
+
+def threshold_result(gate: str, threshold: MetricThreshold, value: str | None) -> GateResult:
+    """One metric's value against a threshold's bounds."""
+    bounds = bounds_of(threshold)
+    observed = _number(value)
+    if observed is None:
+        return GateResult(gate=gate, passed=False, threshold=bounds, message="metric not reported")
+    low, high = _number(threshold.min), _number(threshold.max)
+    failures = []
+    if low is not None and observed < low:
+        failures.append(f"{observed} < min {threshold.min}")
+    if high is not None and observed > high:
+        failures.append(f"{observed} > max {threshold.max}")
+    return GateResult(
+        gate=gate, passed=not failures, observed=str(observed), threshold=bounds, message="; ".join(failures)
+    )
+
+
+def slice_gate_name(metric: str, slice_name: str) -> str:
+    """'metric:accuracy[island=Biscoe]', cut to the 128 characters a gate name may have."""
+    name = f"metric:{metric}[{slice_name}]"
+    return name if len(name) <= 128 else name[:124] + "...]"
+
+
+def metric_gates(
+    gates: ValidationGates, metrics: dict[str, str], slice_metrics: dict[str, dict[str, str]] | None = None
+) -> list[GateResult]:
+    """One result per threshold on the whole evaluation and, for an everySlice threshold, one per slice."""
     results = []
     for threshold in gates.metrics:
-        gate = f"metric:{threshold.name}"
-        bounds = " and ".join(
-            f"{word} {value}"
-            for word, value in (("min", threshold.min), ("max", threshold.max))
-            if value is not None
-        )
-        observed = _number(metrics.get(threshold.name))
-        if observed is None:
-            results.append(
-                GateResult(gate=gate, passed=False, threshold=bounds, message="metric not reported")
-            )
+        results.append(threshold_result(f"metric:{threshold.name}", threshold, metrics.get(threshold.name)))
+        if not threshold.every_slice:
             continue
-        low, high = _number(threshold.min), _number(threshold.max)
-        failures = []
-        if low is not None and observed < low:
-            failures.append(f"{observed} < min {threshold.min}")
-        if high is not None and observed > high:
-            failures.append(f"{observed} > max {threshold.max}")
-        results.append(
-            GateResult(
-                gate=gate,
-                passed=not failures,
-                observed=str(observed),
-                threshold=bounds,
-                message="; ".join(failures),
+        if not slice_metrics:
+            results.append(
+                GateResult(
+                    gate=slice_gate_name(threshold.name, "*"),
+                    passed=False,
+                    threshold=bounds_of(threshold),
+                    message="no slice metrics reported (set spec.evaluation.slicingSpecs)",
+                )
             )
-        )
+        for slice_name, values in sorted((slice_metrics or {}).items()):
+            gate = slice_gate_name(threshold.name, slice_name)
+            results.append(threshold_result(gate, threshold, values.get(threshold.name)))
     return results
 
 
@@ -112,7 +134,7 @@ def blessing_gates(gates: ValidationGates, spec: ModelVersionSpec) -> list[GateR
 def evaluate(spec: ModelVersionSpec, champion: Champion | None) -> tuple[bool, list[GateResult]]:
     gates = spec.gates or ValidationGates()
     results = [
-        *metric_gates(gates, spec.metrics),
+        *metric_gates(gates, spec.metrics, spec.slice_metrics),
         *champion_gate(gates, spec.metrics, champion),
         *blessing_gates(gates, spec),
     ]

@@ -23,6 +23,7 @@ from slipway.training.credentials import DataReader, SecretReader, kfp_token, st
 from slipway.training.executors import UNREACHABLE, Executor, Target, executor_for, refusal_reason
 from slipway.training.kfp_executor import KfpConnections
 from slipway.training.local_executor import RunState
+from slipway.training.pipeline_options import listing_root, spec_options
 from slipway.training.plan import (
     RUN_ANNOTATION,
     DriftCheck,
@@ -94,6 +95,7 @@ def validate(
         cron.validate(spec.schedule)
     pipeline = resolve(spec.pipeline, config_maps)
     arguments(pipeline, {}, spec.parameters)  # unknown or mistyped parameters fail here, naming the field
+    spec_options(pipeline, spec)  # as do spec.evaluation and spec.beam on a pipeline without their parameters
     return pipeline
 
 
@@ -172,7 +174,7 @@ def poll_batches(spec: TrainingPipelineSpec, session: Session, now: datetime) ->
 
 
 def fingerprint(uri: str, credentials: Any) -> Polled:
-    return Polled(fingerprint=blobs.fingerprint(uri, credentials))
+    return Polled(fingerprint=blobs.fingerprint(listing_root(uri), credentials))
 
 
 def listing(uri: str, credentials: Any) -> Polled:

@@ -32,6 +32,7 @@ from slipway.storage import ObjectInfo
 from slipway.training import drift, registration
 from slipway.training import schedule as cron
 from slipway.training.local_executor import RunState
+from slipway.training.pipeline_options import spec_options
 from slipway.training.source import PipelineSpec, arguments
 
 RUN_ANNOTATION = f"{GROUP}/run"
@@ -555,6 +556,7 @@ class _Planning:
             "baseline_model_uri": self.observed.stable_uri or "",
             "run_id": identifier,
             **pipeline.builtin_arguments,
+            **spec_options(pipeline, self.spec),
         }
         record = RunRecord(
             id=identifier,

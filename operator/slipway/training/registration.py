@@ -117,6 +117,11 @@ def model_version_body(
         # S3-compatible stores: the puller in the serving pod must reach the same endpoint the run pushed to.
         storage_endpoint=spec.model_store.endpoint,
         metrics={key: manifest.decimal_string(value) for key, value in found.metrics.items()},
+        slice_metrics={
+            name: {key: manifest.decimal_string(value) for key, value in values.items()}
+            for name, values in list(found.slice_metrics.items())[:256]
+            if len(name) <= 256
+        },
         headline_metric=headline_metric(spec, found),
         blessings=Blessings(
             evaluator=found.blessings.evaluator, infra_validator=found.blessings.infra_validator

@@ -59,6 +59,7 @@ def manifest(
         "format": "SavedModel",
         "createdAt": created.isoformat().replace("+00:00", "Z"),
         "metrics": evaluated["metrics"],
+        "sliceMetrics": evaluated.get("slices", {}),
         "blessings": {"evaluator": True, "infraValidator": True},
         "signature": validated["signature"],
         "sampleRequest": validated["sampleRequest"],
