@@ -4,18 +4,17 @@ A verdict is final for a generation (the spec is immutable), so later reconciles
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
+from slipway import kube
 from slipway.api.common import now, set_condition
 from slipway.api.model_version import ModelVersionSpec, ModelVersionStatus
-from slipway.kube import get_custom, is_subset, patch_custom_status
-from slipway.metrics import API_WRITES, GATE_FAILURES, MODEL_VERSIONS_VALIDATED
+from slipway.metrics import GATE_FAILURES, MODEL_VERSIONS_VALIDATED
 from slipway.registry.gates import Champion, evaluate, headline
 
-PLURAL = "modelversions"
+KIND = "ModelVersion"
 FINAL = ("Validated", "Rejected")
-EventSink = Callable[[dict[str, Any], str, str, str], None]
 
 
 def needs_verdict(body: dict[str, Any]) -> bool:
@@ -32,7 +31,7 @@ def champion_for(
     candidates = sorted({v for v in stable_versions if v != version}, reverse=True)
     for stable in candidates:
         name = version_names.get(stable)
-        body = get_custom(PLURAL, namespace, name) if name else None
+        body = kube.get(KIND, namespace, name) if name else None
         if body is not None:
             return Champion(
                 name=body["metadata"]["name"], version=stable, metrics=body["spec"].get("metrics") or {}
@@ -45,9 +44,9 @@ def reconcile(
     name: str,
     stable_versions: Iterable[int],
     version_names: dict[int, str],
-    post_event: EventSink,
+    post_event: kube.EventSink,
 ) -> None:
-    body = get_custom(PLURAL, namespace, name)
+    body = kube.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     generation = int(body["metadata"].get("generation", 1))
@@ -81,10 +80,10 @@ def reconcile(
         validated_at=now(),
         conditions=conditions,
     ).to_wire()
-    if is_subset(new, body.get("status") or {}):
+    written = kube.write_status(body, new)
+    if written is body:
         return
-    body = patch_custom_status(PLURAL, namespace, name, new)
-    API_WRITES.labels("ModelVersion", "patch-status").inc()
+    body = written
     MODEL_VERSIONS_VALIDATED.labels(phase).inc()
     for check in checks:
         if not check.passed:
