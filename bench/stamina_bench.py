@@ -112,7 +112,7 @@ def growth(samples: list[dict[str, Any]], key: str, warmup: int) -> float:
     return round(100 * (last - first) / first, 1) if first else 0.0
 
 
-def measure(rollouts: int, analysis: int, every: int, warmup: int) -> dict[str, Any]:
+def measure(rollouts: int, analysis: int, every: int, warmup: int, checkpoint: Any = None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="slipway-stamina-"))
     store = work / "models"
     load = [round(x, 2) for x in os.getloadavg()]
@@ -151,7 +151,8 @@ def measure(rollouts: int, analysis: int, every: int, warmup: int) -> dict[str, 
                 GROUP, VERSION, NAMESPACE, "servingendpoints", endpoint(name, store, steps)
             )
         samples.append({"rollouts": 0, **probe.sample()})
-        canary, total, outcomes = [], [], {"Promoted": 0, "RolledBack": 0}
+        canary: list[float] = []
+        total: list[float] = []
         versions = {"plain": 0, "analysis": 0}
         for index, (model, analysed) in enumerate(plan, start=1):
             versions[model] += 1
@@ -175,13 +176,12 @@ def measure(rollouts: int, analysis: int, every: int, warmup: int) -> dict[str, 
             wait(lambda d=deployment: d in creations.seen, timeout=60, interval=0.01)
             canary.append(validated.since_validated(model, version, creations.seen[deployment]))
             total.append(validated.since_validated(model, version, now))
-            outcomes["RolledBack" if broken else "Promoted"] += 1
             if version > KEEP_VERSIONS:  # a retention policy: the registry keeps the newest versions
                 custom.delete_namespaced_custom_object(
                     GROUP, VERSION, NAMESPACE, "modelversions", f"{model}-v{version - KEEP_VERSIONS}"
                 )
             fake.requests.clear()
-            if index % every == 0:
+            if index % every == 0 or index == len(plan):
                 windows.append(
                     {
                         "rollouts": index,
@@ -195,23 +195,40 @@ def measure(rollouts: int, analysis: int, every: int, warmup: int) -> dict[str, 
                 )
                 samples.append({"rollouts": index, **probe.sample()})
                 print(json.dumps({**windows[-1], **samples[-1]}), flush=True)
+                if checkpoint is not None:  # what is done so far survives a run cut short
+                    checkpoint(verdict(windows, samples, rollouts, analysis, every, warmup, started, load))
                 canary, total = [], []
         operator.stop()
     server.shutdown()
+    return verdict(windows, samples, rollouts, analysis, every, warmup, started, load)
+
+
+def verdict(
+    windows: list[dict[str, Any]],
+    samples: list[dict[str, Any]],
+    rollouts: int,
+    analysis: int,
+    every: int,
+    warmup: int,
+    started: float,
+    load: list[float],
+) -> dict[str, Any]:
     plain = [w for w in windows if w["kind"] == "plain"]
+    done = windows[-1]["rollouts"] if windows else 0
     result: dict[str, Any] = {
         "rollouts": rollouts,
         "analysis_rollouts": analysis,
-        "rolled_back": outcomes["RolledBack"],
+        "rollouts_done": done,
+        "rolled_back": sum(1 for v in range(1, max(0, done - rollouts) + 1) if v % 3 == 0),
         "sample_every": every,
         "warmup_rollouts": warmup,
         "minutes": round((time.monotonic() - started) / 60, 1),
         "growth_after_warmup_percent": {
-            key: growth(samples, key, warmup)
+            key: growth(samples, key, warmup) if done > warmup else None
             for key in ("rss_mib", "fds", "threads", "gc_objects", "allocated_blocks")
         },
-        "first_window_canary_p50_ms": plain[0]["canary_p50_ms"],
-        "last_window_canary_p50_ms": plain[-1]["canary_p50_ms"],
+        "first_window_canary_p50_ms": plain[0]["canary_p50_ms"] if plain else None,
+        "last_window_canary_p50_ms": plain[-1]["canary_p50_ms"] if plain else None,
         "windows": windows,
         "samples": samples,
         "load_average_at_start": load,
@@ -235,9 +252,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     p50_axis.plot(
         [w["rollouts"] for w in windows], [w["canary_p50_ms"] for w in windows], "s-", color="tab:orange"
     )
-    p50_axis.set_ylabel("p50 Validated -> canary, per 100 rollouts (ms)", color="tab:orange")
+    p50_axis.set_ylabel(f"p50 Validated -> canary, per {result['sample_every']} (ms)", color="tab:orange")
     p50_axis.set_ylim(0, max(w["canary_p50_ms"] for w in windows) * 1.3)
-    if result["analysis_rollouts"]:
+    if result["analysis_rollouts"] and result["rollouts_done"] > result["rollouts"]:
         rss_axis.axvline(result["rollouts"], color="grey", linestyle=":")
     fig.suptitle(f"Stamina: {result['rollouts'] + result['analysis_rollouts']} rollouts on one operator")
     fig.tight_layout()
@@ -254,10 +271,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    result = measure(args.rollouts, args.analysis, args.every, args.warmup)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_result("stamina", result, args.out)
-    plot(result, args.out / "stamina.png")
+
+    def save(result: dict[str, Any]) -> None:
+        write_result("stamina", result, args.out)
+        plot(result, args.out / "stamina.png")
+
+    save(measure(args.rollouts, args.analysis, args.every, args.warmup, checkpoint=save))
 
 
 if __name__ == "__main__":
