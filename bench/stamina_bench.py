@@ -1,14 +1,14 @@
 """Stamina benchmark: thousands of rollouts one after another on one cluster and one operator process
 (`make bench-stamina`; writes bench/results/stamina.json and stamina.png).
 
-Plain rollouts (one endpoint, one step to 100%), then rollouts with analysis (50% -> smoke test against
-a loopback TF Serving REST API -> 100%) where every third version fails its smoke test and is rolled
-back; versions older than the newest ten are deleted as they go. Every `--every` rollouts it samples the
-operator's resident memory, open file descriptors, threads, and its Python objects (gc-tracked objects
-and allocated blocks, through bench/memory_probe's report on SIGUSR1), and the p50/p99 of that window's
-latencies (Validated -> canary Deployment, and Validated -> stable or rolled back). The verdict: growth
-of each sampled figure after the first `--warmup` rollouts, and the last window's p50 next to the first
-window's.
+Plain rollouts (one endpoint, one step to 100%), and spread among them rollouts with analysis (50% ->
+smoke test against a loopback TF Serving REST API -> 100%) where every third version fails its smoke test
+and is rolled back; versions older than the newest ten are deleted as they go. Every `--every` rollouts
+it samples the operator's resident memory, open file descriptors, threads, and its Python objects
+(gc-tracked objects and allocated blocks, through bench/memory_probe's report on SIGUSR1), and the
+p50/p99 of that window's latencies (plain rollouts: Validated -> canary Deployment, and Validated ->
+stable; analysed ones: Validated -> promoted or rolled back). The verdict: growth of each sampled figure
+after the first `--warmup` rollouts, and the last window's p50 next to the first window's.
 
 Usage: python bench/stamina_bench.py [--rollouts 2000] [--analysis 300] [--every 100] [--warmup 200]
 """
@@ -145,7 +145,12 @@ def measure(rollouts: int, analysis: int, every: int, warmup: int, checkpoint: A
         assert operator.popen is not None
         probe = Probe(operator.popen.pid, work / "report")
         creations, validated = DeploymentCreations(api), ValidatedTimes(api)
-        plan = [("plain", False)] * rollouts + [("analysis", True)] * analysis
+        # The analysed rollouts are spread among the plain ones, so a run cut short has some of each.
+        count = rollouts + analysis
+        plan = [
+            ("analysis", True) if (i + 1) * analysis // count > i * analysis // count else ("plain", False)
+            for i in range(count)
+        ]
         for name, steps in (("plain", [{"setWeight": 100}]), ("analysis", ANALYSIS_STEPS)):
             custom.create_namespaced_custom_object(
                 GROUP, VERSION, NAMESPACE, "servingendpoints", endpoint(name, store, steps)
@@ -153,6 +158,8 @@ def measure(rollouts: int, analysis: int, every: int, warmup: int, checkpoint: A
         samples.append({"rollouts": 0, **probe.sample()})
         canary: list[float] = []
         total: list[float] = []
+        analysed_total: list[float] = []
+        rolled_back = 0
         versions = {"plain": 0, "analysis": 0}
         for index, (model, analysed) in enumerate(plan, start=1):
             versions[model] += 1
@@ -174,8 +181,12 @@ def measure(rollouts: int, analysis: int, every: int, warmup: int, checkpoint: A
             now = time.monotonic()
             deployment = f"{model}-v{version}"
             wait(lambda d=deployment: d in creations.seen, timeout=60, interval=0.01)
-            canary.append(validated.since_validated(model, version, creations.seen[deployment]))
-            total.append(validated.since_validated(model, version, now))
+            if analysed:
+                analysed_total.append(validated.since_validated(model, version, now))
+                rolled_back += broken
+            else:
+                canary.append(validated.since_validated(model, version, creations.seen[deployment]))
+                total.append(validated.since_validated(model, version, now))
             if version > KEEP_VERSIONS:  # a retention policy: the registry keeps the newest versions
                 custom.delete_namespaced_custom_object(
                     GROUP, VERSION, NAMESPACE, "modelversions", f"{model}-v{version - KEEP_VERSIONS}"
@@ -185,7 +196,11 @@ def measure(rollouts: int, analysis: int, every: int, warmup: int, checkpoint: A
                 windows.append(
                     {
                         "rollouts": index,
-                        "kind": model,
+                        "plain": len(canary),
+                        "rolled_back_so_far": rolled_back,
+                        "analysed_settled_p50_ms": round(percentile(analysed_total, 50) * 1000, 1)
+                        if analysed_total
+                        else None,
                         "canary_p50_ms": round(percentile(canary, 50) * 1000, 1),
                         "canary_p99_ms": round(percentile(canary, 99) * 1000, 1),
                         "settled_p50_ms": round(percentile(total, 50) * 1000, 1),
@@ -197,7 +212,7 @@ def measure(rollouts: int, analysis: int, every: int, warmup: int, checkpoint: A
                 print(json.dumps({**windows[-1], **samples[-1]}), flush=True)
                 if checkpoint is not None:  # what is done so far survives a run cut short
                     checkpoint(verdict(windows, samples, rollouts, analysis, every, warmup, started, load))
-                canary, total = [], []
+                canary, total, analysed_total = [], [], []
         operator.stop()
     server.shutdown()
     return verdict(windows, samples, rollouts, analysis, every, warmup, started, load)
@@ -213,13 +228,13 @@ def verdict(
     started: float,
     load: list[float],
 ) -> dict[str, Any]:
-    plain = [w for w in windows if w["kind"] == "plain"]
+    plain = [w for w in windows if w["plain"]]
     done = windows[-1]["rollouts"] if windows else 0
     result: dict[str, Any] = {
         "rollouts": rollouts,
         "analysis_rollouts": analysis,
         "rollouts_done": done,
-        "rolled_back": sum(1 for v in range(1, max(0, done - rollouts) + 1) if v % 3 == 0),
+        "rolled_back": windows[-1]["rolled_back_so_far"] if windows else 0,
         "sample_every": every,
         "warmup_rollouts": warmup,
         "minutes": round((time.monotonic() - started) / 60, 1),
@@ -245,7 +260,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     samples, windows = result["samples"], result["windows"]
     fig, rss_axis = plt.subplots(figsize=(8, 4), dpi=100)
     rss_axis.plot([s["rollouts"] for s in samples], [s["rss_mib"] for s in samples], "o-", color="tab:blue")
-    rss_axis.set_xlabel("rollouts, one after another (plain, then with analysis and rollbacks)")
+    rss_axis.set_xlabel(
+        "rollouts, one after another (one in eight with analysis; a third of those rolled back)"
+    )
     rss_axis.set_ylabel("operator RSS (MiB)", color="tab:blue")
     rss_axis.set_ylim(0, max(s["rss_mib"] for s in samples) * 1.3)
     p50_axis = rss_axis.twinx()
@@ -254,8 +271,6 @@ def plot(result: dict[str, Any], path: Path) -> None:
     )
     p50_axis.set_ylabel(f"p50 Validated -> canary, per {result['sample_every']} (ms)", color="tab:orange")
     p50_axis.set_ylim(0, max(w["canary_p50_ms"] for w in windows) * 1.3)
-    if result["analysis_rollouts"] and result["rollouts_done"] > result["rollouts"]:
-        rss_axis.axvline(result["rollouts"], color="grey", linestyle=":")
     fig.suptitle(f"Stamina: {result['rollouts'] + result['analysis_rollouts']} rollouts on one operator")
     fig.tight_layout()
     fig.savefig(path)

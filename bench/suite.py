@@ -361,12 +361,11 @@ def stamina_rows(st: dict[str, Any]) -> list[Row]:
             f"{st['rolled_back']} rolled back by analysis; {st['minutes']:.0f} min; `make bench-stamina`",
         ),
         row(
-            "Stamina: p50 Validated -> canary, first / last 100 plain rollouts",
+            "Stamina: p50 Validated -> canary, first / last 100 rollouts (plain ones)",
             f"{st['first_window_canary_p50_ms']:.0f} / {st['last_window_canary_p50_ms']:.0f} ms",
             "",
             "within noise",
-            "p50 per 100: "
-            + ", ".join(f"{w['canary_p50_ms']:.0f}" for w in st["windows"] if w["kind"] == "plain"),
+            "p50 per 100: " + ", ".join(f"{w['canary_p50_ms']:.0f}" for w in st["windows"] if w["plain"]),
         ),
     ]
 
