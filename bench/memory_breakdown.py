@@ -111,7 +111,7 @@ def report(pid: int, path: Path) -> dict[str, Any]:
 
 
 def status(pid: int) -> dict[str, Any]:
-    fields = {}
+    fields: dict[str, Any] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
         if key in ("VmRSS", "RssAnon", "RssFile", "VmSize", "Threads"):

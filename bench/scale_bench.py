@@ -35,6 +35,7 @@ from serving_bench import (
     Watcher,
     bench_client,
     delta,
+    endpoint_body,
     model_version,
     percentile,
     requests_by_resource,
@@ -63,18 +64,9 @@ def create_all(custom: client.CustomObjectsApi, store: Path, endpoints: int, ver
         for version in range(1, versions + 1):
             model_version(custom, store, model, version)
             validate(custom, model, version)
-        endpoint = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ServingEndpoint",
-            "metadata": {"name": model},
-            "spec": {
-                "modelName": model,
-                "replicas": 1,
-                "rollout": {"steps": [{"setWeight": 100}]},
-                "modelVolume": {"mountPath": str(store), "hostPath": str(store)},
-            },
-        }
-        custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints", endpoint)
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, "servingendpoints", endpoint_body(model, store)
+        )
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(one_model, range(endpoints)))

@@ -38,6 +38,7 @@ from serving_bench import (
     DeploymentCreations,
     ValidatedTimes,
     bench_client,
+    endpoint_body,
     endpoint_status,
     model_version,
     percentile,
@@ -56,21 +57,7 @@ from slipway.modelserver.rest import handler
 RESULTS = Path(__file__).parent / "results"
 SAMPLE = {"instances": [{"x": 1.0}]}
 KEEP_VERSIONS = 10  # older ModelVersions are deleted, so growth is a leak, not a bigger registry
-ANALYSIS_STEPS = [{"setWeight": 50}, {"analysis": {}}, {"setWeight": 100}]
-
-
-def endpoint(name: str, store: Path, steps: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ServingEndpoint",
-        "metadata": {"name": name},
-        "spec": {
-            "modelName": name,
-            "replicas": 1,
-            "rollout": {"steps": steps},
-            "modelVolume": {"mountPath": str(store), "hostPath": str(store)},
-        },
-    }
+ANALYSIS_STEPS: list[dict[str, Any]] = [{"setWeight": 50}, {"analysis": {}}, {"setWeight": 100}]
 
 
 def with_manifest(store: Path, model: str, version: int) -> None:
@@ -151,9 +138,9 @@ def measure(rollouts: int, analysis: int, every: int, warmup: int, checkpoint: A
             ("analysis", True) if (i + 1) * analysis // count > i * analysis // count else ("plain", False)
             for i in range(count)
         ]
-        for name, steps in (("plain", [{"setWeight": 100}]), ("analysis", ANALYSIS_STEPS)):
+        for name, steps in (("plain", None), ("analysis", ANALYSIS_STEPS)):
             custom.create_namespaced_custom_object(
-                GROUP, VERSION, NAMESPACE, "servingendpoints", endpoint(name, store, steps)
+                GROUP, VERSION, NAMESPACE, "servingendpoints", endpoint_body(name, store, steps)
             )
         samples.append({"rollouts": 0, **probe.sample()})
         canary: list[float] = []
