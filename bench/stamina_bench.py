@@ -258,7 +258,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     )
     p50_axis.set_ylabel(f"p50 Validated -> canary, per {result['sample_every']} (ms)", color="tab:orange")
     p50_axis.set_ylim(0, max(w["canary_p50_ms"] for w in windows) * 1.3)
-    fig.suptitle(f"Stamina: {result['rollouts'] + result['analysis_rollouts']} rollouts on one operator")
+    fig.suptitle(f"Stamina: {result['rollouts_done']} rollouts on one operator")
     fig.tight_layout()
     fig.savefig(path)
 
