@@ -106,6 +106,22 @@ def model_version(custom: client.CustomObjectsApi, store: Path, model: str, vers
     custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "modelversions", body)
 
 
+def endpoint_body(name: str, store: Path, steps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A ServingEndpoint of one replica over model `name` in the file:// store, one step to 100% unless
+    other steps are given."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ServingEndpoint",
+        "metadata": {"name": name},
+        "spec": {
+            "modelName": name,
+            "replicas": 1,
+            "rollout": {"steps": steps or [{"setWeight": 100}]},
+            "modelVolume": {"mountPath": str(store), "hostPath": str(store)},
+        },
+    }
+
+
 def endpoint_status(custom: client.CustomObjectsApi, name: str) -> dict[str, Any]:
     body = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints", name)
     status: dict[str, Any] = body.get("status") or {}
@@ -255,18 +271,9 @@ def measure(rollouts: int, quiet_seconds: float, extra: Any = None) -> dict[str,
         for model in models:
             model_version(custom, store, model, 1)
             validate(custom, model, 1)
-            body = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "ServingEndpoint",
-                "metadata": {"name": model},
-                "spec": {
-                    "modelName": model,
-                    "replicas": 1,
-                    "rollout": {"steps": [{"setWeight": 100}]},
-                    "modelVolume": {"mountPath": str(store), "hostPath": str(store)},
-                },
-            }
-            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints", body)
+            custom.create_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, "servingendpoints", endpoint_body(model, store)
+            )
 
         def all_stable(version: int) -> bool:
             items = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints")[

@@ -261,63 +261,88 @@ def knee(serving: dict[str, Any]) -> None:
     )
 
 
-def row(name: str, figures: str, floor: str = "", note: str = "") -> tuple[str, str, str, str]:
-    return (name, figures, floor, note)
+Row = tuple[str, str, str, str, str]
 
 
-def serving_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+def row(name: str, figures: str, floor: str = "", target: str = "", note: str = "") -> Row:
+    return (name, figures, floor, target, note)
+
+
+def serving_rows(s: dict[str, Any]) -> list[Row]:
     rollout, throughput = s["rollout"], s["throughput"]
     return [
         row(
             "Validated -> canary Deployment",
             ms(s["validated_to_canary_deployment_ms"]),
             ms(s["floor_bare_client_ms"]),
+            "",
             f"{s['rollouts']} rollouts, one at a time",
         ),
         row(
             "Validated -> 100% (0 s pauses)",
             ms(rollout["validated_to_full_traffic_ms"]),
             "Deployments ready: " + ms(rollout["deployment_creation_to_ready_ms"]),
+            "",
             f"operator share p50 {rollout['operator_share_ms']['p50']:.0f} ms",
         ),
         row(
             "Concurrent rollouts before p50 doubles",
             str(throughput["max_concurrent_within_2x_p50"]),
             f"bare client: {throughput['floor_max_concurrent_within_2x_p50']}",
+            ">= bare client",
             "p50 at N at once (floor): "
             + ", ".join(
                 f"{n}: {f['p50_ms']:.0f} ms ({f['floor_p50_ms']:.0f})"
                 for n, f in throughput["levels"].items()
             ),
         ),
-        row("Idle API writes", f"{s['writes_in_quiet_window']} in {s['quiet_window_seconds']:.0f} s", "0"),
+        row(
+            "Idle API writes",
+            f"{s['writes_in_quiet_window']} in {s['quiet_window_seconds']:.0f} s",
+            "0",
+            "0",
+        ),
     ]
 
 
-def training_rows(t: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+def training_rows(t: dict[str, Any]) -> list[Row]:
     return [
         row(
             "Run finished -> ModelVersion created",
             ms(t["run_finished_to_model_version_created_ms"]),
             ms(t["floor_bare_client_ms"]),
+            "<= 2x floor (p50 and p99)",
             f"{t['runs']} runs, {t['pipelines_in_parallel']} pipelines",
         )
     ]
 
 
-def scale_rows(sc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+def scale_rows(sc: dict[str, Any]) -> list[Row]:
     requests = sc.get("steady_state_requests_by_verb_and_resource") or {}
+    floor = sc.get("startup_floor_seconds")
+    size = f"({sc['endpoints']} SE / {sc['model_versions']} MV)"
+    after = sc.get("operator_rss_mib_after_startup", sc["operator_rss_mib_steady"])
     return [
         row(
-            f"Scale: start-up to all reconciled ({sc['endpoints']} SE / {sc['model_versions']} MV)",
+            f"Scale: start-up to all reconciled {size}",
             f"{sc['startup_to_all_reconciled_seconds']:.0f} s",
-            "",
-            f"RSS {sc['operator_rss_mib_steady']:.0f} MiB",
+            f"bare client, same writes: {floor:.0f} s" if floor else "not measured",
+            "<= 2x floor",
+            ", ".join(f"{key}: {n}" for key, n in (sc.get("startup_operator_writes") or {}).items())
+            + (f", Events: {sc['startup_operator_events']}" if "startup_operator_events" in sc else ""),
         ),
-        row("Scale: steady-state writes", f"{sc['steady_state_writes_per_second']}/s", "0"),
+        row(
+            f"Scale: operator RSS {size}",
+            f"after start-up {after:.0f} MiB, steady {sc['operator_rss_mib_steady']:.0f} MiB",
+            "",
+            "< 300 MiB",
+            f"peak during start-up {sc['operator_rss_mib_peak_during_startup']:.0f} MiB",
+        ),
+        row("Scale: steady-state writes", f"{sc['steady_state_writes_per_second']}/s", "0", "0"),
         row(
             "Scale: steady-state API requests, all clients",
             f"{sc.get('steady_state_requests_per_second', 'not measured')}/s",
+            "",
             "",
             ", ".join(f"{key}: {count}" for key, count in requests.items()),
         ),
@@ -325,23 +350,50 @@ def scale_rows(sc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     ]
 
 
+def stamina_rows(st: dict[str, Any]) -> list[Row]:
+    grew = st["growth_after_warmup_percent"]
+    return [
+        row(
+            f"Stamina: {st['rollouts_done']} rollouts on one operator",
+            ", ".join(f"{key} {value:+.1f}%" for key, value in grew.items() if value is not None),
+            "",
+            f"< 5% growth after {st['warmup_rollouts']}",
+            f"{st['rolled_back']} rolled back by analysis; {st['minutes']:.0f} min; `make bench-stamina`",
+        ),
+        row(
+            "Stamina: p50 Validated -> canary, first / last 100 rollouts (plain ones)",
+            f"{st['first_window_canary_p50_ms']:.0f} / {st['last_window_canary_p50_ms']:.0f} ms",
+            "",
+            "within noise",
+            "p50 per 100: " + ", ".join(f"{w['canary_p50_ms']:.0f}" for w in st["windows"] if w["plain"]),
+        ),
+    ]
+
+
 def ms(figures: dict[str, float]) -> str:
     return f"p50 {figures['p50']:.0f} ms / p99 {figures['p99']:.0f} ms"
 
 
-def table(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+def table(summary: dict[str, Any]) -> list[Row]:
     rows = []
-    for part, rows_of in (("serving", serving_rows), ("training", training_rows), ("scale", scale_rows)):
+    for part, rows_of in (
+        ("serving", serving_rows),
+        ("training", training_rows),
+        ("scale", scale_rows),
+        ("stamina", stamina_rows),
+    ):
         if summary.get(part):
             rows += rows_of(summary[part])
     return rows
 
 
-def markdown(rows: list[tuple[str, str, str, str]], summary: dict[str, Any]) -> str:
-    lines = ["| measure | Slipway | floor / reference | notes |", "|---|---|---|---|"]
+def markdown(rows: list[Row], summary: dict[str, Any]) -> str:
+    lines = ["| measure | Slipway | floor / reference | target | notes |", "|---|---|---|---|---|"]
     lines += [f"| {' | '.join(r)} |" for r in rows]
     loads = ", ".join(
-        f"{part} {summary[part]['load_average_at_start']}" for part in PARTS if summary.get(part)
+        f"{part} {summary[part]['load_average_at_start']}"
+        for part in [*PARTS, "stamina"]
+        if summary.get(part)
     )
     return (
         "\n".join(lines)
@@ -370,6 +422,8 @@ def main() -> None:
     rollouts, repeats, levels = (20, 5, [1, 2, 4, 8]) if args.quick else (100, 20, [1, 2, 4, 8, 16, 32, 64])
     pipelines, rounds = (5, 2) if args.quick else (10, 10)
     summary: dict[str, Any] = {"load_average_at_start": load, "quick": args.quick, "parts_run": sorted(run)}
+    stamina = out / "stamina.json"  # `make bench-stamina` runs it: its figures join the table
+    summary["stamina"] = json.loads(stamina.read_text()) if stamina.exists() else None
     for part, file in PARTS.items():
         if part not in run:
             path = out / f"{file}.json"

@@ -145,18 +145,28 @@ def data_reader(kind: str, namespace: str) -> DataReader:
     return functools.cache(lambda name: read_data(kind, namespace, name))
 
 
+LIST_PAGE = 500  # objects per LIST response: a start-up never holds a whole kind's list at once
+
+
 def list_items(kind: str, namespaces: list[str], label_selector: str = "") -> Iterator[dict[str, Any]]:
-    """Every object of a kind in the namespaces (all, when none are named), each with its kind set. An
-    optional kind this cluster does not serve lists nothing."""
+    """Every object of a kind in the namespaces (all, when none are named), each with its kind set, read
+    a page at a time. An optional kind this cluster does not serve lists nothing."""
     spec = KINDS[kind]
     query = [("labelSelector", label_selector)] if label_selector else []
     try:
         scopes: list[str | None] = [*namespaces] or [None]
         for namespace in scopes:
-            for item in request("GET", spec.path(namespace), query=query)["items"]:
-                item.setdefault("kind", kind)
-                item.setdefault("apiVersion", spec.api_version)
-                yield item
+            page = ""
+            while True:
+                more = [("limit", LIST_PAGE)] + ([("continue", page)] if page else [])
+                found = request("GET", spec.path(namespace), query=query + more)
+                for item in found["items"]:
+                    item.setdefault("kind", kind)
+                    item.setdefault("apiVersion", spec.api_version)
+                    yield item
+                page = found["metadata"].get("continue") or ""
+                if not page:
+                    break
     except ApiException as error:
         if not (error.status == 404 and spec.optional):
             raise

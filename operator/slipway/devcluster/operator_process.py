@@ -24,6 +24,7 @@ class OperatorProcess:
     metrics_port: int = 0
     liveness_port: int = 0
     starts: int = 0
+    live_timeout: float = 60  # start-up handlers (the views' priming) run before liveness answers
 
     def start(self) -> None:
         self.metrics_port, self.liveness_port = free_port(), free_port()
@@ -44,7 +45,7 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.live_timeout
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 raise RuntimeError(f"operator exited with {self.popen.returncode}:\n{self.logs()[-4000:]}")
