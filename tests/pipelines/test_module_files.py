@@ -41,7 +41,7 @@ def up_to_infra_validation(
     data_uri: str, label: str, module_file: str, epochs: int, max_trials: int
 ) -> NamedTuple("Outputs", tuning=str, verdict=str):
     """The chain from ExampleGen to the InfraValidator, as pipelines/penguins/pipeline.py wires it."""
-    examples = example_gen(data_uri=data_uri, eval_buckets=30)
+    examples = example_gen(data_uri=data_uri, data_span=-1, eval_buckets=30)
     statistics = statistics_gen(examples=examples.outputs["examples"])
     schema = schema_gen(statistics=statistics.outputs["statistics"], curated_schema_uri="", max_categories=50)
     module = {
