@@ -17,6 +17,7 @@ from slipway import GROUP, manifest
 from slipway.api.common import now
 from slipway.api.serving_endpoint import ServingEndpointSpec, ServingEndpointStatus
 from slipway.cache import resource_version
+from slipway.crashpoints import crash_point
 from slipway.kube import api_client, is_subset, owner_reference, patch_custom_status
 from slipway.metrics import API_WRITES, ROLLBACKS, ROLLOUT_SECONDS, ROLLOUTS
 from slipway.objects import ObjectError
@@ -369,14 +370,17 @@ def reconcile(
     result.status.url = builders.url(endpoint)
     obsolete = apply_children(endpoint, result, observed.versions, children, remember)
     new_status = result.status.to_wire()
+    crash_point("serving.before-status")
     if not is_subset(new_status, body.get("status") or {}) or _removed_keys(
         body.get("status") or {}, new_status
     ):
         body = patch_custom_status(PLURAL, namespace, name, _with_nulls(body.get("status") or {}, new_status))
         remember("ServingEndpoint", body)
         API_WRITES.labels("ServingEndpoint", "patch-status").inc()
+    crash_point("serving.after-status")
     for child in obsolete:
         _delete(child, namespace)
+    crash_point("serving.after-delete")
     for event in result.events:
         post_event(body, event.type, event.reason, event.message)
     record_outcomes(namespace, name, result.events, result.status)
