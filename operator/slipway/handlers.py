@@ -135,7 +135,7 @@ def model_version_changed(type: Any, body: Any, namespace: Any, name: Any, spec:
             "ModelVersion",
             namespace,
             name,
-            lambda: registry.reconcile(namespace, name, stable, names, post_event),
+            lambda: registry.reconcile(namespace, name, stable, names),
         )
     if servable_changed:
         for ref in views.ENDPOINTS.get((namespace, model)):

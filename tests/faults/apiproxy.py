@@ -34,8 +34,14 @@ class Counters:
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, object]:
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason,
-            "code": code}  # fmt: skip
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 class ApiProxy:
@@ -121,8 +127,9 @@ class ApiProxy:
             self.counters.errors_injected += 1
             headers = {"Retry-After": "1"} if status == 429 else {}
             reason = "TooManyRequests" if status == 429 else "InternalError"
-            return web.json_response(_status(status, reason, "injected by the fault proxy"), status=status,
-                                     headers=headers)  # fmt: skip
+            return web.json_response(
+                _status(status, reason, "injected by the fault proxy"), status=status, headers=headers
+            )
         watch = request.query.get("watch") in ("true", "1")
         if watch and self._gone_budget > 0 and request.query.get("resourceVersion") not in (None, "", "0"):
             self._gone_budget -= 1
@@ -134,10 +141,14 @@ class ApiProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         body = await request.read()
         try:
-            async with self._session.request(request.method, upstream, headers=headers, data=body or None) as up:
+            async with self._session.request(
+                request.method, upstream, headers=headers, data=body or None
+            ) as up:
                 self.counters.by_status[up.status] = self.counters.by_status.get(up.status, 0) + 1
-                response = web.StreamResponse(status=up.status, headers={
-                    k: v for k, v in up.headers.items() if k.lower() not in HOP_BY_HOP})  # fmt: skip
+                response = web.StreamResponse(
+                    status=up.status,
+                    headers={k: v for k, v in up.headers.items() if k.lower() not in HOP_BY_HOP},
+                )
                 await response.prepare(request)
                 if watch:
                     self._watches[id(request)] = request
@@ -148,7 +159,7 @@ class ApiProxy:
                     self._watches.pop(id(request), None)
                 await response.write_eof()
                 return response
-        except (OSError, asyncio.TimeoutError) as error:  # the API server is down: as a dead backend answers
+        except (TimeoutError, OSError) as error:  # the API server is down: as a dead backend answers
             return web.json_response(_status(503, "ServiceUnavailable", str(error)), status=503)
 
 

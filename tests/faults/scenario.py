@@ -122,7 +122,9 @@ class Scenario:
 
         return wait_for(done, f"v{version}'s rollout finished", timeout)
 
-    def rollout(self, promote: bool, during: Callable[[], None] | None = None, timeout: float = 90.0) -> float:
+    def rollout(
+        self, promote: bool, during: Callable[[], None] | None = None, timeout: float = 90.0
+    ) -> float:
         """One rollout to its end; `during` runs while it is paused at 50% (the fault). Returns seconds."""
         started = time.monotonic()
         version = self.start_rollout()

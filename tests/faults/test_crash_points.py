@@ -7,14 +7,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import rollouts
 from invariants import InvariantWatcher
 from kubernetes import client
-from scenario import Scenario
+from scenario import Scenario, wait_for
 
+from conftest import rollouts
 from slipway.crashpoints import ENV
 from slipway.devcluster.operator_process import OperatorProcess
 
+pytestmark = pytest.mark.cluster  # a control plane of its own (conftest.py)
 DOWN_SECONDS = 1.0
 
 
@@ -29,7 +30,7 @@ def crash_between_writes(operator: OperatorProcess, scenario: Scenario, point: s
     assert operator.popen is not None
     try:
         operator.popen.wait(timeout=30)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
     finally:
         operator.env.pop(ENV)
@@ -55,6 +56,6 @@ def test_a_crash_between_two_writes_breaks_no_invariant(
             assert status["history"][-1]["outcome"] == ("Promoted" if promote else "RolledBack")
     assert crashes == rollouts(2), "the operator did not die at the crash point"
     assert watcher.violations == [], watcher.violations[:5]
-    assert scenario.unannounced() == []
+    wait_for(lambda: not scenario.unannounced(), "every outcome announced", 30)
     assert scenario.duplicate_announcements() == []
     assert scenario.model_versions() == [("penguins", v) for v in range(1, scenario.version + 1)]

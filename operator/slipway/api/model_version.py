@@ -8,11 +8,13 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from slipway.api.common import (
+    PENDING_EVENTS_DESCRIPTION,
     Condition,
     Decimal,
     KubeModel,
     ModelName,
     ObjectName,
+    PendingEvent,
     SecretRef,
     StorageUri,
     ValidationGates,
@@ -82,6 +84,9 @@ class ModelVersionStatus(KubeModel):
     champion: ObjectName | None = None
     served_by: list[ObjectName] = Field(default_factory=list)
     validated_at: datetime | None = None
+    pending_events: Annotated[list[PendingEvent], Field(max_length=20)] = Field(
+        default_factory=list, description=PENDING_EVENTS_DESCRIPTION
+    )
     conditions: list[Condition] = Field(default_factory=list)
 
 

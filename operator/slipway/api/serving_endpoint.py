@@ -7,7 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from slipway.api.common import Condition, KubeModel, ModelName, ObjectName
+from slipway.api.common import (
+    PENDING_EVENTS_DESCRIPTION,
+    Condition,
+    KubeModel,
+    ModelName,
+    ObjectName,
+    PendingEvent,
+)
 
 DURATION_PATTERN = r"^[0-9]+(s|m|h)$"
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=16)]
@@ -309,6 +316,9 @@ class ServingEndpointStatus(KubeModel):
         default_factory=dict, description="The last promote/abort/retry annotation value acted on."
     )
     history: Annotated[list[RolloutRecord], Field(max_length=20)] = Field(default_factory=list)
+    pending_events: Annotated[list[PendingEvent], Field(max_length=20)] = Field(
+        default_factory=list, description=PENDING_EVENTS_DESCRIPTION
+    )
     conditions: list[Condition] = Field(default_factory=list)
 
 

@@ -8,10 +8,12 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from slipway.api.common import (
+    PENDING_EVENTS_DESCRIPTION,
     Condition,
     KubeModel,
     ModelName,
     ObjectName,
+    PendingEvent,
     StorageLocation,
     ValidationGates,
 )
@@ -233,6 +235,9 @@ class TrainingPipelineStatus(KubeModel):
     )
     data_fingerprint: Annotated[str, Field(max_length=128)] | None = None
     drift: DriftStatus | None = None
+    pending_events: Annotated[list[PendingEvent], Field(max_length=20)] = Field(
+        default_factory=list, description=PENDING_EVENTS_DESCRIPTION
+    )
     conditions: list[Condition] = Field(default_factory=list)
 
 

@@ -4,9 +4,10 @@ A verdict is final for a generation (the spec is immutable), so later reconciles
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
+from slipway import announce
 from slipway.api.common import now, set_condition
 from slipway.api.model_version import ModelVersionSpec, ModelVersionStatus
 from slipway.kube import get_custom, is_subset, patch_custom_status
@@ -15,14 +16,14 @@ from slipway.registry.gates import Champion, evaluate, headline
 
 PLURAL = "modelversions"
 FINAL = ("Validated", "Rejected")
-EventSink = Callable[[dict[str, Any], str, str, str], None]
 
 
 def needs_verdict(body: dict[str, Any]) -> bool:
     """False when the object already carries the final verdict for its generation (no GET needed)."""
     status = body.get("status") or {}
     generation = body.get("metadata", {}).get("generation", 1)
-    return not (status.get("phase") in FINAL and status.get("observedGeneration") == generation)
+    final = status.get("phase") in FINAL and status.get("observedGeneration") == generation
+    return not final or bool(status.get("pendingEvents"))
 
 
 def champion_for(
@@ -45,7 +46,6 @@ def reconcile(
     name: str,
     stable_versions: Iterable[int],
     version_names: dict[int, str],
-    post_event: EventSink,
 ) -> None:
     body = get_custom(PLURAL, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
@@ -53,6 +53,7 @@ def reconcile(
     generation = int(body["metadata"].get("generation", 1))
     status = ModelVersionStatus.model_validate(body.get("status") or {})
     if status.phase in FINAL and status.observed_generation == generation:
+        announce.announce(PLURAL, body)
         return
     spec = ModelVersionSpec.model_validate(body["spec"])
     champion = champion_for(namespace, spec.version, stable_versions, version_names)
@@ -79,6 +80,9 @@ def reconcile(
         champion=champion.name if champion else None,
         served_by=status.served_by,
         validated_at=now(),
+        pending_events=announce.with_pending(
+            status.pending_events, [("Normal" if passed else "Warning", phase, f"v{spec.version}: {message}")]
+        ),
         conditions=conditions,
     ).to_wire()
     if is_subset(new, body.get("status") or {}):
@@ -89,4 +93,4 @@ def reconcile(
     for check in checks:
         if not check.passed:
             GATE_FAILURES.labels(namespace, spec.model_name, check.gate).inc()
-    post_event(body, "Normal" if passed else "Warning", phase, f"v{spec.version}: {message}")
+    announce.announce(PLURAL, body)

@@ -13,7 +13,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from slipway import GROUP, manifest
+from slipway import GROUP, announce, manifest
 from slipway.api.common import now
 from slipway.api.serving_endpoint import ServingEndpointSpec, ServingEndpointStatus
 from slipway.cache import resource_version
@@ -21,7 +21,7 @@ from slipway.crashpoints import crash_point
 from slipway.kube import api_client, is_subset, owner_reference, patch_custom_status
 from slipway.metrics import API_WRITES, ROLLBACKS, ROLLOUT_SECONDS, ROLLOUTS
 from slipway.objects import ObjectError
-from slipway.serving import analysis, builders, faults
+from slipway.serving import analysis, builders, faults, traffic
 from slipway.serving.rollout import DeploymentInfo, Event, Observed, Plan, VersionInfo, effective_steps, plan
 from slipway.settings import settings
 from slipway.storage.credentials import StorageCredentials
@@ -238,7 +238,7 @@ def _create_or_patch(body: dict[str, Any], create_first: bool) -> dict[str, Any]
     create, patch = _verbs(kind)
     if create_first:
         try:
-            written = _json(create(namespace, body, _preload_content=False))
+            written = _json(create(namespace, _without_nulls(body), _preload_content=False))
             API_WRITES.labels(kind, "create").inc()
             return written
         except ApiException as error:
@@ -247,6 +247,15 @@ def _create_or_patch(body: dict[str, Any], create_first: bool) -> dict[str, Any]
     written = _json(patch(name, namespace, body, _preload_content=False))
     API_WRITES.labels(kind, "patch").inc()
     return written
+
+
+def _without_nulls(value: Any) -> Any:
+    """A body to create: the nulls a patch uses to remove keys mean nothing there."""
+    if isinstance(value, dict):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_nulls(item) for item in value]
+    return value
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -308,6 +317,7 @@ def apply_children(
     versions: dict[int, VersionInfo],
     children: Iterable[ChildSummary],
     remember: Remember,
+    service_selects: traffic.Selection,
 ) -> list[ChildSummary]:
     """Creates and updates what the plan wants; returns the children it no longer wants, to be deleted
     only after the status records the change (so status never names a version whose pods are gone)."""
@@ -317,7 +327,7 @@ def apply_children(
         versions,
         result.replicas,
         result.status.stable_version,
-        result.traffic_versions,
+        service_selects,
         result.route_weights,
     )
     for body in desired:
@@ -368,21 +378,35 @@ def reconcile(
         result = plan(spec, status, observed, measured)
     endpoint = builders.Endpoint(name, namespace, spec, owner_reference(body), settings().image)
     result.status.url = builders.url(endpoint)
-    obsolete = apply_children(endpoint, result, observed.versions, children, remember)
+    # The Service selects only what status claims both before and after its write, then what it claims.
+    present = {c.version for c in children if c.kind in ("Deployment", "Pod") and c.version is not None}
+    present |= set(result.replicas)
+    claims = traffic.claimed(result.status)
+    selects = traffic.selection(result.traffic_versions, traffic.claimed(status) & claims, present)
+    obsolete = apply_children(endpoint, result, observed.versions, children, remember, selects)
+    outcomes = [(e.type, e.reason, e.message) for e in result.events]
+    result.status.pending_events = announce.with_pending(result.status.pending_events, outcomes)
     new_status = result.status.to_wire()
-    crash_point("serving.before-status")
     if not is_subset(new_status, body.get("status") or {}) or _removed_keys(
         body.get("status") or {}, new_status
     ):
+        crash_point("serving.before-status")
         body = patch_custom_status(PLURAL, namespace, name, _with_nulls(body.get("status") or {}, new_status))
         remember("ServingEndpoint", body)
         API_WRITES.labels("ServingEndpoint", "patch-status").inc()
-    crash_point("serving.after-status")
+        crash_point("serving.after-status")
+    if (widened := traffic.selection(result.traffic_versions, claims, present)) != selects:
+        service = {(c.kind, c.name): c for c in children}.get(("Service", name))
+        _apply(builders.endpoint_service(endpoint, widened), service, remember)
     for child in obsolete:
         _delete(child, namespace)
     crash_point("serving.after-delete")
     for event in result.events:
-        post_event(body, event.type, event.reason, event.message)
+        if not announce.matters(event.reason):
+            post_event(body, event.type, event.reason, event.message)
+    if result.status.pending_events:
+        body = announce.announce(PLURAL, body)
+        remember("ServingEndpoint", body)
     record_outcomes(namespace, name, result.events, result.status)
     update_served_by(namespace, name, observed.versions.values(), set(result.replicas), remember)
     return body

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from slipway import announce
 from slipway.api.common import now
 from slipway.api.training_pipeline import TrainingPipelineSpec, TrainingPipelineStatus
 from slipway.kube import get_custom, is_subset, patch_custom_status
@@ -78,9 +79,12 @@ def reconcile(
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     outcome = reconcile_body(body, existing_versions, stable_uri, baseline_uri, wake)
+    outcome.status.pending_events = announce.with_pending(outcome.status.pending_events, outcome.events)
     body = write_status(body, outcome.status)
     for type_, reason, message in outcome.events:
-        post_event(body, type_, reason, message)
+        if not announce.matters(reason):
+            post_event(body, type_, reason, message)
+    announce.announce(PLURAL, body)
 
 
 def write_status(body: dict[str, Any], status: TrainingPipelineStatus) -> dict[str, Any]:
