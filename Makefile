@@ -54,8 +54,9 @@ crds: install api-docs ## Regenerate crds/*.yaml (and docs/api.md) from the pyda
 	$(PY) -m slipway.api.crdgen crds
 
 .PHONY: api-docs
-api-docs: install ## Regenerate docs/api.md, the API reference, from the pydantic models
+api-docs: install ## Regenerate docs/api.md (the API) and docs/operator.md (settings, the slipway command) from the code
 	$(PY) -m slipway.api.apidoc docs/api.md
+	$(PY) -m slipway.opsdoc docs/operator.md
 
 .PHONY: argocd
 argocd: install ## Regenerate manifests/argocd/argocd-cm.yaml from the Lua health checks

@@ -16,9 +16,9 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
+from slipway import kube
 from slipway.api.common import PendingEvent
 from slipway.crashpoints import crash_point
-from slipway.kube import core, patch_custom_status
 
 OUTCOMES = frozenset(
     {
@@ -51,9 +51,10 @@ def post_now(body: dict[str, Any], type_: str, reason: str, message: str) -> Non
     """Creates the Event and returns once the API server has it."""
     meta = body["metadata"]
     stamp = datetime.now(UTC).isoformat()
-    core().create_namespaced_event(
-        meta["namespace"],
+    kube.create(
         {
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"namespace": meta["namespace"], "generateName": f"{meta['name']}."},
             "type": type_,
             "reason": reason,
@@ -72,12 +73,11 @@ def post_now(body: dict[str, Any], type_: str, reason: str, message: str) -> Non
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "eventTime": stamp,
-        },
+        }
     )
 
 
 def announce(
-    plural: str,
     body: dict[str, Any],
     post: Callable[[dict[str, Any], str, str, str], None] = post_now,
 ) -> dict[str, Any]:
@@ -90,11 +90,8 @@ def announce(
     crash_point("events.after-post")
     meta = body["metadata"]
     try:
-        written: dict[str, Any] = patch_custom_status(
-            plural, meta["namespace"], meta["name"], {"pendingEvents": None}
-        )
+        return kube.patch_status(body["kind"], meta["namespace"], meta["name"], {"pendingEvents": []})
     except ApiException as error:
         if error.status != 404:
             raise
         return body
-    return written

@@ -9,14 +9,8 @@ handler, which kopf finishes before it starts watching)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
-
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-
-from slipway import GROUP, VERSION
 
 V = TypeVar("V")
 Key = tuple[str, str]
@@ -103,43 +97,3 @@ class Newest:
 def resource_version(meta: Mapping[str, Any]) -> int:
     """An object's resourceVersion as a number, to tell which of two copies is newer."""
     return int(meta.get("resourceVersion") or 0)
-
-
-@dataclass(frozen=True)
-class EndpointRef:
-    name: str
-    stable_version: int | None
-    phase: str | None = None
-    resource_version: int = 0
-
-
-def list_custom(
-    api: client.ApiClient,
-    namespaces: list[str],
-    group: str,
-    version: str,
-    plural: str,
-    label_selector: str = "",
-) -> Iterable[dict[str, Any]]:
-    custom = client.CustomObjectsApi(api)
-    try:
-        if not namespaces:
-            yield from custom.list_cluster_custom_object(
-                group, version, plural, label_selector=label_selector
-            )["items"]
-            return
-        for namespace in namespaces:
-            yield from custom.list_namespaced_custom_object(
-                group, version, namespace, plural, label_selector=label_selector
-            )["items"]
-    except ApiException as error:
-        if error.status != 404:  # a kind this cluster does not serve (Gateway API, prometheus-operator)
-            raise
-
-
-def model_version_items(api: client.ApiClient, namespaces: list[str]) -> Iterable[dict[str, Any]]:
-    return list_custom(api, namespaces, GROUP, VERSION, "modelversions")
-
-
-def endpoint_items(api: client.ApiClient, namespaces: list[str]) -> Iterable[dict[str, Any]]:
-    return list_custom(api, namespaces, GROUP, VERSION, "servingendpoints")

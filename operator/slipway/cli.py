@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--standalone", action="store_true", help="no peering: a single replica")
     run.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics port")
     run.add_argument("--liveness-port", type=int, default=8081, help="/healthz port for probes")
-    run.add_argument("--verbose", action="store_true")
+    run.add_argument("--verbose", action="store_true", help="log at DEBUG (kopf's handlers included)")
     run.set_defaults(func=_run)
     for verb, text in (
         ("promote", "skip the remaining canary steps and promote now"),
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         request = commands.add_parser(verb, help=text)
         target = "TrainingPipeline" if REQUESTS[verb][0] == "trainingpipelines" else "ServingEndpoint"
         request.add_argument("name", help=f"{target} name")
-        request.add_argument("-n", "--namespace", default="default")
+        request.add_argument("-n", "--namespace", default="default", help="its namespace")
         request.set_defaults(func=_request)
     commands.add_parser("pull", help="download a model directory atomically (see `slipway pull --help`)")
     return parser

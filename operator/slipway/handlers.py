@@ -4,19 +4,41 @@ modules; reconciles are level-based and shared by watch events, timers and resum
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import kopf
 
-from slipway import GROUP, VERSION, metrics
-from slipway import reconcile as runner
-from slipway.kube import api_client
+from slipway import GROUP, VERSION, kube, metrics
+from slipway.locks import Reconciles
 from slipway.registry import controller as registry
 from slipway.serving import controller as serving
-from slipway.serving import views
-from slipway.serving.builders import ENDPOINT_LABEL
+from slipway.serving.builders import ENDPOINT_LABEL, MODEL_LABEL
+from slipway.serving.children import CHILD_KINDS, Children
 from slipway.settings import settings as operator_settings
 from slipway.training import controller as training
+from slipway.training.observe import Memory
+from slipway.views import Views
+
+
+@dataclass
+class Operator:
+    """What the operator keeps in memory, made once by the runner and handed to every handler as kopf's
+    memo (kopf copies the memo per object, shallowly: these objects are shared)."""
+
+    views: Views = field(default_factory=Views)
+    children: Children = field(default_factory=Children)
+    reconciles: Reconciles = field(default_factory=Reconciles)
+    training: Memory = field(default_factory=Memory)
+
+    def remember(self, kind: str, body: dict[str, Any]) -> None:
+        """What the operator itself just wrote, before its watch event arrives."""
+        if kind == "ModelVersion":
+            self.views.observe_version("MODIFIED", body)
+        elif kind == "ServingEndpoint":
+            self.views.observe_endpoint("MODIFIED", body)
+        else:
+            self.children.observe(kind, "MODIFIED", body)
 
 
 class DiffBaseForChangeHandlers(kopf.AnnotationsDiffBaseStorage):
@@ -56,103 +78,131 @@ def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> N
     kopf.event(cast(Any, body), type=type_, reason=reason, message=message)
 
 
+def _namespaced(namespace: str | None) -> str:
+    """Every Slipway kind and child is namespaced; kopf's handler types allow for cluster-scoped ones."""
+    assert namespace is not None
+    return namespace
+
+
+def _model(spec: kopf.Spec) -> str:
+    return str(spec.get("modelName") or "")
+
+
 # --- ServingEndpoint ---------------------------------------------------------------------------------
 
 
 @kopf.on.startup()
-def prime_views(logger: Any, **_: Any) -> None:
-    counts = views.prime(api_client(), operator_settings().namespaces)
+def prime_views(memo: Operator, logger: kopf.Logger, **_: Any) -> None:
+    namespaces = operator_settings().namespaces
+    counts = {**memo.views.prime(namespaces), "children": memo.children.prime(namespaces)}
     logger.info(f"views primed: {counts}")
     metrics.register_computed(
-        "slipway_model_versions", "ModelVersions by phase", ["namespace", "phase"], views.versions_by_phase
+        "slipway_model_versions",
+        "ModelVersions by phase",
+        ["namespace", "phase"],
+        memo.views.versions_by_phase,
     )
     metrics.register_computed(
         "slipway_serving_endpoints",
         "ServingEndpoints by phase (Degraded: the last rollout failed)",
         ["namespace", "phase"],
-        views.endpoints_by_phase,
+        memo.views.endpoints_by_phase,
     )
 
 
-def reconcile_endpoint(namespace: str, name: str, model: str) -> None:
+def reconcile_endpoint(memo: Operator, namespace: str, name: str, model: str) -> None:
     # The views are read once the lock is held: a reconcile queued behind another sees what that one wrote.
-    runner.run(
+    memo.reconciles.run(
         "ServingEndpoint",
         namespace,
         name,
         lambda: serving.reconcile(
-            views.ENDPOINT_BODIES.get((namespace, name)),
-            views.VERSIONS.get((namespace, model)),
-            views.CHILDREN.get((namespace, name)),
+            memo.views.endpoint_bodies.get((namespace, name)),
+            memo.views.versions.get((namespace, model)),
+            memo.children.of(namespace, name),
             post_event,
-            views.observe_written,
+            memo.remember,
+            memo.children.unserved,
         ),
     )
 
 
 @kopf.on.event(GROUP, VERSION, "servingendpoints")
-def endpoint_changed(type: Any, body: Any, namespace: Any, name: Any, spec: Any, **_: Any) -> None:
-    views.observe_endpoint(type, dict(body))
+def endpoint_changed(
+    type: str, body: kopf.Body, namespace: str | None, name: str, spec: kopf.Spec, memo: Operator, **_: Any
+) -> None:
+    namespace = _namespaced(namespace)
+    memo.views.observe_endpoint(type, dict(body))
     if type == "DELETED":
-        runner.forget("ServingEndpoint", namespace, name)
+        memo.reconciles.forget("ServingEndpoint", namespace, name)
         return
-    reconcile_endpoint(namespace, name, spec.get("modelName"))
+    reconcile_endpoint(memo, namespace, name, _model(spec))
 
 
 @kopf.timer(GROUP, VERSION, "servingendpoints", interval=operator_settings().reconcile_interval_seconds)
-def endpoint_resync(namespace: Any, name: Any, spec: Any, **_: Any) -> None:
-    reconcile_endpoint(namespace, name, spec.get("modelName"))
+def endpoint_resync(namespace: str | None, name: str, spec: kopf.Spec, memo: Operator, **_: Any) -> None:
+    namespace = _namespaced(namespace)
+    reconcile_endpoint(memo, namespace, name, _model(spec))
 
 
 def _child_changed(kind: str) -> Any:
-    def handler(type: Any, body: Any, namespace: Any, labels: Any, **_: Any) -> None:
-        if views.observe_child(kind, type, body):
-            model = labels.get(serving.builders.MODEL_LABEL, "")
-            reconcile_endpoint(namespace, labels[ENDPOINT_LABEL], model)
+    def handler(
+        type: str, body: kopf.Body, namespace: str | None, labels: kopf.Labels, memo: Operator, **_: Any
+    ) -> None:
+        namespace = _namespaced(namespace)
+        if memo.children.observe(kind, type, dict(body)):
+            reconcile_endpoint(memo, namespace, labels[ENDPOINT_LABEL], labels.get(MODEL_LABEL, ""))
 
     return handler
 
 
-for _kind, (_group, _version, _plural) in serving.CHILD_RESOURCES.items():
-    kopf.on.event(_group, _version, _plural, labels={ENDPOINT_LABEL: kopf.PRESENT}, id=f"serving-{_plural}")(
-        _child_changed(_kind)
-    )
+for _kind in CHILD_KINDS:
+    _child = kube.KINDS[_kind]
+    kopf.on.event(
+        _child.group,
+        _child.version,
+        _child.plural,
+        labels={ENDPOINT_LABEL: kopf.PRESENT},
+        id=f"serving-{_child.plural}",
+    )(_child_changed(_kind))
 
 
 # --- ModelVersion: registry and serving ----------------------------------------------------------------
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
-def model_version_changed(type: Any, body: Any, namespace: Any, name: Any, spec: Any, **_: Any) -> None:
-    model = spec.get("modelName")
-    servable_changed = views.observe_version(type, body)
+def model_version_changed(
+    type: str, body: kopf.Body, namespace: str | None, name: str, spec: kopf.Spec, memo: Operator, **_: Any
+) -> None:
+    namespace = _namespaced(namespace)
+    model = _model(spec)
+    servable_changed = memo.views.observe_version(type, dict(body))
     if type == "DELETED":
-        runner.forget("ModelVersion", namespace, name)
-    elif registry.needs_verdict(body):
-        stable = [ref.stable_version for ref in views.ENDPOINTS.get((namespace, model)) if ref.stable_version]
-        names = {info.version: info.name for info in views.VERSIONS.get((namespace, model))}
-        runner.run(
+        memo.reconciles.forget("ModelVersion", namespace, name)
+    elif registry.needs_verdict(dict(body)):
+        stable = memo.views.stable_versions(namespace, model)
+        names = {info.version: info.name for info in memo.views.versions.get((namespace, model))}
+        memo.reconciles.run(
             "ModelVersion",
             namespace,
             name,
             lambda: registry.reconcile(namespace, name, stable, names),
         )
     if servable_changed:
-        for ref in views.ENDPOINTS.get((namespace, model)):
-            reconcile_endpoint(namespace, ref.name, model)
+        for ref in memo.views.endpoints.get((namespace, model)):
+            reconcile_endpoint(memo, namespace, ref.name, model)
 
 
 # --- TrainingPipeline ---------------------------------------------------------------------------------
 
 
-def reconcile_pipeline(namespace: str, name: str, model: str) -> None:
-    infos = views.VERSIONS.get((namespace, model))
-    refs = views.ENDPOINTS.get((namespace, model))
-    stable = max((ref.stable_version for ref in refs if ref.stable_version), default=None)
+def reconcile_pipeline(memo: Operator, namespace: str, name: str, model: str) -> None:
+    infos = memo.views.versions.get((namespace, model))
+    stable = max(memo.views.stable_versions(namespace, model), default=None)
     stable_uri = next((info.uri for info in infos if info.version == stable), None)
     versions = [info.version for info in infos]
     baseline_uri = stable_uri or training.newest_validated_uri(infos)
-    runner.run(
+    memo.reconciles.run(
         "TrainingPipeline",
         namespace,
         name,
@@ -163,24 +213,29 @@ def reconcile_pipeline(namespace: str, name: str, model: str) -> None:
             stable_uri,
             baseline_uri,
             post_event,
-            wake=lambda: reconcile_pipeline(namespace, name, model),
+            memo.training,
+            wake=lambda: reconcile_pipeline(memo, namespace, name, model),
         ),
     )
 
 
 @kopf.on.event(GROUP, VERSION, "trainingpipelines")
-def pipeline_changed(type: Any, namespace: Any, name: Any, spec: Any, **_: Any) -> None:
+def pipeline_changed(
+    type: str, namespace: str | None, name: str, spec: kopf.Spec, memo: Operator, **_: Any
+) -> None:
+    namespace = _namespaced(namespace)
     if type == "DELETED":
-        runner.forget("TrainingPipeline", namespace, name)
+        memo.reconciles.forget("TrainingPipeline", namespace, name)
         return
-    reconcile_pipeline(namespace, name, spec.get("modelName"))
+    reconcile_pipeline(memo, namespace, name, _model(spec))
 
 
 @kopf.timer(GROUP, VERSION, "trainingpipelines", interval=operator_settings().training_poll_seconds)
-def pipeline_resync(namespace: Any, name: Any, spec: Any, **_: Any) -> None:
-    reconcile_pipeline(namespace, name, spec.get("modelName"))
+def pipeline_resync(namespace: str | None, name: str, spec: kopf.Spec, memo: Operator, **_: Any) -> None:
+    namespace = _namespaced(namespace)
+    reconcile_pipeline(memo, namespace, name, _model(spec))
 
 
 @kopf.on.delete(GROUP, VERSION, "trainingpipelines")
-def pipeline_deleted(body: Any, **_: Any) -> None:
+def pipeline_deleted(body: kopf.Body, **_: Any) -> None:
     training.terminate_all(dict(body))

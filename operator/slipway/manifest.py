@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from slipway import objects
+from slipway import blobs
 
 MANIFEST = "slipway-manifest.json"
 
@@ -70,5 +70,5 @@ def parse(raw: bytes, uri: str) -> Manifest:
 
 
 def read(model_dir_uri: str, credentials: Any = None) -> Manifest:
-    uri = objects.join(model_dir_uri, MANIFEST)
-    return parse(objects.read_bytes(uri, credentials), uri)
+    uri = blobs.join(model_dir_uri, MANIFEST)
+    return parse(blobs.read_bytes(uri, credentials), uri)

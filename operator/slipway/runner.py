@@ -12,7 +12,7 @@ from slipway.settings import OperatorSettings
 
 
 def run_operator(operator: OperatorSettings, liveness_port: int = 8081, verbose: bool = False) -> None:
-    import slipway.handlers  # noqa: F401  (registers the handlers)
+    from slipway.handlers import Operator  # importing registers the handlers
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object")
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
@@ -25,5 +25,6 @@ def run_operator(operator: OperatorSettings, liveness_port: int = 8081, verbose:
             namespaces=operator.namespaces,
             clusterwide=not operator.namespaces,
             liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz",
+            memo=Operator(),
         )
     )

@@ -23,8 +23,10 @@ class OperatorSettings(BaseSettings):
         default="ghcr.io/slipway-dev/slipway-pipelines:0.1.0",
         description="The job executor's image (TF stack, pipeline steps) where a pipeline names none.",
     )
-    metrics_port: int = 8080
-    peering_name: str = "slipway"
+    metrics_port: int = Field(default=8080, description="Port of the Prometheus /metrics endpoint.")
+    peering_name: str = Field(
+        default="slipway", description="The ClusterKopfPeering (or KopfPeering) the replicas meet in."
+    )
     peering_priority: int = Field(
         default_factory=lambda: secrets.randbelow(1_000_000),
         description="Highest priority among replicas serves; the rest stand by (kopf peering).",

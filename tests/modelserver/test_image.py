@@ -16,7 +16,7 @@ from fixtures.images import podman
 from fixtures.modelserver import free_port, http, wait_for
 from slipway.api.serving_endpoint import ServingEndpointSpec
 from slipway.serving import builders
-from slipway.serving.rollout import VersionInfo
+from slipway.views import VersionInfo
 
 IMAGE = "localhost/slipway-model-server:dev"
 pytestmark = pytest.mark.tensorflow  # the SavedModel is written by TensorFlow

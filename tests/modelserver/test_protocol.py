@@ -17,7 +17,7 @@ from slipway.modelserver.errors import ServingError
 from slipway.modelserver.manager import Manager
 from slipway.modelserver.metrics import Metrics
 from slipway.serving import builders
-from slipway.serving.rollout import VersionInfo
+from slipway.views import VersionInfo
 
 
 def deployment_args() -> list[str]:

@@ -13,9 +13,10 @@ from kubernetes.client.rest import ApiException
 
 from slipway.api.serving_endpoint import ServingEndpointSpec
 from slipway.serving import builders, controller, traffic
-from slipway.serving.controller import model_credentials, observe, read_sample_request, summarize_child
-from slipway.serving.rollout import VersionInfo
+from slipway.serving.children import summarize_child
+from slipway.serving.controller import model_credentials, observe, read_sample_request
 from slipway.storage.credentials import StorageCredentials
+from slipway.views import VersionInfo
 
 OWNER = {
     "apiVersion": "slipway.dev/v1alpha1",
@@ -283,15 +284,15 @@ def test_children_are_not_created_in_a_terminating_namespace(monkeypatch: pytest
         error.body = '{"reason":"Forbidden","details":{"causes":[{"reason":"NamespaceTerminating"}]}}'
         raise error
 
-    monkeypatch.setattr(controller, "_create_or_patch", refuse)
+    monkeypatch.setattr(controller.kube, "create_or_patch", refuse)
     remembered: list[str] = []
     service = builders.version_service(endpoint(), 1)
-    assert controller._apply(service, None, lambda kind, body: remembered.append(kind)) is False
+    assert controller._apply(service, None, lambda kind, body: remembered.append(kind), set()) is False
     assert remembered == []
 
     def forbidden(body: dict[str, Any], create_first: bool) -> dict[str, Any]:
         raise ApiException(status=403, reason="Forbidden")
 
-    monkeypatch.setattr(controller, "_create_or_patch", forbidden)
+    monkeypatch.setattr(controller.kube, "create_or_patch", forbidden)
     with pytest.raises(ApiException):
-        controller._apply(service, None, lambda kind, body: remembered.append(kind))
+        controller._apply(service, None, lambda kind, body: remembered.append(kind), set())

@@ -15,10 +15,10 @@ from slipway.serving.rollout import (
     Observed,
     Plan,
     Split,
-    VersionInfo,
     plan,
     replica_split,
 )
+from slipway.views import VersionInfo
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 STEPS = [

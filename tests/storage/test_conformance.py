@@ -163,17 +163,17 @@ def test_a_store_opened_on_an_object_uri_reads_and_fingerprints_that_object(
     assert store.fingerprint() != before
 
 
-def test_objects_module_reads_through_the_storage_layer(any_backend: BackendLocation) -> None:
-    """slipway.objects (manifests, data fingerprints) delegates here for every scheme."""
-    from slipway import objects
+def test_blobs_module_reads_through_the_storage_layer(any_backend: BackendLocation) -> None:
+    """slipway.blobs (manifests, data fingerprints) delegates here for every scheme."""
+    from slipway import blobs
 
     any_backend.store().write_bytes("m/1/slipway-manifest.json", b'{"version": 1}')
     uri = any_backend.uri + "/m/1/slipway-manifest.json"
-    assert objects.read_bytes(uri, any_backend.credentials) == b'{"version": 1}'
-    assert objects.exists(uri, any_backend.credentials)
-    assert objects.fingerprint(any_backend.uri + "/m", any_backend.credentials).startswith("sha256:")
-    with pytest.raises(objects.ObjectError, match="no such object"):
-        objects.read_bytes(any_backend.uri + "/m/2/slipway-manifest.json", any_backend.credentials)
+    assert blobs.read_bytes(uri, any_backend.credentials) == b'{"version": 1}'
+    assert blobs.exists(uri, any_backend.credentials)
+    assert blobs.fingerprint(any_backend.uri + "/m", any_backend.credentials).startswith("sha256:")
+    with pytest.raises(blobs.ObjectError, match="no such object"):
+        blobs.read_bytes(any_backend.uri + "/m/2/slipway-manifest.json", any_backend.credentials)
 
 
 def test_a_multi_gigabyte_sparse_file_round_trips(tmp_path: Path) -> None:

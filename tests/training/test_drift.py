@@ -11,10 +11,10 @@ from fixtures.penguins import HEADER, PENGUINS, resample, shifted
 from slipway.api.training_pipeline import OnDrift, TrainingPipeline
 from slipway.datastats import schema as datastats_schema
 from slipway.datastats import statistics as datastats
-from slipway.serving.rollout import VersionInfo
 from slipway.storage import ObjectInfo
 from slipway.training import drift
 from slipway.training.controller import newest_validated_uri
+from slipway.views import VersionInfo
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

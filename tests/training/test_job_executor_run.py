@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from fixtures.storage import StorageServer
-from slipway import objects
+from slipway import blobs
 from slipway.datastats import statistics
 from slipway.storage import open_store
 from slipway.training import job_executor as jobs
@@ -120,6 +120,6 @@ def test_the_penguins_pipeline_trains_from_s3_to_s3_as_in_the_pod(
     statistics_uri, schema_uri = manifest["lineage"]["statisticsUri"], manifest["lineage"]["schemaUri"]
     assert statistics_uri.startswith(artifacts) and schema_uri.startswith(artifacts), manifest["lineage"]
     # What drift detection does with a Validated version's manifest: its training statistics, from S3.
-    stats = statistics.parse(objects.read_bytes(statistics_uri, s3_server.credentials))
+    stats = statistics.parse(blobs.read_bytes(statistics_uri, s3_server.credentials))
     assert stats.num_examples > 200
     print(f"penguins through job_run, S3 to S3: {seconds:.0f} s")

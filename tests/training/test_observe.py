@@ -198,9 +198,9 @@ def test_new_batches_are_read_against_the_baseline_model_s_training_statistics(t
         modelStore={"uri": f"file://{tmp_path}/models"},
         triggers={"onDrift": {"batches": {"uri": f"file://{batches}"}}},
     )
-    from slipway import objects
+    from slipway import blobs
 
-    listing = tuple(objects.list_objects(f"file://{batches}"))
+    listing = tuple(blobs.list_objects(f"file://{batches}"))
     memory = Memory()
     session = Session("ns", "tiny", nothing, nothing, memory, baseline_uri=f"file://{model}")
     check = check_batches(drifting, listing, session)

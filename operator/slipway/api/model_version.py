@@ -48,7 +48,6 @@ class ModelVersionSpec(KubeModel):
     model_name: ModelName
     version: Annotated[int, Field(ge=1, le=2_147_483_647, description="TF Serving's integer version.")]
     uri: Annotated[StorageUri, Field(description="Directory holding saved_model.pb.")]
-    format: Literal["SavedModel"] = "SavedModel"
     storage_secret_ref: SecretRef | None = None
     storage_endpoint: Annotated[str, Field(pattern=r"^https?://.+", max_length=512)] | None = Field(
         default=None,
@@ -65,7 +64,8 @@ class ModelVersionSpec(KubeModel):
     lineage: Lineage = Field(default_factory=Lineage)
 
 
-ModelVersionPhase = Literal["Pending", "Validated", "Rejected"]
+# No phase until the gates are evaluated (at once, on creation).
+ModelVersionPhase = Literal["Validated", "Rejected"]
 
 
 class GateResult(KubeModel):

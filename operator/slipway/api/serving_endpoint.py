@@ -217,7 +217,8 @@ class Analysis(KubeModel):
 
 class BlueGreen(KubeModel):
     auto_promotion_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = Field(
-        default=0, description="Seconds the preview stays up before promotion; omit to promote by hand."
+        default=None,
+        description="Seconds the preview stays up before promotion; omit to wait for `slipway promote`.",
     )
 
 
@@ -280,6 +281,13 @@ class RolloutRecord(KubeModel):
     version: int
     from_version: int | None = None
     outcome: Literal["Promoted", "Aborted", "RolledBack"]
+    reason: Annotated[
+        str,
+        Field(
+            max_length=128,
+            description="Why it ended, CamelCase: Promoted, or the failure (AnalysisFailed, ...).",
+        ),
+    ] = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
     message: Annotated[str, Field(max_length=1024)] = ""

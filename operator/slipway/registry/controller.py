@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from slipway import announce
+from slipway import announce, kube
 from slipway.api.common import now, set_condition
 from slipway.api.model_version import ModelVersionSpec, ModelVersionStatus
-from slipway.kube import get_custom, is_subset, patch_custom_status
-from slipway.metrics import API_WRITES, GATE_FAILURES, MODEL_VERSIONS_VALIDATED
+from slipway.metrics import GATE_FAILURES, MODEL_VERSIONS_VALIDATED
 from slipway.registry.gates import Champion, evaluate, headline
 
-PLURAL = "modelversions"
+KIND = "ModelVersion"
 FINAL = ("Validated", "Rejected")
 
 
@@ -33,7 +32,7 @@ def champion_for(
     candidates = sorted({v for v in stable_versions if v != version}, reverse=True)
     for stable in candidates:
         name = version_names.get(stable)
-        body = get_custom(PLURAL, namespace, name) if name else None
+        body = kube.get(KIND, namespace, name) if name else None
         if body is not None:
             return Champion(
                 name=body["metadata"]["name"], version=stable, metrics=body["spec"].get("metrics") or {}
@@ -47,13 +46,13 @@ def reconcile(
     stable_versions: Iterable[int],
     version_names: dict[int, str],
 ) -> None:
-    body = get_custom(PLURAL, namespace, name)
+    body = kube.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     generation = int(body["metadata"].get("generation", 1))
     status = ModelVersionStatus.model_validate(body.get("status") or {})
     if status.phase in FINAL and status.observed_generation == generation:
-        announce.announce(PLURAL, body)
+        announce.announce(body)  # what a stopped operator decided and did not post
         return
     spec = ModelVersionSpec.model_validate(body["spec"])
     champion = champion_for(namespace, spec.version, stable_versions, version_names)
@@ -85,12 +84,12 @@ def reconcile(
         ),
         conditions=conditions,
     ).to_wire()
-    if is_subset(new, body.get("status") or {}):
+    written = kube.write_status(body, new)
+    if written is body:
         return
-    body = patch_custom_status(PLURAL, namespace, name, new)
-    API_WRITES.labels("ModelVersion", "patch-status").inc()
+    body = written
     MODEL_VERSIONS_VALIDATED.labels(phase).inc()
     for check in checks:
         if not check.passed:
             GATE_FAILURES.labels(namespace, spec.model_name, check.gate).inc()
-    announce.announce(PLURAL, body)
+    announce.announce(body)

@@ -15,7 +15,7 @@ from slipway.api.serving_endpoint import ServingEndpointSpec
 from slipway.podsecurity import restricted_container, restricted_pod
 from slipway.serving import traffic
 from slipway.serving.faults import PULLER_CONTAINER, SERVER_CONTAINER
-from slipway.serving.rollout import VersionInfo
+from slipway.views import VersionInfo
 
 REST_PORT = 8501
 GRPC_PORT = 8500

@@ -4,107 +4,28 @@ from the API server but a model's storage Secret at a canary's first analysis ro
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from slipway import GROUP, announce, manifest
+from slipway import GROUP, announce, kube, manifest
 from slipway.api.common import now
 from slipway.api.serving_endpoint import ServingEndpointSpec, ServingEndpointStatus
-from slipway.cache import resource_version
+from slipway.blobs import ObjectError
 from slipway.crashpoints import crash_point
-from slipway.kube import api_client, is_subset, owner_reference, patch_custom_status
-from slipway.metrics import API_WRITES, ROLLBACKS, ROLLOUT_SECONDS, ROLLOUTS
-from slipway.objects import ObjectError
+from slipway.metrics import ROLLBACKS, ROLLOUT_SECONDS, ROLLOUTS
 from slipway.serving import analysis, builders, faults, traffic
-from slipway.serving.rollout import DeploymentInfo, Event, Observed, Plan, VersionInfo, effective_steps, plan
+from slipway.serving.children import PER_VERSION_KINDS, ChildSummary
+from slipway.serving.rollout import DeploymentInfo, Event, Observed, Plan, effective_steps, plan
 from slipway.settings import settings
 from slipway.storage.credentials import StorageCredentials
+from slipway.views import VersionInfo
 
 log = logging.getLogger(__name__)
-PLURAL = "servingendpoints"
 REQUEST_ANNOTATIONS = {kind: f"{GROUP}/{kind}" for kind in ("promote", "abort", "retry")}
-CHILD_RESOURCES = {
-    "Deployment": ("apps", "v1", "deployments"),
-    "Service": ("", "v1", "services"),
-    "ConfigMap": ("", "v1", "configmaps"),
-    "HorizontalPodAutoscaler": ("autoscaling", "v2", "horizontalpodautoscalers"),
-    "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
-    "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
-    # Not a child the operator writes: watched so a canary pod's fault ends its rollout at once.
-    "Pod": ("", "v1", "pods"),
-}
-CUSTOM_CHILDREN = {
-    "HTTPRoute": ("gateway.networking.k8s.io", "v1", "httproutes"),
-    "ServiceMonitor": ("monitoring.coreos.com", "v1", "servicemonitors"),
-}
 Remember = Callable[[str, dict[str, Any]], object]
-_UNSERVED_WARNED: set[str] = set()  # custom child kinds last found without their CRD
-EventSink = Callable[[dict[str, Any], str, str, str], None]
-
-
-@dataclass(frozen=True)
-class ChildSummary:
-    """What the deployment/service/configmap indexes keep about one child."""
-
-    kind: str
-    name: str
-    applied_hash: str | None
-    version: int | None = None
-    replicas: int = 0
-    ready: int = 0
-    up_to_date: bool = True
-    resource_version: int = 0
-    failure: faults.PodFailure | None = None  # pods and Deployments
-
-
-def summarize_child(kind: str, body: Mapping[str, Any]) -> ChildSummary:
-    meta = body.get("metadata", {})
-    version_label = (meta.get("labels") or {}).get(builders.VERSION_LABEL)
-    if kind == "Pod":
-        return ChildSummary(
-            kind=kind,
-            name=meta.get("name", ""),
-            applied_hash=None,
-            version=int(version_label) if version_label and version_label.isdigit() else None,
-            resource_version=resource_version(meta),
-            failure=faults.pod_failure(body),
-        )
-    spec, status = body.get("spec") or {}, body.get("status") or {}
-    up_to_date = status.get("observedGeneration", 0) >= meta.get("generation", 0)
-    return ChildSummary(
-        kind=kind,
-        name=meta.get("name", ""),
-        applied_hash=(meta.get("annotations") or {}).get(builders.HASH_ANNOTATION),
-        version=int(version_label) if version_label and version_label.isdigit() else None,
-        replicas=int(spec.get("replicas") or 0),
-        ready=int(status.get("readyReplicas") or 0),
-        up_to_date=up_to_date,
-        resource_version=resource_version(meta),
-        failure=faults.deployment_failure(body) if kind == "Deployment" else None,
-    )
-
-
-def summarize_version(
-    name: str, spec: Mapping[str, Any], status: Mapping[str, Any], meta: Mapping[str, Any]
-) -> VersionInfo:
-    secret = (spec.get("storageSecretRef") or {}).get("name")
-    return VersionInfo(
-        name=name,
-        version=int(spec["version"]),
-        phase=(status or {}).get("phase"),
-        uri=spec["uri"],
-        deleting=meta.get("deletionTimestamp") is not None,
-        storage_secret=secret,
-        served_by=tuple((status or {}).get("servedBy") or ()),
-        resource_version=resource_version(meta),
-        storage_endpoint=spec.get("storageEndpoint"),
-    )
 
 
 def observe(
@@ -140,21 +61,6 @@ def observe(
 
 
 SecretReader = Callable[[str], Mapping[str, str] | None]
-
-
-def secret_reader(namespace: str) -> SecretReader:
-    def read(name: str) -> Mapping[str, str] | None:
-        try:
-            data: Mapping[str, str] = (
-                client.CoreV1Api(api_client()).read_namespaced_secret(name, namespace).data
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return data or {}
-
-    return read
 
 
 def model_credentials(info: VersionInfo, secrets: SecretReader) -> StorageCredentials | None:
@@ -205,7 +111,9 @@ def run_analysis(
     return analysis.judge(spec.rollout.analysis, step, step_index, progress, found)
 
 
-def _apply(body: dict[str, Any], observed: ChildSummary | None, remember: Remember) -> bool:
+def _apply(
+    body: dict[str, Any], observed: ChildSummary | None, remember: Remember, unserved: set[str]
+) -> bool:
     """Creates or patches one child when its applied hash differs; returns whether it wrote. What was
     written is remembered at once, so the next reconcile does not write it again before its watch event."""
     digest = body["metadata"]["annotations"][builders.HASH_ANNOTATION]
@@ -218,97 +126,19 @@ def _apply(body: dict[str, Any], observed: ChildSummary | None, remember: Rememb
         return False
     kind = body["kind"]
     try:
-        written = _create_or_patch(body, create_first=observed is None)
+        written = kube.create_or_patch(body, create_first=observed is None)
     except ApiException as error:
-        if error.status == 404 and kind in CUSTOM_CHILDREN:
-            if kind not in _UNSERVED_WARNED:  # once per kind, not at every resync of every endpoint
-                _UNSERVED_WARNED.add(kind)
+        if error.status == 404 and kube.KINDS[kind].optional:
+            if kind not in unserved:  # once per kind, not at every resync of every endpoint
+                unserved.add(kind)
                 log.warning("%s is not served by this cluster (its CRD is not installed)", kind)
             return False
         if error.status == 403 and "NamespaceTerminating" in str(error.body or ""):
             return False  # the endpoint goes with its namespace: nothing left to create there
         raise
-    _UNSERVED_WARNED.discard(kind)
+    unserved.discard(kind)
     remember(kind, written)
     return True
-
-
-def _create_or_patch(body: dict[str, Any], create_first: bool) -> dict[str, Any]:
-    kind, namespace, name = body["kind"], body["metadata"]["namespace"], body["metadata"]["name"]
-    create, patch = _verbs(kind)
-    if create_first:
-        try:
-            written = _json(create(namespace, _without_nulls(body), _preload_content=False))
-            API_WRITES.labels(kind, "create").inc()
-            return written
-        except ApiException as error:
-            if error.status != 409:
-                raise
-    written = _json(patch(name, namespace, body, _preload_content=False))
-    API_WRITES.labels(kind, "patch").inc()
-    return written
-
-
-def _without_nulls(value: Any) -> Any:
-    """A body to create: the nulls a patch uses to remove keys mean nothing there."""
-    if isinstance(value, dict):
-        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
-    if isinstance(value, list):
-        return [_without_nulls(item) for item in value]
-    return value
-
-
-def _json(response: Any) -> dict[str, Any]:
-    """The written object as plain JSON: the client's own models would build (and this module then
-    flatten) one object per nested field (about a tenth of the operator's CPU in a rollout)."""
-    written: dict[str, Any] = json.loads(response.data)
-    return written
-
-
-def _verbs(kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    api = api_client()
-    if kind == "Deployment":
-        apps = client.AppsV1Api(api)
-        return apps.create_namespaced_deployment, apps.patch_namespaced_deployment
-    if kind == "Service":
-        core = client.CoreV1Api(api)
-        return core.create_namespaced_service, core.patch_namespaced_service
-    if kind == "ConfigMap":
-        core = client.CoreV1Api(api)
-        return core.create_namespaced_config_map, core.patch_namespaced_config_map
-    if kind == "HorizontalPodAutoscaler":
-        scaling = client.AutoscalingV2Api(api)
-        return (
-            scaling.create_namespaced_horizontal_pod_autoscaler,
-            scaling.patch_namespaced_horizontal_pod_autoscaler,
-        )
-    if kind in CUSTOM_CHILDREN:
-        custom = client.CustomObjectsApi(api)
-        group, version, plural = CUSTOM_CHILDREN[kind]
-        return (
-            lambda namespace, body, **options: custom.create_namespaced_custom_object(
-                group, version, namespace, plural, body, **options
-            ),
-            lambda name, namespace, body, **options: custom.patch_namespaced_custom_object(
-                group, version, namespace, plural, name, body, **options
-            ),
-        )
-    raise ValueError(f"no verbs for {kind}")
-
-
-def _delete(child: ChildSummary, namespace: str) -> None:
-    api = api_client()
-    try:
-        if child.kind == "Deployment":
-            client.AppsV1Api(api).delete_namespaced_deployment(child.name, namespace)
-        elif child.kind == "Service":
-            client.CoreV1Api(api).delete_namespaced_service(child.name, namespace)
-        elif child.kind == "ConfigMap":
-            client.CoreV1Api(api).delete_namespaced_config_map(child.name, namespace)
-        API_WRITES.labels(child.kind, "delete").inc()
-    except ApiException as error:
-        if error.status != 404:
-            raise
 
 
 def apply_children(
@@ -317,6 +147,7 @@ def apply_children(
     versions: dict[int, VersionInfo],
     children: Iterable[ChildSummary],
     remember: Remember,
+    unserved: set[str],
     service_selects: traffic.Selection,
 ) -> list[ChildSummary]:
     """Creates and updates what the plan wants; returns the children it no longer wants, to be deleted
@@ -331,13 +162,9 @@ def apply_children(
         result.route_weights,
     )
     for body in desired:
-        _apply(body, observed.get((body["kind"], body["metadata"]["name"])), remember)
+        _apply(body, observed.get((body["kind"], body["metadata"]["name"])), remember, unserved)
     wanted = {(body["kind"], body["metadata"]["name"]) for body in desired}
-    return [
-        c
-        for key, c in observed.items()
-        if key not in wanted and c.kind in ("Deployment", "Service", "ConfigMap")
-    ]
+    return [c for key, c in observed.items() if key not in wanted and c.kind in PER_VERSION_KINDS]
 
 
 def record_outcomes(namespace: str, name: str, events: list[Event], status: ServingEndpointStatus) -> None:
@@ -348,7 +175,7 @@ def record_outcomes(namespace: str, name: str, events: list[Event], status: Serv
             ROLLOUTS.labels(namespace, name, event.reason).inc()
             if event.type == "Warning":
                 ROLLBACKS.labels(
-                    namespace, name, status.history[-1].message.split(":")[0] if status.history else "unknown"
+                    namespace, name, (status.history[-1].reason if status.history else "") or "unknown"
                 ).inc()
     for event in events:
         if event.reason in ("Promoted", "RolledBack") and status.history:
@@ -361,10 +188,12 @@ def reconcile(
     body: dict[str, Any] | None,
     versions: Iterable[VersionInfo],
     children: Iterable[ChildSummary],
-    post_event: EventSink,
+    post_event: kube.EventSink,
     remember: Remember,
+    unserved: set[str] | None = None,
 ) -> dict[str, Any] | None:
-    """`body` is the endpoint as last seen or written (the views keep it; no GET)."""
+    """`body` is the endpoint as last seen or written (the views keep it; no GET). `unserved`: the
+    optional child kinds already found without their CRD (see serving.children.Children)."""
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
@@ -374,38 +203,38 @@ def reconcile(
     observed = observe(body, versions, children)
     result = plan(spec, status, observed)
     if result.analysis_due:
-        measured = run_analysis(spec, result.status, namespace, name, observed, secret_reader(namespace))
+        measured = run_analysis(
+            spec, result.status, namespace, name, observed, kube.data_reader("Secret", namespace)
+        )
         result = plan(spec, status, observed, measured)
-    endpoint = builders.Endpoint(name, namespace, spec, owner_reference(body), settings().image)
+    endpoint = builders.Endpoint(name, namespace, spec, kube.owner_reference(body), settings().image)
     result.status.url = builders.url(endpoint)
+    unserved = set() if unserved is None else unserved
     # The Service selects only what status claims both before and after its write, then what it claims.
     present = {c.version for c in children if c.kind in ("Deployment", "Pod") and c.version is not None}
     present |= set(result.replicas)
     claims = traffic.claimed(result.status)
     selects = traffic.selection(result.traffic_versions, traffic.claimed(status) & claims, present)
-    obsolete = apply_children(endpoint, result, observed.versions, children, remember, selects)
+    obsolete = apply_children(endpoint, result, observed.versions, children, remember, unserved, selects)
     outcomes = [(e.type, e.reason, e.message) for e in result.events]
     result.status.pending_events = announce.with_pending(result.status.pending_events, outcomes)
     new_status = result.status.to_wire()
-    if not is_subset(new_status, body.get("status") or {}) or _removed_keys(
-        body.get("status") or {}, new_status
-    ):
+    if kube.status_differs(body, new_status):
         crash_point("serving.before-status")
-        body = patch_custom_status(PLURAL, namespace, name, _with_nulls(body.get("status") or {}, new_status))
+        body = kube.write_status(body, new_status)
         remember("ServingEndpoint", body)
-        API_WRITES.labels("ServingEndpoint", "patch-status").inc()
         crash_point("serving.after-status")
     if (widened := traffic.selection(result.traffic_versions, claims, present)) != selects:
         service = {(c.kind, c.name): c for c in children}.get(("Service", name))
-        _apply(builders.endpoint_service(endpoint, widened), service, remember)
+        _apply(builders.endpoint_service(endpoint, widened), service, remember, unserved)
     for child in obsolete:
-        _delete(child, namespace)
+        kube.delete(child.kind, namespace, child.name)
     crash_point("serving.after-delete")
     for event in result.events:
         if not announce.matters(event.reason):
             post_event(body, event.type, event.reason, event.message)
     if result.status.pending_events:
-        body = announce.announce(PLURAL, body)
+        body = announce.announce(body)
         remember("ServingEndpoint", body)
     record_outcomes(namespace, name, result.events, result.status)
     update_served_by(namespace, name, observed.versions.values(), set(result.replicas), remember)
@@ -427,18 +256,8 @@ def update_served_by(
         try:
             remember(
                 "ModelVersion",
-                patch_custom_status("modelversions", namespace, info.name, {"servedBy": served_by}),
+                kube.patch_status("ModelVersion", namespace, info.name, {"servedBy": served_by}),
             )
-            API_WRITES.labels("ModelVersion", "patch-status").inc()
         except ApiException as error:
             if error.status != 404:
                 raise
-
-
-def _removed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    return [key for key in old if key not in new]
-
-
-def _with_nulls(old: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A merge patch that also clears fields the new status no longer has (canaryVersion, analysis...)."""
-    return {**{key: None for key in _removed_keys(old, new)}, **new}

@@ -23,30 +23,11 @@ from slipway.api.serving_endpoint import (
     ServingEndpointStatus,
 )
 from slipway.serving.faults import PodFailure
+from slipway.views import VersionInfo
 
 HISTORY_LIMIT = 20
-REQUESTS = ("promote", "abort", "retry")
 # A pull error or a missing Secret that lasts this long fails the canary before the progress deadline.
 PERSISTENT_FAULT = timedelta(seconds=60)
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """A ModelVersion of the endpoint's model, as the serving side needs it."""
-
-    name: str
-    version: int
-    phase: str | None
-    uri: str
-    deleting: bool = False
-    storage_secret: str | None = None
-    served_by: tuple[str, ...] = ()
-    resource_version: int = 0
-    storage_endpoint: str | None = None
-
-    @property
-    def servable(self) -> bool:
-        return self.phase == "Validated" and not self.deleting
 
 
 @dataclass(frozen=True)
@@ -118,7 +99,7 @@ def effective_steps(spec: ServingEndpointSpec) -> list[RolloutStep]:
     """Canary uses the declared steps; BlueGreen is a preview at full size, analysed, then a pause."""
     if spec.rollout.strategy == "Canary":
         return list(spec.rollout.steps)
-    seconds = spec.rollout.blue_green.auto_promotion_seconds if spec.rollout.blue_green else 0
+    seconds = spec.rollout.blue_green.auto_promotion_seconds if spec.rollout.blue_green else None
     pause = Pause(duration=f"{seconds}s" if seconds is not None else None)
     return [RolloutStep(analysis=AnalysisStep()), RolloutStep(pause=pause)]
 
@@ -314,7 +295,7 @@ class _Planner:
         version = status.canary_version
         assert version is not None
         previous = status.stable_version
-        self.record(version, previous, "Promoted", f"v{version} serves 100% of traffic")
+        self.record(version, previous, "Promoted", "Promoted", f"v{version} serves 100% of traffic")
         status.previous_version = previous
         status.stable_version = version
         self.clear_rollout()
@@ -327,7 +308,7 @@ class _Planner:
         assert version is not None
         had_traffic = status.effective_canary_weight > 0 or self.spec.rollout.strategy == "BlueGreen"
         outcome = "RolledBack" if had_traffic else "Aborted"
-        self.record(version, status.stable_version, outcome, f"{reason}: {message}")
+        self.record(version, status.stable_version, outcome, reason, f"{reason}: {message}")
         if failed and version not in status.failed_versions:
             status.failed_versions.append(version)
         self.clear_rollout()
@@ -346,11 +327,12 @@ class _Planner:
         status.rollout_started_at = None
         status.analysis = None
 
-    def record(self, version: int, from_version: int | None, outcome: str, message: str) -> None:
+    def record(self, version: int, from_version: int | None, outcome: str, reason: str, message: str) -> None:
         record = RolloutRecord(
             version=version,
             from_version=from_version,
             outcome=outcome,
+            reason=reason,
             started_at=self.status.rollout_started_at,
             finished_at=self.observed.now,
             message=message[:1024],

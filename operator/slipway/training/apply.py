@@ -5,14 +5,9 @@ cannot be reached, the plan is set aside and only that is recorded (everything i
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-
-from slipway import GROUP, VERSION
-from slipway.kube import api_client
-from slipway.metrics import API_WRITES, DRIFT_BATCHES, DRIFT_SCORE, RUN_SECONDS, RUNS
+from slipway import kube
+from slipway.metrics import DRIFT_BATCHES, DRIFT_SCORE, RUN_SECONDS, RUNS
 from slipway.training.executors import UNREACHABLE, refusal_reason
 from slipway.training.local_executor import RunState
 from slipway.training.observe import Session
@@ -38,21 +33,9 @@ def apply(planned: Plan, observed: Observed, session: Session, now: datetime) ->
         except UNREACHABLE as error:
             return executor_refused(observed, str(error), now, refusal_reason(error))
     for registration in planned.register:
-        create_model_version(registration.body)
+        kube.create_if_absent(registration.body)  # a registration retried after a restart changes nothing
     record_metrics(planned, observed, now)
     return submitted(observed, planned, states, now)
-
-
-def create_model_version(body: dict[str, Any]) -> None:
-    """Creates it unless it exists: a registration retried after a restart changes nothing."""
-    try:
-        client.CustomObjectsApi(api_client()).create_namespaced_custom_object(
-            GROUP, VERSION, body["metadata"]["namespace"], "modelversions", body
-        )
-        API_WRITES.labels("ModelVersion", "create").inc()
-    except ApiException as error:
-        if error.status != 409:
-            raise
 
 
 def record_metrics(planned: Plan, observed: Observed, now: datetime) -> None:

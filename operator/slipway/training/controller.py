@@ -9,23 +9,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slipway import announce
+from slipway import announce, kube
 from slipway.api.common import now
 from slipway.api.training_pipeline import TrainingPipelineSpec, TrainingPipelineStatus
-from slipway.kube import get_custom, is_subset, patch_custom_status
-from slipway.metrics import API_WRITES
-from slipway.serving.rollout import VersionInfo
 from slipway.training.apply import apply
 from slipway.training.credentials import config_map_reader, secret_reader
 from slipway.training.executors import Target, executor_for
 from slipway.training.observe import Memory, Session, observe, read
 from slipway.training.plan import ACTIVE, Plan, plan
 from slipway.training.source import SourceError
+from slipway.views import VersionInfo
 
 log = logging.getLogger(__name__)
-PLURAL = "trainingpipelines"
-EventSink = Callable[[dict[str, Any], str, str, str], None]
-MEMORY = Memory()
+KIND = "TrainingPipeline"
 # A plan asks to read at most twice (pushes and batches are asked for in the same round).
 READ_ROUNDS = 3
 
@@ -42,7 +38,8 @@ def reconcile_body(
     stable_uri: str | None,
     baseline_uri: str | None = None,
     wake: Callable[[], None] | None = None,
-    memory: Memory | None = None,
+    *,
+    memory: Memory,
 ) -> Plan:
     """Observe, plan, read what the plan asks for, apply: the plan as carried out (status and Events)."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
@@ -51,7 +48,7 @@ def reconcile_body(
         name,
         secret_reader(namespace),
         config_map_reader(namespace),
-        memory or MEMORY,
+        memory,
         baseline_uri=baseline_uri or stable_uri,
     )
     at = now()
@@ -71,34 +68,22 @@ def reconcile(
     existing_versions: list[int],
     stable_uri: str | None,
     baseline_uri: str | None,
-    post_event: EventSink,
+    post_event: kube.EventSink,
+    memory: Memory,
     wake: Callable[[], None] | None = None,
 ) -> None:
-    """`wake`: reconciles this pipeline again; the local executor calls it when a run it started ends."""
-    body = get_custom(PLURAL, namespace, name)
+    """`memory`: what the controller keeps between reconciles (one per operator); `wake`: reconciles this
+    pipeline again, which the local executor calls when a run it started ends."""
+    body = kube.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
-    outcome = reconcile_body(body, existing_versions, stable_uri, baseline_uri, wake)
+    outcome = reconcile_body(body, existing_versions, stable_uri, baseline_uri, wake, memory=memory)
     outcome.status.pending_events = announce.with_pending(outcome.status.pending_events, outcome.events)
-    body = write_status(body, outcome.status)
+    body = kube.write_status(body, outcome.status.to_wire())
     for type_, reason, message in outcome.events:
         if not announce.matters(reason):
             post_event(body, type_, reason, message)
-    announce.announce(PLURAL, body)
-
-
-def write_status(body: dict[str, Any], status: TrainingPipelineStatus) -> dict[str, Any]:
-    """Patches status when it differs (fields no longer set are removed); the body as it now is."""
-    new = status.to_wire()
-    old = body.get("status") or {}
-    if is_subset(new, old) and all(key in new for key in old):
-        return body
-    meta = body["metadata"]
-    patched = patch_custom_status(
-        PLURAL, meta["namespace"], meta["name"], {**{k: None for k in old if k not in new}, **new}
-    )
-    API_WRITES.labels("TrainingPipeline", "patch-status").inc()
-    return patched
+    announce.announce(body)
 
 
 def terminate_all(body: dict[str, Any]) -> None:

@@ -5,46 +5,22 @@ SourceError naming the spec field; no value of a Secret reaches a message."""
 from __future__ import annotations
 
 import base64
-import functools
-from collections.abc import Callable
 from typing import Any
-
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from slipway.api.common import StorageLocation
 from slipway.api.training_pipeline import TrainingPipelineSpec
-from slipway.kube import api_client
+from slipway.kube import DataReader, data_reader
 from slipway.training.source import SourceError
 
-# name -> the object's data, None when there is no such object
-DataReader = Callable[[str], dict[str, str] | None]
 SecretReader = DataReader
 
 
-def _reader(verb: str, namespace: str) -> DataReader:
-    """A reader of one kind of object in one namespace (`verb` of CoreV1Api); each name is read once per
-    reader, that is once per reconcile. The API client is made at the first read."""
-
-    @functools.cache
-    def data(name: str) -> dict[str, str] | None:
-        try:
-            found: dict[str, str] | None = getattr(client.CoreV1Api(api_client()), verb)(name, namespace).data
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return found or {}
-
-    return data
-
-
 def secret_reader(namespace: str) -> SecretReader:
-    return _reader("read_namespaced_secret", namespace)
+    return data_reader("Secret", namespace)
 
 
 def config_map_reader(namespace: str) -> DataReader:
-    return _reader("read_namespaced_config_map", namespace)
+    return data_reader("ConfigMap", namespace)
 
 
 def kfp_token(namespace: str, spec: TrainingPipelineSpec, secrets: SecretReader) -> str | None:

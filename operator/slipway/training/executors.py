@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from slipway import objects
+from slipway import blobs
 from slipway.api.training_pipeline import TrainingPipelineSpec
 from slipway.settings import settings
 from slipway.training.credentials import (
@@ -69,7 +69,7 @@ def local(target: Target) -> tuple[Executor, str]:
     """Run state lives next to the artifacts when the artifact root is local, else in the state dir."""
     spec = target.spec
     if spec.artifact_root.uri.startswith("file://"):
-        root = objects.local_path(spec.artifact_root.uri)
+        root = blobs.local_path(spec.artifact_root.uri)
     else:
         root = Path(settings().artifact_state_dir)
     base = root / target.namespace / target.name
@@ -98,7 +98,7 @@ def kfp(target: Target) -> tuple[Executor, str]:
         # Only to submit runs: stopping one (no credentials resolved) must not need the storage Secrets.
         secrets_as_env=storage_secrets(target.spec, target.secrets) if target.secrets is not None else (),
     )
-    return KfpExecutor(endpoint), objects.join(target.spec.artifact_root.uri, namespace, name)
+    return KfpExecutor(endpoint), blobs.join(target.spec.artifact_root.uri, namespace, name)
 
 
 def job(target: Target) -> tuple[Executor, str]:

@@ -23,11 +23,10 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from slipway import GROUP, VERSION, objects
+from slipway import GROUP, blobs, kube
 from slipway.api.common import StorageLocation
 from slipway.api.training_pipeline import JobExecutor as JobSettings
 from slipway.api.training_pipeline import TrainingPipelineSpec
-from slipway.kube import api_client, get_custom, owner_reference
 from slipway.podsecurity import restricted_container, restricted_pod
 from slipway.settings import settings
 from slipway.storage import ObjectNotFound, StorageCredentials
@@ -81,7 +80,7 @@ def target_for(
         pipeline=name,
         model_name=spec.model_name,
         image=job.image or settings().pipelines_image,
-        root_uri=objects.join(spec.artifact_root.uri, namespace, name),
+        root_uri=blobs.join(spec.artifact_root.uri, namespace, name),
         active_deadline_seconds=job.active_deadline_seconds or spec.run_timeout_seconds,
         backoff_limit=job.backoff_limit,
         service_account=job.service_account_name,
@@ -158,11 +157,11 @@ def child_name(run_id: str) -> str:
 
 
 def state_uri(root_uri: str, run_id: str) -> str:
-    return objects.join(root_uri, "runs", run_id, STATE_OBJECT)
+    return blobs.join(root_uri, "runs", run_id, STATE_OBJECT)
 
 
 def artifacts_uri(root_uri: str, run_id: str) -> str:
-    return objects.join(root_uri, "runs", run_id, "artifacts")
+    return blobs.join(root_uri, "runs", run_id, "artifacts")
 
 
 def labels(target: JobTarget, run_id: str) -> dict[str, str]:
@@ -369,14 +368,6 @@ class JobExecutor:
         self.target = target
         self.credentials = credentials
 
-    @property
-    def batch(self) -> client.BatchV1Api:
-        return client.BatchV1Api(api_client())
-
-    @property
-    def core(self) -> client.CoreV1Api:
-        return client.CoreV1Api(api_client())
-
     def submit(self, run_id: str, ir_text: str, arguments: dict[str, Any], pipeline_root: str) -> RunState:
         """Creates the run's Job, then its ConfigMap owned by the Job (the pod waits for the mount); an
         existing Job is adopted, and a ConfigMap missing after a crash between the two is created."""
@@ -388,47 +379,35 @@ class JobExecutor:
             )
         existing = self.read_job(name)
         if existing is None:
-            pipeline = get_custom("trainingpipelines", namespace, self.target.pipeline)
+            pipeline = kube.get("TrainingPipeline", namespace, self.target.pipeline)
             if pipeline is None:
                 raise JobError(f"TrainingPipeline {namespace}/{self.target.pipeline} is gone")
-            pipeline.setdefault("apiVersion", f"{GROUP}/{VERSION}")
-            pipeline.setdefault("kind", "TrainingPipeline")
-            body = job(self.target, run_id, owner_reference(pipeline))
+            body = job(self.target, run_id, kube.owner_reference(pipeline))
             try:
-                created = self.batch.create_namespaced_job(namespace, body)
-                existing = api_client().sanitize_for_serialization(created)
+                existing = kube.create_if_absent(body) or self.read_job(name)
             except ApiException as error:
-                if error.status != 409:
-                    raise JobError(f"cannot create Job {namespace}/{name}: {_describe(error)}") from error
-                existing = self.read_job(name)
+                raise JobError(f"cannot create Job {namespace}/{name}: {_describe(error)}") from error
         if existing is None:
             raise JobError(f"Job {namespace}/{name} vanished while it was created")
-        owner = owner_reference({**existing, "apiVersion": "batch/v1", "kind": "Job"})
+        owner = kube.owner_reference({**existing, "apiVersion": "batch/v1", "kind": "Job"})
         run_request = request(run_id, arguments, pipeline_root)
         try:
-            self.core.create_namespaced_config_map(
-                namespace, config_map(self.target, run_id, ir_text, run_request, owner)
-            )
+            kube.create_if_absent(config_map(self.target, run_id, ir_text, run_request, owner))
         except ApiException as error:
-            if error.status != 409:
-                raise JobError(f"cannot create ConfigMap {namespace}/{name}: {_describe(error)}") from error
+            raise JobError(f"cannot create ConfigMap {namespace}/{name}: {_describe(error)}") from error
         return run_state(existing, None, None, state_uri(self.target.root_uri, run_id))
 
     def read_job(self, name: str) -> dict[str, Any] | None:
         try:
-            found = self.batch.read_namespaced_job(name, self.target.namespace)
+            return kube.get("Job", self.target.namespace, name)
         except ApiException as error:
-            if error.status == 404:
-                return None
             raise JobError(f"cannot read Job {self.target.namespace}/{name}: {_describe(error)}") from error
-        body: dict[str, Any] = api_client().sanitize_for_serialization(found)
-        return body
 
     def read_recorded(self, run_id: str) -> RunState | None:
         uri = state_uri(self.target.root_uri, run_id)
         try:
-            raw = json.loads(objects.read_bytes(uri, self.credentials))
-        except objects.ObjectError as error:
+            raw = json.loads(blobs.read_bytes(uri, self.credentials))
+        except blobs.ObjectError as error:
             if isinstance(error.__cause__, ObjectNotFound):
                 return None
             raise JobError(str(error)) from error
@@ -438,15 +417,12 @@ class JobExecutor:
 
     def newest_pod(self, name: str) -> dict[str, Any] | None:
         try:
-            pods = self.core.list_namespaced_pod(
-                self.target.namespace, label_selector=f"{JOB_NAME_LABEL}={name}"
-            )
+            items = list(kube.list_items("Pod", [self.target.namespace], f"{JOB_NAME_LABEL}={name}"))
         except ApiException as error:
             log.warning(
                 "cannot list the pods of Job %s/%s: %s", self.target.namespace, name, _describe(error)
             )
             return None
-        items = [api_client().sanitize_for_serialization(p) for p in pods.items]
         return max(items, key=lambda p: p["metadata"].get("creationTimestamp") or "", default=None)
 
     def state(self, run_id: str) -> RunState:
@@ -462,19 +438,16 @@ class JobExecutor:
         """Deletes the Job; its pods and ConfigMap follow (garbage collection)."""
         name = child_name(run_id)
         try:
-            self.batch.delete_namespaced_job(name, self.target.namespace, propagation_policy="Background")
+            kube.delete("Job", self.target.namespace, name, propagation="Background")
         except ApiException as error:
-            if error.status != 404:
-                raise JobError(
-                    f"cannot delete Job {self.target.namespace}/{name}: {_describe(error)}"
-                ) from error
+            raise JobError(f"cannot delete Job {self.target.namespace}/{name}: {_describe(error)}") from error
 
     def log_tail(self, run_id: str, lines: int = 20) -> str:
         pod = self.newest_pod(child_name(run_id))
         if pod is None:
             return ""
         try:
-            text: str = self.core.read_namespaced_pod_log(
+            text: str = client.CoreV1Api(kube.api_client()).read_namespaced_pod_log(
                 pod["metadata"]["name"],
                 self.target.namespace,
                 container=CONTAINER,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from slipway import manifest, objects
+from slipway import blobs, manifest
 from slipway.api.common import StorageLocation
 from slipway.api.training_pipeline import TrainingPipelineSpec, TrainingPipelineStatus
 from slipway.training import drift, registration
@@ -170,11 +170,11 @@ def poll_batches(spec: TrainingPipelineSpec, session: Session, now: datetime) ->
 
 
 def fingerprint(uri: str, credentials: Any) -> Polled:
-    return Polled(fingerprint=objects.fingerprint(uri, credentials))
+    return Polled(fingerprint=blobs.fingerprint(uri, credentials))
 
 
 def listing(uri: str, credentials: Any) -> Polled:
-    return Polled(listing=tuple(objects.list_objects(uri, credentials)))
+    return Polled(listing=tuple(blobs.list_objects(uri, credentials)))
 
 
 def poll(
@@ -190,7 +190,7 @@ def poll(
         return None
     try:
         return look(location.uri, storage_credentials(location, field, session.secrets))
-    except (objects.ObjectError, OSError, SourceError) as error:
+    except (blobs.ObjectError, OSError, SourceError) as error:
         return Polled(error=str(error))
 
 
@@ -218,19 +218,19 @@ def read_push(
     uri = registration.model_dir(spec, version)
     try:
         credentials = storage_credentials(spec.model_store, "spec.modelStore", secrets)
-        if registration.push_result(state) is None and not objects.exists(
-            objects.join(uri, manifest.MANIFEST), credentials
+        if registration.push_result(state) is None and not blobs.exists(
+            blobs.join(uri, manifest.MANIFEST), credentials
         ):
             # No push_result output (a KFP run, or a pipeline without one): no manifest = nothing pushed.
             return registration.Pushed(
                 version, uri, missing=f"not pushed: no {manifest.MANIFEST} under {uri}"
             )
         found = manifest.read(uri, credentials)
-        if not objects.exists(objects.join(uri, "saved_model.pb"), credentials):
+        if not blobs.exists(blobs.join(uri, "saved_model.pb"), credentials):
             return registration.Pushed(
                 version, uri, missing=f"pushed manifest but no saved_model.pb under {uri}"
             )
-    except (objects.ObjectError, manifest.ManifestError, SourceError) as error:
+    except (blobs.ObjectError, manifest.ManifestError, SourceError) as error:
         return registration.Pushed(version, uri, unreadable=str(error))
     return registration.Pushed(version, uri, found=found)
 
@@ -241,7 +241,7 @@ def check_batches(spec: TrainingPipelineSpec, batches: tuple[Any, ...], session:
     assert rule is not None
     try:
         baseline = drift_baseline(spec, session)
-    except (objects.ObjectError, manifest.ManifestError, SourceError, ValueError) as error:
+    except (blobs.ObjectError, manifest.ManifestError, SourceError, ValueError) as error:
         return DriftCheck(None, baseline_error=str(error))
     if baseline is None:
         return DriftCheck(None)
@@ -251,9 +251,9 @@ def check_batches(spec: TrainingPipelineSpec, batches: tuple[Any, ...], session:
     for batch in batches:
         try:
             credentials = storage_credentials(rule.batches, BATCHES_FIELD, session.secrets)
-            raw = objects.read_bytes(batch.uri, credentials)
+            raw = blobs.read_bytes(batch.uri, credentials)
             read[(batch.key, batch.etag)] = datastats.csv_statistics([raw], batch.key)
-        except (objects.ObjectError, SourceError, ValueError) as error:  # pyarrow's parse errors: ValueError
+        except (blobs.ObjectError, SourceError, ValueError) as error:  # pyarrow's parse errors: ValueError
             read[(batch.key, batch.etag)] = str(error)
     return DriftCheck(baseline, batches=read)
 
@@ -275,9 +275,9 @@ def drift_baseline(spec: TrainingPipelineSpec, session: Session) -> drift.Baseli
         artifacts = storage_credentials(spec.artifact_root, "spec.artifactRoot", session.secrets)
         schema = None
         if found.lineage.schema_uri:
-            text = objects.read_bytes(found.lineage.schema_uri, artifacts).decode()
+            text = blobs.read_bytes(found.lineage.schema_uri, artifacts).decode()
             schema = datastats_schema.parse(text)
         baselines[uri] = drift.Baseline(
-            found.version, uri, datastats.parse(objects.read_bytes(uri, artifacts)), schema
+            found.version, uri, datastats.parse(blobs.read_bytes(uri, artifacts)), schema
         )
     return baselines[uri]

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from slipway import GROUP, VERSION, manifest, objects
+from slipway import GROUP, VERSION, blobs, manifest
 from slipway.api.model_version import Blessings, DataInput, Lineage, ModelVersionSpec, SecretRef
 from slipway.api.training_pipeline import RunRecord, TrainingPipelineSpec, TrainingPipelineStatus
 from slipway.training.local_executor import RunState
@@ -49,7 +49,7 @@ def pushed_version(record: RunRecord, state: RunState) -> int:
 
 
 def model_dir(spec: TrainingPipelineSpec, version: int) -> str:
-    return objects.join(spec.model_store.uri, spec.model_name, str(version))
+    return blobs.join(spec.model_store.uri, spec.model_name, str(version))
 
 
 def next_version(existing: list[int], status: TrainingPipelineStatus) -> int:

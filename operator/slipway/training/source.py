@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from slipway import objects
+from slipway import blobs
 from slipway.api.training_pipeline import PipelineSource
 
 REPO_PIPELINES = Path(__file__).resolve().parents[3] / "pipelines"
@@ -133,8 +133,8 @@ def _read_uri(uri: str, field: str) -> str:
         if uri.startswith("https://"):
             with urllib.request.urlopen(uri, timeout=30) as response:
                 return str(response.read().decode())
-        return objects.read_bytes(uri).decode()
-    except (objects.ObjectError, urllib.error.URLError, OSError, UnicodeDecodeError) as error:
+        return blobs.read_bytes(uri).decode()
+    except (blobs.ObjectError, urllib.error.URLError, OSError, UnicodeDecodeError) as error:
         raise SourceError(field, "PipelineSpecUnreadable", f"cannot read {uri}: {error}") from error
 
 

@@ -49,3 +49,13 @@ def test_every_cel_rule_message_is_documented() -> None:
     messages = {message for model in models.values() for _, message, _ in model.cel_rules}
     assert len(messages) >= 8
     assert all(f"| {message.replace('|', chr(92) + '|')} |" in document for message in messages)
+
+
+def test_operator_reference_is_generated_from_the_settings_and_the_command() -> None:
+    from slipway import opsdoc
+
+    assert (REPO / "docs" / "operator.md").read_text() == opsdoc.render(), "run `make api-docs`"
+    document = opsdoc.render()
+    assert "| `SLIPWAY_RECONCILE_INTERVAL_SECONDS` | float | `15.0` |" in document
+    assert "### `slipway dev-cluster up`" in document and "| `--node` | `kwok` |" in document
+    assert "### `slipway pull`" in document and "| `--workers` | `16` |" in document
