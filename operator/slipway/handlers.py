@@ -64,6 +64,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.standalone = operator.standalone
     # With several replicas, the one with the highest priority works and the others stand by.
     settings.peering.priority = operator.peering_priority
+    settings.peering.lifetime = operator.peering_lifetime_seconds
     settings.peering.clusterwide = not operator.namespaces
     # kopf would post an Event for every handler log line at INFO; Slipway posts its own Events.
     settings.posting.level = logging.WARNING

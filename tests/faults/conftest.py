@@ -4,7 +4,6 @@ and the operator processes."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,19 +12,13 @@ import pytest
 import yaml
 from apiproxy import ApiProxy
 from kubernetes import client, config
-from scenario import Scenario
+from scenario import Scenario, operator_env
 
 from slipway.devcluster import DevCluster
 from slipway.devcluster.install import apply_crds, load_crds
 from slipway.devcluster.operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
-# The long form (`make faults`) sets this to 100: rollouts per scenario.
-ROLLOUTS = int(os.environ.get("SLIPWAY_FAULT_ROLLOUTS", "0"))
-
-
-def rollouts(short: int) -> int:
-    return ROLLOUTS or short
 
 
 @pytest.fixture(scope="module")
@@ -59,15 +52,6 @@ def scenario(direct_api: client.ApiClient, tmp_path: Path) -> Iterator[Scenario]
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield Scenario(direct_api, name, tmp_path / "models")
     core.delete_namespace(name)
-
-
-def operator_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {
-        "SLIPWAY_RECONCILE_INTERVAL_SECONDS": "1",
-        "SLIPWAY_IMAGE": "slipway:test",
-        "SLIPWAY_TFSERVING_URL_TEMPLATE": "http://127.0.0.1:9/{service}",  # no analysis step runs
-        **(extra or {}),
-    }
 
 
 @pytest.fixture

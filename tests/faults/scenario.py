@@ -5,6 +5,7 @@ outcome in the endpoint's history was announced by an Event."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,21 @@ ENDPOINT = "web"
 # A pause without a duration holds each rollout at 50% until the test promotes or aborts it.
 STEPS = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]
 T = TypeVar("T")
+# The long form (`make faults`) sets this to 100: rollouts per scenario.
+ROLLOUTS = int(os.environ.get("SLIPWAY_FAULT_ROLLOUTS", "0"))
+
+
+def rollouts(short: int) -> int:
+    return ROLLOUTS or short
+
+
+def operator_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
+        "SLIPWAY_RECONCILE_INTERVAL_SECONDS": "1",
+        "SLIPWAY_IMAGE": "slipway:test",
+        "SLIPWAY_TFSERVING_URL_TEMPLATE": "http://127.0.0.1:9/{service}",  # no analysis step runs
+        **(extra or {}),
+    }
 
 
 def wait_for(check: Callable[[], T | None], what: str, timeout: float = 90.0) -> T:
