@@ -32,10 +32,10 @@ class OperatorSettings(BaseSettings):
         description="Highest priority among replicas serves; the rest stand by (kopf peering).",
     )
     peering_lifetime_seconds: int = Field(
-        default=6,
+        default=8,
         ge=2,
-        description="How long a replica's peering record counts without a keep-alive (kopf sends one about "
-        "every second at 6): a standby takes over at most this long after the active replica dies.",
+        description="How long a replica's peering record counts without a keep-alive (kopf sends one every "
+        "1-3 s at 8): a standby takes over at most this long after the active replica dies.",
     )
     standalone: bool = Field(default=False, description="Skip peering (one replica, or local development).")
     reconcile_interval_seconds: float = Field(

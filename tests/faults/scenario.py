@@ -136,7 +136,11 @@ class Scenario:
                 return status
             return None
 
-        return wait_for(done, f"v{version}'s rollout finished", timeout)
+        status = wait_for(done, f"v{version}'s rollout finished", timeout)
+        records = [r["outcome"] for r in status["history"] if r["version"] == version]
+        if len(records) != 1:  # an abort and a restart would still end as asked: not good enough
+            self.wrong.append(f"v{version}: rolled out {len(records)} times: {records}")
+        return status
 
     def rollout(
         self, promote: bool, during: Callable[[], None] | None = None, timeout: float = 90.0

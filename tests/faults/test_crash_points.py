@@ -70,6 +70,7 @@ def test_a_crash_between_two_writes_breaks_no_invariant(
             assert outcome == ("Promoted" if promote else "RolledBack"), f"v{version}: {outcome}"
         wait_for(lambda: not scenario.unannounced(), "every outcome announced", 30)
     assert crashes == dict.fromkeys(points, count // len(points)), "the operator did not die at each point"
+    assert scenario.wrong == [], scenario.wrong
     assert watcher.violations == [], watcher.violations[:5]
     assert scenario.model_versions() == [("penguins", v) for v in range(1, scenario.version + 1)]
     duplicates = scenario.duplicate_announcements()

@@ -59,11 +59,12 @@ def test_killing_the_active_replica_hands_over_and_the_rollout_finishes(
             standby = new_replica()
             active = new_replica()  # the higher priority: the standby pauses in its favour
             wait_for(lambda: PAUSING in standby.logs(), "the standby pausing", 30)
+            paused_at = writes(standby)
             scenario.first_version()
             for index in range(count):
                 version = scenario.start_rollout()
                 scenario.paused(version)
-                assert writes(standby) == 0, "the standby wrote while the active replica lived"
+                assert writes(standby) == paused_at, "the standby wrote while the active replica lived"
                 assert writes(active) > 0
                 active.stop(kill=True)
                 killed = time.monotonic()
@@ -75,9 +76,8 @@ def test_killing_the_active_replica_hands_over_and_the_rollout_finishes(
                 pauses = standby.logs().count(PAUSING)
                 active = new_replica()
                 wait_for(lambda n=pauses: standby.logs().count(PAUSING) > n, "the survivor pausing", 30)
-                before = writes(standby)
-                time.sleep(2)
-                assert writes(standby) == before, "a paused replica kept writing"
+                time.sleep(1)  # a reconcile under way when it paused may still finish
+                paused_at = writes(standby)
     finally:
         for process in replicas:
             process.stop()

@@ -201,6 +201,11 @@ def reconcile(
     status = ServingEndpointStatus.model_validate(body.get("status") or {})
     children = list(children)
     observed = observe(body, versions, children)
+    if unseen := sorted(traffic.claimed(status) - set(observed.versions)):
+        # A replica resuming from a peering pause lists every kind anew, in no order: an endpoint may come
+        # before its versions. Acting then would tear down what serves; their watch events reconcile again.
+        log.info("%s/%s: v%s not in view yet (or deleted outright): holding", namespace, name, unseen)
+        return body
     result = plan(spec, status, observed)
     if result.analysis_due:
         measured = run_analysis(
