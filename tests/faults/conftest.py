@@ -21,7 +21,7 @@ from slipway.devcluster.operator_process import OperatorProcess
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fault_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
     with DevCluster(workdir=tmp_path_factory.mktemp("faultcluster"), full=True) as running:
         api = config.new_client_from_config(str(running.kubeconfig))
@@ -33,7 +33,7 @@ def fault_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevClust
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def direct_api(fault_cluster: DevCluster) -> client.ApiClient:
     """Straight to the API server: what the test and the invariant watchers use."""
     return config.new_client_from_config(str(fault_cluster.kubeconfig))

@@ -119,7 +119,9 @@ class Scenario:
     def paused(self, version: int, timeout: float = 90.0) -> None:
         def at_pause() -> bool:
             status = self.status()
-            return status.get("canaryVersion") == version and status.get("phase") == "Paused"
+            progressing = next((c for c in status.get("conditions", []) if c["type"] == "Progressing"), {})
+            # Not `phase`: after a rollback it says Degraded until the next promotion.
+            return status.get("canaryVersion") == version and progressing.get("reason") == "Paused"
 
         wait_for(at_pause, f"v{version} paused at 50%", timeout)
 
