@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlparse
 
-from slipway.storage import ObjectInfo, ObjectStore, open_store
+from slipway.storage import ObjectInfo, ObjectStore, open_store, parse_uri
 
 T = TypeVar("T")
 
@@ -18,10 +17,13 @@ class ObjectError(RuntimeError):
 
 
 def local_path(uri: str) -> Path:
-    parsed = urlparse(uri)
+    try:
+        parsed = parse_uri(uri)
+    except ValueError as error:
+        raise ObjectError(str(error)) from error
     if parsed.scheme != "file":
         raise ObjectError(f"{uri}: not a file:// URI")
-    return Path(parsed.path)
+    return Path(parsed.prefix)
 
 
 def join(uri: str, *parts: str) -> str:

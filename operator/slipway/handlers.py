@@ -3,6 +3,7 @@ modules; reconciles are level-based and shared by watch events, timers and resum
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -11,6 +12,9 @@ import kopf
 
 from slipway import GROUP, VERSION, kube, metrics
 from slipway.locks import Reconciles
+from slipway.messages import sanitize
+from slipway.refusals import Guard, user_change
+from slipway.registry import collisions
 from slipway.registry import controller as registry
 from slipway.serving import controller as serving
 from slipway.serving.builders import ENDPOINT_LABEL, MODEL_LABEL
@@ -30,6 +34,10 @@ class Operator:
     children: Children = field(default_factory=Children)
     reconciles: Reconciles = field(default_factory=Reconciles)
     training: Memory = field(default_factory=Memory)
+    guard: Guard = field(init=False)  # every reconcile runs through it: failures become conditions
+
+    def __post_init__(self) -> None:
+        self.guard = Guard(self.reconciles, post_event)
 
     def remember(self, kind: str, body: dict[str, Any]) -> None:
         """What the operator itself just wrote, before its watch event arrives."""
@@ -76,7 +84,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 def post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(cast(Any, body), type=type_, reason=reason, message=message)
+    """The one Event sink: every Event's message is sanitized here (see slipway.messages)."""
+    kopf.event(cast(Any, body), type=type_, reason=sanitize(reason, 128), message=sanitize(message))
 
 
 def _namespaced(namespace: str | None) -> str:
@@ -111,9 +120,11 @@ def prime_views(memo: Operator, logger: kopf.Logger, **_: Any) -> None:
     )
 
 
-def reconcile_endpoint(memo: Operator, namespace: str, name: str, model: str) -> None:
+def reconcile_endpoint(
+    memo: Operator, namespace: str, name: str, model: str, change: str | None = None
+) -> None:
     # The views are read once the lock is held: a reconcile queued behind another sees what that one wrote.
-    memo.reconciles.run(
+    memo.guard.run(
         "ServingEndpoint",
         namespace,
         name,
@@ -125,6 +136,8 @@ def reconcile_endpoint(memo: Operator, namespace: str, name: str, model: str) ->
             memo.remember,
             memo.children.unserved,
         ),
+        retry=lambda: reconcile_endpoint(memo, namespace, name, model),
+        change=change,
     )
 
 
@@ -137,7 +150,7 @@ def endpoint_changed(
     if type == "DELETED":
         memo.reconciles.forget("ServingEndpoint", namespace, name)
         return
-    reconcile_endpoint(memo, namespace, name, _model(spec))
+    reconcile_endpoint(memo, namespace, name, _model(spec), change=user_change(body))
 
 
 @kopf.timer(GROUP, VERSION, "servingendpoints", interval=operator_settings().reconcile_interval_seconds)
@@ -181,29 +194,60 @@ def model_version_changed(
     if type == "DELETED":
         memo.reconciles.forget("ModelVersion", namespace, name)
     elif registry.needs_verdict(dict(body)):
-        stable = memo.views.stable_versions(namespace, model)
-        names = {info.version: info.name for info in memo.views.versions.get((namespace, model))}
-        memo.reconciles.run(
-            "ModelVersion",
-            namespace,
-            name,
-            lambda: registry.reconcile(namespace, name, stable, names),
-        )
+        judge_version(memo, namespace, name, model)
+    mark_claimants(memo, type, dict(body), namespace, model)
     if servable_changed:
         for ref in memo.views.endpoints.get((namespace, model)):
             reconcile_endpoint(memo, namespace, ref.name, model)
 
 
+def judge_version(memo: Operator, namespace: str, name: str, model: str) -> None:
+    stable = memo.views.stable_versions(namespace, model)
+    names = {info.version: info.name for info in memo.views.versions.get((namespace, model))}
+    memo.guard.run(
+        "ModelVersion",
+        namespace,
+        name,
+        lambda: registry.reconcile(namespace, name, stable, names),
+        retry=lambda: judge_version(memo, namespace, name, model),
+    )
+
+
+def mark_claimants(memo: Operator, type: str, body: dict[str, Any], namespace: str, model: str) -> None:
+    """Every ModelVersion claiming this one's version carries `Unique` naming the others (see
+    registry.collisions); nothing is read or written for a version with one claimant that was never
+    contested."""
+    version = (body.get("spec") or {}).get("version")
+    claims = [(info.name, info.version) for info in memo.views.versions.get((namespace, model))]
+    claimants = sorted({claimant for claimant, number in claims if number == version})
+    marked = any(
+        c.get("type") == collisions.CONDITION and c.get("status") == "False"
+        for c in (body.get("status") or {}).get("conditions") or []
+    )
+    if not (len(claimants) > 1 or (type == "DELETED" and claimants) or marked):
+        return
+    for claimant in claimants:
+        others = [other for other in claimants if other != claimant]
+        memo.guard.run(
+            "ModelVersion",
+            namespace,
+            claimant,
+            functools.partial(collisions.mark, namespace, claimant, others, post_event),
+        )
+
+
 # --- TrainingPipeline ---------------------------------------------------------------------------------
 
 
-def reconcile_pipeline(memo: Operator, namespace: str, name: str, model: str) -> None:
+def reconcile_pipeline(
+    memo: Operator, namespace: str, name: str, model: str, change: str | None = None
+) -> None:
     infos = memo.views.versions.get((namespace, model))
     stable = max(memo.views.stable_versions(namespace, model), default=None)
     stable_uri = next((info.uri for info in infos if info.version == stable), None)
     versions = [info.version for info in infos]
     baseline_uri = stable_uri or training.newest_validated_uri(infos)
-    memo.reconciles.run(
+    memo.guard.run(
         "TrainingPipeline",
         namespace,
         name,
@@ -217,18 +261,20 @@ def reconcile_pipeline(memo: Operator, namespace: str, name: str, model: str) ->
             memo.training,
             wake=lambda: reconcile_pipeline(memo, namespace, name, model),
         ),
+        retry=lambda: reconcile_pipeline(memo, namespace, name, model),
+        change=change,
     )
 
 
 @kopf.on.event(GROUP, VERSION, "trainingpipelines")
 def pipeline_changed(
-    type: str, namespace: str | None, name: str, spec: kopf.Spec, memo: Operator, **_: Any
+    type: str, body: kopf.Body, namespace: str | None, name: str, spec: kopf.Spec, memo: Operator, **_: Any
 ) -> None:
     namespace = _namespaced(namespace)
     if type == "DELETED":
         memo.reconciles.forget("TrainingPipeline", namespace, name)
         return
-    reconcile_pipeline(memo, namespace, name, _model(spec))
+    reconcile_pipeline(memo, namespace, name, _model(spec), change=user_change(body))
 
 
 @kopf.timer(GROUP, VERSION, "trainingpipelines", interval=operator_settings().training_poll_seconds)
@@ -238,5 +284,11 @@ def pipeline_resync(namespace: str | None, name: str, spec: kopf.Spec, memo: Ope
 
 
 @kopf.on.delete(GROUP, VERSION, "trainingpipelines")
-def pipeline_deleted(body: kopf.Body, **_: Any) -> None:
-    training.terminate_all(dict(body))
+def pipeline_deleted(body: kopf.Body, memo: Operator, **_: Any) -> None:
+    try:
+        training.terminate_all(dict(body), memo.training)
+    except Exception as error:
+        # kopf retries (the finalizer stays until the runs are stopped); its Event quotes this message only.
+        raise kopf.TemporaryError(
+            sanitize(f"cannot stop the runs: {type(error).__name__}: {error}"), delay=30
+        ) from error

@@ -20,6 +20,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from slipway import GROUP, VERSION
+from slipway.messages import redact
 from slipway.metrics import API_WRITES
 
 FIELD_MANAGER = "slipway"
@@ -128,7 +129,12 @@ def get(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
 def read_data(kind: str, namespace: str, name: str) -> dict[str, str] | None:
     """A Secret's or ConfigMap's data (a Secret's base64-encoded), {} when it has none, None when absent."""
     found = get(kind, namespace, name)
-    return None if found is None else dict(found.get("data") or {})
+    if found is None:
+        return None
+    data = dict(found.get("data") or {})
+    if kind == "Secret":
+        redact(data)  # before anything can quote a value: see slipway.messages
+    return data
 
 
 DataReader = Callable[[str], dict[str, str] | None]
@@ -259,6 +265,14 @@ def is_subset(desired: Any, observed: Any) -> bool:
             and all(is_subset(d, o) for d, o in zip(desired, observed, strict=True))
         )
     return bool(desired == observed)
+
+
+def api_message(error: Any) -> str:
+    """An API server's refusal in its own words (the Status' message), never the response headers."""
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except (ValueError, AttributeError):
+        return str(error.reason)
 
 
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -72,3 +72,36 @@ def parse(raw: bytes, uri: str) -> Manifest:
 def read(model_dir_uri: str, credentials: Any = None) -> Manifest:
     uri = blobs.join(model_dir_uri, MANIFEST)
     return parse(blobs.read_bytes(uri, credentials), uri)
+
+
+# Why a run pushed nothing, where the operator can find it without the run's outputs (KFP's run API does not
+# return them): beside the version directories, under a name TF Serving skips (not an integer).
+PUSH_RESULTS = "slipway-push-results"
+
+
+class PushResult(_Wire):
+    """`<modelStore>/<modelName>/slipway-push-results/<version>.json`: what the pusher decided for the
+    version the run was started with. Written when it pushed nothing; `reason` says why (not blessed by the
+    evaluator, with the metric and its threshold, or by the infra validator)."""
+
+    pushed: bool
+    reason: str = ""
+    version: int | None = None
+    run_id: str = ""
+
+
+def push_result_uri(model_store_uri: str, model_name: str, version: int) -> str:
+    return blobs.join(model_store_uri, model_name, PUSH_RESULTS, f"{version}.json")
+
+
+def read_push_result(
+    model_store_uri: str, model_name: str, version: int, credentials: Any = None
+) -> PushResult | None:
+    """The pusher's record for this version; None when there is none."""
+    uri = push_result_uri(model_store_uri, model_name, version)
+    if not blobs.exists(uri, credentials):
+        return None
+    try:
+        return PushResult.model_validate(json.loads(blobs.read_bytes(uri, credentials)))
+    except (ValueError, ValidationError) as error:
+        raise ManifestError(f"{uri}: not a valid push result: {error}") from error

@@ -49,7 +49,7 @@ DRIFT_SCORE = Gauge(
 )
 DRIFT_BATCHES = Counter(
     "slipway_drift_batches_total",
-    "Batches checked for drift, by outcome (Drifted, NoDrift, Anomalous, Blocked)",
+    "Batches checked for drift, by outcome (Drifted, NoDrift, Anomalous, Blocked, Unjudgeable)",
     ["namespace", "pipeline", "outcome"],
 )
 

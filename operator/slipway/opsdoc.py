@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from slipway.api.apidoc import cell
+from slipway.api.apidoc import cell, write_generated
 from slipway.cli import build_parser
 from slipway.settings import OperatorSettings
 from slipway.storage.puller import build_parser as pull_parser
@@ -96,14 +95,5 @@ def render() -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m slipway.opsdoc FILE", file=sys.stderr)
-        return 2
-    Path(argv[0]).write_text(render())
-    print(f"wrote {argv[0]}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(write_generated(sys.argv[1:], "slipway.opsdoc", render))

@@ -8,6 +8,7 @@ import logging
 import kopf
 from prometheus_client import start_http_server
 
+from slipway.messages import RedactingFilter
 from slipway.settings import OperatorSettings
 
 
@@ -15,6 +16,8 @@ def run_operator(operator: OperatorSettings, liveness_port: int = 8081, verbose:
     from slipway.handlers import Operator  # importing registers the handlers
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object")
+    for handler in logging.getLogger().handlers:  # no value read from a Secret reaches the log
+        handler.addFilter(RedactingFilter())
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     # "Handler/Timer ... succeeded" for every reconcile is noise at INFO.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)

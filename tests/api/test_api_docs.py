@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from slipway import formats
 from slipway.api import apidoc
 from slipway.api.common import KubeModel
 from slipway.api.crd import KINDS, _cel_rules_by_title
@@ -30,15 +31,23 @@ def test_a_row_carries_type_default_limits_and_description() -> None:
         "",
     ]
     assert row(document, "spec.schedule.cron")[3:] == [
-        "*required*; length 1 to 128",
-        "Cron expression, e.g. '0 3 * * *'.",
+        "*required*; length 1 to 128; a cron expression ([refusals](#cron))",
+        "Five-field cron expression as a CronJob takes it, e.g. '0 3 * * *'.",
     ]
     assert row(document, "spec.rollout.steps[].setWeight")[1:4] == ["integer", "", "0 to 100"]
     # A pattern's `|` is escaped, or the table would gain columns.
-    assert (
-        row(document, "spec.pipeline.specUri")[3]
-        == "length ≤ 2048; pattern `^(s3\\|gs\\|az\\|file\\|https)://.+`"
+    assert row(document, "spec.rollout.steps[].pause.duration")[3] == (
+        "length ≤ 8; pattern `^(0\\|[1-9][0-9]{0,6})(s\\|m\\|h)$`; refused: must be from 0s to 604800s"
     )
+    assert row(document, "spec.pipeline.specUri")[3] == (
+        "length ≤ 2048; a storage URI naming an object, or an https:// URL ([refusals](#storage-uris))"
+    )
+
+
+def test_every_refusal_of_a_storage_uri_and_a_cron_is_documented() -> None:
+    document = apidoc.render()
+    for check in (*formats.URI_CHECKS, formats.KEY_CHECK, *formats.CRON_CHECKS):
+        assert check.message in document
 
 
 def test_every_cel_rule_message_is_documented() -> None:

@@ -59,16 +59,16 @@ def test_a_lock_this_process_holds_is_found(tmp_path: Path) -> None:
 
 
 def test_on_a_real_node_the_pipeline_runs_as_a_job_on_s3() -> None:
-    locations = demo.s3_locations("b", "demo-s3", "http://10.244.0.1:5000")
+    locations = demo.s3_locations("bkt", "demo-s3", "http://10.244.0.1:5000")
     body = demo.pipeline(locations, {"executor": {"type": "job"}})
     spec = TrainingPipelineSpec.model_validate(body["spec"])
     assert spec.executor.type == "job"
     for location in (spec.data, spec.artifact_root, spec.model_store):
-        assert location.uri.startswith("s3://b/")
+        assert location.uri.startswith("s3://bkt/")
         assert location.secret_ref is not None and location.secret_ref.name == "demo-s3"
         assert location.endpoint == "http://10.244.0.1:5000"
     assert spec.triggers.on_drift is not None
-    assert spec.triggers.on_drift.batches.uri == "s3://b/batches"
+    assert spec.triggers.on_drift.batches.uri == "s3://bkt/batches"
     assert spec.triggers.on_drift.batches.secret_ref is not None
 
 

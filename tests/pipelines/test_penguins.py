@@ -237,7 +237,7 @@ def test_no_step_installs_packages_at_run_time() -> None:
 
 
 def call_pusher(
-    champion: dict[str, Any], workdir: Path, store_uri: str, infra_blessed: bool
+    champion: dict[str, Any], workdir: Path, store_uri: str, infra_blessed: bool, model_version: int = 0
 ) -> dict[str, Any]:
     """The Pusher's own function on the champion run's artifacts, without a whole chain."""
     from kfp.dsl import Artifact, Model
@@ -271,7 +271,7 @@ def call_pusher(
         data_lineage=json.dumps([{"uri": "file:///data.csv", "fingerprint": "sha256:0"}]),
         model_store_uri=store_uri,
         model_name="penguins",
-        model_version=0,
+        model_version=model_version,
         pipeline_name="penguins",
         pipeline_digest="sha256:1",
         run_id="direct",
@@ -293,6 +293,17 @@ def test_no_infra_blessing_means_no_push(champion: dict[str, Any], workdir: Path
         "manifestUri": None,
     }
     assert not store.exists()
+    # Started by the operator (a version assigned): the reason is also kept where it reads it after a KFP
+    # run, whose outputs it cannot read; no version directory appears.
+    call_pusher(champion, workdir, f"file://{store}", infra_blessed=False, model_version=3)
+    assert sorted(p.name for p in (store / "penguins").iterdir()) == ["slipway-push-results"]
+    record = json.loads((store / "penguins" / "slipway-push-results" / "3.json").read_text())
+    assert record == {
+        "pushed": False,
+        "reason": "infra validator did not bless the model: latency 5000 ms > 2000 ms",
+        "version": 3,
+        "runId": "direct",
+    }
 
 
 @pytest.fixture
@@ -433,3 +444,74 @@ def test_the_operator_reads_the_runs_statistics_as_a_drift_baseline(champion: di
     assert clean.outcome == "NoDrift", clean.summary()
     moved = drift.judge(batch, datastats.csv_statistics([shifted(200, 5)], "b"), baseline, rule)
     assert moved.outcome == "Drifted" and {d.feature for d in moved.drifted} == {"body_mass_g", "island"}
+
+
+def test_a_push_by_tfx_s_own_pusher_is_registered_with_tfma_s_metrics_or_told_why_not(
+    champion: dict[str, Any], workdir: Path
+) -> None:
+    """slipway.training.tfx_register on this chain's real TFX-format artifacts (TFMA's evaluation output,
+    the BLESSED and INFRA_BLESSED files) and a push laid out as TFX's Pusher lays it out."""
+    import shutil
+
+    import tensorflow as tf
+    from tensorflow_model_analysis.proto import validation_result_pb2
+
+    from slipway.training.tfx_register import Request, register
+
+    run = next((workdir / "root-champion").glob("*/pusher")).parent
+    (blessing,) = (run / "evaluator").glob("blessing")
+    (infra_blessing,) = (run / "infra-validator").glob("infra_blessing")
+    (evaluation,) = (run / "evaluator").glob("evaluation")
+    destination = workdir / "tfx-serving"
+    shutil.copytree(run / "trainer" / "model" / "Format-Serving", destination / "1700000000")
+    store = workdir / "models-tfx"
+    request = Request(
+        push_destination=str(destination),
+        blessing=str(blessing),
+        infra_blessing=str(infra_blessing),
+        evaluation=str(evaluation),
+        model_store_uri=f"file://{store}",
+        model_name="penguins",
+        model_version=2,
+        run_id="tfx-run",
+    )
+    result = register(request)
+    assert result["pushed"] is True and result["version"] == 2
+    written = json.loads((store / "penguins" / "2" / "slipway-manifest.json").read_text())
+    # TFMA's own metric names; the same values the built-in pipeline's manifest gives as accuracy and loss.
+    assert written["metrics"]["sparse_categorical_accuracy"] == champion["manifest"]["metrics"]["accuracy"]
+    assert written["metrics"]["example_count"] == champion["manifest"]["metrics"]["example_count"]
+    assert (store / "penguins" / "2" / "saved_model.pb").read_bytes() == (
+        destination / "1700000000" / "saved_model.pb"
+    ).read_bytes()
+
+    # Not blessed: TFMA's validation result names the metric, its value and the threshold it failed.
+    refused = workdir / "tfx-refused"
+    shutil.copytree(evaluation, refused / "evaluation")
+    (refused / "blessing").mkdir()
+    (refused / "blessing" / "NOT_BLESSED").touch()
+    failing = validation_result_pb2.ValidationResult(validation_ok=False)
+    failure = failing.metric_validations_per_slice.add().failures.add()
+    failure.metric_key.name = "sparse_categorical_accuracy"
+    failure.metric_threshold.value_threshold.lower_bound.value = 0.99
+    failure.metric_value.double_value.value = 0.42
+    (validations,) = (refused / "evaluation").glob("validations*")
+    with tf.io.TFRecordWriter(str(validations)) as writer:
+        writer.write(failing.SerializeToString())
+    result = register(
+        Request(
+            push_destination=str(destination),
+            blessing=str(refused / "blessing"),
+            evaluation=str(refused / "evaluation"),
+            model_store_uri=f"file://{store}",
+            model_name="penguins",
+            model_version=3,
+        )
+    )
+    assert result["pushed"] is False
+    assert result["reason"] == (
+        "evaluator did not bless the model: sparse_categorical_accuracy value 0.4200 fails "
+        "{value_threshold { lower_bound { value: 0.99 } }}"
+    )
+    assert not (store / "penguins" / "3").exists()
+    assert json.loads((store / "penguins" / "slipway-push-results" / "3.json").read_text())["pushed"] is False

@@ -125,11 +125,21 @@ def test_http_route_splits_by_weight_and_hpa_targets_stable() -> None:
     assert builders.http_route(endpoint(), {1: 100}) is None
 
 
-def test_observe_reads_requests_and_prefers_validated_duplicates() -> None:
-    body = {"metadata": {"generation": 4, "annotations": {"slipway.dev/promote": "x", "other": "y"}}}
+def test_observe_reads_requests_and_sets_duplicate_versions_aside() -> None:
+    """A second ModelVersion of one version number (Validated or not) replaces nothing: the number is
+    contested, and only the claimant this endpoint already serves stays."""
+    body = {
+        "metadata": {
+            "name": "web",
+            "generation": 4,
+            "annotations": {"slipway.dev/promote": "x", "other": "y"},
+        }
+    }
     versions = [
-        VersionInfo("a", 1, "Rejected", "file:///a"),
+        VersionInfo("a", 1, "Validated", "file:///a", served_by=("web",)),
         VersionInfo("b", 1, "Validated", "file:///b"),
+        VersionInfo("c", 2, "Rejected", "file:///c"),
+        VersionInfo("d", 2, "Validated", "file:///d"),
     ]
     deployment = {
         "metadata": {"name": "web-v1", "generation": 2, "labels": {"slipway.dev/version": "1"}},
@@ -138,7 +148,8 @@ def test_observe_reads_requests_and_prefers_validated_duplicates() -> None:
     }
     observed = observe(body, versions, [summarize_child("Deployment", deployment)])
     assert observed.generation == 4 and observed.requests == {"promote": "x"}
-    assert observed.versions[1].name == "b"
+    assert observed.versions[1].name == "a" and 2 not in observed.versions
+    assert observed.contested == {1: ("a", "b"), 2: ("c", "d")}
     assert observed.ready(1) == 2
 
 
@@ -218,7 +229,7 @@ def test_a_pods_fault_is_observed_for_its_version() -> None:
         },
     }
     healthy = {"metadata": {"name": "web-v1-a", "labels": {"slipway.dev/version": "1"}}, "status": {}}
-    body: dict[str, Any] = {"metadata": {"generation": 1}}
+    body: dict[str, Any] = {"metadata": {"name": "web", "generation": 1}}
     children = [summarize_child("Pod", failing), summarize_child("Pod", healthy)]
     observed = observe(body, [], children)
     assert observed.failures.keys() == {2}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from slipway.serving.rollout import (
     Observed,
     Plan,
     Split,
+    by_number,
     plan,
     replica_split,
 )
@@ -57,19 +59,29 @@ class Sim:
         self.min_stable_ready: int | None = None
         self.failures: dict[int, PodFailure] = {}
         self.warnings: list[str] = []
+        self.second_claims: list[VersionInfo] = []  # other ModelVersions claiming a version number
 
     def add(self, version: int, phase: str = "Validated") -> None:
         self.versions[version] = VersionInfo(f"penguins-v{version}", version, phase, f"file:///m/{version}")
 
     def observed(self) -> Observed:
+        usable, contested = by_number([*self.versions.values(), *self.second_claims], "se")
         return Observed(
             self.generation,
             self.now,
-            dict(self.versions),
+            usable,
             dict(self.deployments),
             dict(self.requests),
             dict(self.failures),
+            contested,
         )
+
+    def served(self, version: int) -> None:
+        """The ModelVersion lists this endpoint in servedBy (what the controller writes after a reconcile)."""
+        self.versions[version] = replace(self.versions[version], served_by=("se",))
+
+    def claim(self, version: int, name: str, phase: str = "Validated") -> None:
+        self.second_claims.append(VersionInfo(name, version, phase, f"file:///other/{version}"))
 
     def step(self, analysis: dict[int, bool] | None = None) -> Plan:
         result = plan(self.spec, self.status, self.observed())
@@ -537,3 +549,103 @@ def test_pods_never_created_fail_the_canary_once_that_lasts() -> None:
         "PodCreationFailed",
         f"v2 aborted: Deployment web-v2: FailedCreate: {forbidden}",
     )
+
+
+# --- refusals: contested versions, missing versions, pins that cannot be met --------------------------------
+
+
+def test_two_objects_claiming_a_version_keep_the_served_one_and_start_nothing() -> None:
+    usable, contested = by_number(
+        [
+            VersionInfo("a", 1, "Validated", "file:///a", served_by=("se",)),
+            VersionInfo("b", 1, "Validated", "file:///b"),
+            VersionInfo("c", 2, "Validated", "file:///c"),
+            VersionInfo("d", 2, "Validated", "file:///d"),
+            VersionInfo("e", 3, "Validated", "file:///e"),
+        ],
+        "se",
+    )
+    assert {n: i.name for n, i in usable.items()} == {1: "a", 3: "e"}
+    assert contested == {1: ("a", "b"), 2: ("c", "d")}
+
+
+def test_a_second_claim_on_the_stable_version_changes_nothing_served() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    before = sim.settle()
+    sim.served(1)
+    sim.claim(1, "intruder", phase="Validated")
+    after = sim.settle()
+    assert sim.status.stable_version == 1 and sim.status.canary_version is None
+    assert after.replicas == before.replicas == {1: 2}
+    assert "RolloutStarted" not in sim.events and condition(sim.status, "Ready") == "True"
+
+
+def test_a_contested_newer_version_is_never_rolled_out() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.settle()
+    sim.served(1)
+    sim.add(2)
+    sim.claim(2, "penguins-v2-copy")
+    result = sim.settle()
+    assert sim.status.stable_version == 1 and sim.status.canary_version is None and result.replicas == {1: 2}
+
+
+def test_a_canary_whose_version_becomes_contested_is_aborted_and_stable_keeps_serving() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.settle()
+    sim.served(1)
+    sim.add(2)
+    sim.step()
+    assert sim.status.canary_version == 2
+    sim.claim(2, "penguins-v2-copy")
+    result = sim.step()
+    assert sim.status.canary_version is None and sim.status.stable_version == 1 and result.replicas == {1: 2}
+    assert sim.status.history[-1].message.startswith("VersionContested: ")
+
+
+def test_a_stable_version_whose_model_version_is_gone_keeps_serving_and_says_so() -> None:
+    sim = Sim(spec())
+    sim.add(3)
+    sim.settle()
+    del sim.versions[3]
+    result = sim.settle()
+    assert sim.status.stable_version == 3 and result.replicas == {3: 2}, "what is served stays as it is"
+    degraded = next(c for c in sim.status.conditions if c.type == "Degraded")
+    assert (degraded.status, degraded.reason) == ("True", "StableVersionMissing")
+    assert sim.events.count("StableVersionMissing") == 1, "one Warning, not one per reconcile"
+
+
+def test_a_pin_to_a_version_that_does_not_exist_is_named_and_stable_stays() -> None:
+    sim = Sim(spec())
+    sim.add(1)
+    sim.settle()
+    sim.spec = spec(versionSelection={"policy": "Pinned", "version": 9})
+    sim.generation = 2
+    result = sim.settle()
+    assert sim.status.stable_version == 1 and result.replicas == {1: 2}
+    progressing = next(c for c in sim.status.conditions if c.type == "Progressing")
+    assert progressing.reason == "PinnedVersionNotFound"
+    assert progressing.message == "spec.versionSelection.version: no ModelVersion of penguins has version 9"
+    assert sim.events.count("PinnedVersionNotFound") == 1
+
+
+def test_a_pin_to_a_contested_version_is_named() -> None:
+    sim = Sim(spec(versionSelection={"policy": "Pinned", "version": 2}))
+    sim.add(2)
+    sim.claim(2, "other")
+    result = sim.settle()
+    assert result.replicas == {}
+    ready = next(c for c in sim.status.conditions if c.type == "Ready")
+    assert ready.reason == "PinnedVersionContested" and "other, penguins-v2" in ready.message
+
+
+def test_a_model_with_no_versions_is_named_with_one_warning() -> None:
+    sim = Sim(spec())
+    result = sim.settle()
+    assert result.replicas == {}
+    ready = next(c for c in sim.status.conditions if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("False", "NoModelVersion")
+    assert sim.events == ["NoModelVersion"]

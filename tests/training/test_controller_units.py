@@ -35,7 +35,7 @@ def test_an_ir_that_is_not_a_pipeline_names_the_field(text: str) -> None:
 def test_storage_credentials_from_the_secret_and_endpoint() -> None:
     secret = {"AWS_ACCESS_KEY_ID": base64.b64encode(b"AKIA").decode()}
     secret["AWS_SECRET_ACCESS_KEY"] = base64.b64encode(b"sekrit").decode()
-    location = StorageLocation(uri="s3://m", secret_ref={"name": "creds"}, endpoint="http://minio:9000")
+    location = StorageLocation(uri="s3://models", secret_ref={"name": "creds"}, endpoint="http://minio:9000")
     found = storage_credentials(location, "spec.modelStore", lambda name: secret if name == "creds" else None)
     assert found.aws_access_key_id == "AKIA" and found.aws_secret_access_key == "sekrit"
     assert found.aws_endpoint_url == "http://minio:9000"

@@ -76,9 +76,32 @@ def test_anomalies_block_the_run_when_declared(baseline: drift.Baseline) -> None
     assert "year SCHEMA_MISSING_COLUMN" in verdict.anomaly_text()
 
 
-def test_an_unreadable_batch_is_an_anomaly_that_starts_nothing() -> None:
-    verdict = drift.unreadable(batch("b.csv"), "CSV parse error: Expected 8 columns, got 3")
-    assert verdict.outcome == "Anomalous" and "Expected 8 columns" in verdict.summary()
+def test_an_unreadable_batch_is_unjudgeable_and_says_why() -> None:
+    verdict = drift.unjudgeable(batch("b.csv"), "CSV parse error: \x1b[31mExpected 8 columns\x1b[0m, got 3")
+    assert verdict.outcome == "Unjudgeable"
+    assert verdict.summary() == "not judged: CSV parse error: Expected 8 columns, got 3"
+
+
+def test_batches_with_no_rows_or_against_an_empty_baseline_are_unjudgeable(baseline: drift.Baseline) -> None:
+    empty = datastats.csv_statistics([b"size,colour\n"], "empty")
+    verdict = drift.judge(batch("e.csv"), empty, baseline, rule())
+    assert (verdict.outcome, verdict.why) == ("Unjudgeable", "the batch has no rows")
+    hollow = drift.Baseline(1, "file:///s.pb", empty, None)
+    verdict = drift.judge(batch("f.csv"), baseline.statistics, hollow, rule())
+    assert verdict.outcome == "Unjudgeable" and "count no rows" in verdict.why
+
+
+def test_an_over_long_key_is_recorded_bounded_and_recognised_at_the_next_poll(
+    baseline: drift.Baseline,
+) -> None:
+    long = batch("k" * 5000 + ".csv", minutes=5)
+    status = drift.first_sight([], T0)
+    assert drift.new_batches([long], status) == [long]
+    checked = drift.record(status, drift.Verdict(long, "NoDrift"), baseline, T0, None)
+    (entry,) = checked.batches
+    assert len(entry.batch) == drift.KEY_LIMIT and entry.batch.startswith("kkk")
+    assert drift.new_batches([long], checked) == []
+    assert drift.prune(checked, [long]) == checked
 
 
 def test_what_is_there_at_first_sight_is_the_baseline_and_only_later_batches_are_new(
@@ -140,3 +163,11 @@ def test_the_baseline_is_the_newest_validated_version_when_no_endpoint_serves_on
     ]
     assert newest_validated_uri(infos) == "file:///m/2"
     assert newest_validated_uri(infos[2:]) is None
+
+
+def test_what_status_keeps_of_a_batch_is_sanitized(baseline: drift.Baseline) -> None:
+    raw = b"\x1b[31mspecies\x1b[0m,island\nAdelie,Biscoe\n"
+    verdict = judge(raw, baseline)
+    checked = drift.record(drift.first_sight([], T0), verdict, baseline, T0, None)
+    kept = checked.batches[0].summary + "".join(f"{k}{v}" for k, v in verdict.details(1).items())
+    assert "\x1b" not in kept and "species" in kept

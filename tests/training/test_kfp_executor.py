@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
-from fixtures.kfp_backend import KfpBackend
+from fixtures.kfp_backend import KfpBackend, LogNode
 from fixtures.storage import free_port
 from fixtures.waiting import wait_for
 from slipway.training import kfp_executor
 from slipway.training.kfp_executor import KfpError, KfpExecutor, KfpTarget
 from slipway.training.kfp_platform import SecretEnv
+from slipway.training.kfp_pods import NODE_NAME, WORKFLOW_LABEL, kubernetes_step_logs, pod_for_node, tail
 from slipway.training.source import SourceError, coerce, parse_ir
 
 IR = (Path(__file__).resolve().parent / "pipelines" / "tiny" / "pipeline.yaml").read_text()
@@ -71,7 +73,6 @@ def test_uploads_once_per_digest_and_names_runs_deterministically(kfp_backend: K
     assert len(versions) == 2  # the pipeline's own first version + the one named by the digest
 
     # A restarted operator (a new executor, no memory) asking for the same run adopts it.
-    kfp_executor._run_ids.clear()
     again = executor(kfp_backend, name).submit(run_name, IR, arguments(), ROOT)
     assert again.url == state.url
     assert len(kfp_backend.runs_named(run_name)) == 1
@@ -104,12 +105,75 @@ def test_each_terminal_state_maps_with_a_useful_message(kfp_backend: KfpBackend)
     kfp_backend.play_argo(
         failed_run.run_id, "Failed", "Error (exit code 1): training diverged", failed_step="train-and-push"
     )
-    kfp_executor._run_ids.clear()
     state = wait_for(
         lambda: (s := executor(kfp_backend, "x").state(failed)).phase != "Pending" and s, "failed"
     )
     assert state.phase == "Failed"
     assert "train-and-push" in state.message and "training diverged" in state.message
+
+
+def test_a_failed_step_says_why_with_the_tail_of_its_pod_log(
+    kfp_backend: KfpBackend, log_node: LogNode, api_client: Any
+) -> None:
+    """The step's pod as Argo 3.3 names and annotates it, bound to a node whose kubelet log endpoint
+    answers: the message is the Workflow's reason and the last lines of the step's own output."""
+    ex = KfpExecutor(
+        KfpTarget(
+            kfp_backend.url,
+            None,
+            "slipway",
+            None,
+            None,
+            None,
+            fresh("ns-logs"),
+            step_logs=kubernetes_step_logs(lambda: api_client),
+        )
+    )
+    with_log, without_log = fresh("failed"), fresh("failed")
+    for name in (with_log, without_log):
+        ex.submit(name, IR, arguments(), ROOT)
+    (run,) = kfp_backend.runs_named(with_log)
+    namespace, workflow, pod, node_name = kfp_backend.step_node(run.run_id, "train-and-push")
+    log_node.pod(api_client, namespace, pod, {WORKFLOW_LABEL: workflow}, {NODE_NAME: node_name})
+    output = "".join(f"epoch {i}: loss {1 / i:.3f}\n" for i in range(1, 9))
+    log_node.logs[(namespace, pod, "main")] = output + "RuntimeError: training diverged: loss is NaN\n"
+    kfp_backend.play_argo(run.run_id, "Failed", "Error (exit code 1)", failed_step="train-and-push")
+    state = wait_for(lambda: (s := ex.state(with_log)).phase == "Failed" and s, "failed")
+    assert state.message == (
+        "step train-and-push failed: Error (exit code 1)\n"
+        f"last lines of pod {namespace}/{pod}:\n"
+        "epoch 5: loss 0.200\nepoch 6: loss 0.167\nepoch 7: loss 0.143\nepoch 8: loss 0.125\n"
+        "RuntimeError: training diverged: loss is NaN"
+    )
+    assert any(f"/containerLogs/{namespace}/{pod}/main?" in r for r in log_node.requests)
+
+    # A pod whose log the node cannot give (gone, rotated): named, with why; no pod at all: KFP's reason.
+    (run2,) = kfp_backend.runs_named(without_log)
+    namespace, workflow, pod2, node_name = kfp_backend.step_node(run2.run_id, "train-and-push")
+    log_node.pod(api_client, namespace, pod2, {WORKFLOW_LABEL: workflow}, {NODE_NAME: node_name})
+    kfp_backend.play_argo(run2.run_id, "Failed", "OOMKilled", failed_step="train-and-push")
+    state = wait_for(lambda: (s := ex.state(without_log)).phase == "Failed" and s, "failed")
+    assert state.message.startswith(
+        f"step train-and-push failed: OOMKilled (pod {namespace}/{pod2}; its log cannot be read: HTTP "
+    )
+    core = client.CoreV1Api(api_client)
+    core.delete_namespaced_pod(pod2, namespace, grace_period_seconds=0)
+    wait_for(
+        lambda: not core.list_namespaced_pod(namespace, label_selector=f"{WORKFLOW_LABEL}={workflow}").items,
+        "gone",
+    )
+    assert ex.state(without_log).message == "step train-and-push failed: OOMKilled"
+
+
+def test_the_pod_of_a_workflow_node_is_found_by_annotation_or_name() -> None:
+    node = {"id": "wf-123", "name": "wf.root-driver.train"}
+    by_id = [{"name": "wf-train-9", "annotations": {"workflows.argoproj.io/node-id": "wf-123"}}]
+    by_name = [{"name": "wf-train-9", "annotations": {NODE_NAME: "wf.root-driver.train"}}]
+    v1_names = [{"name": "wf-9", "annotations": {NODE_NAME: "wf.root-driver.ingest"}}, {"name": "wf-123"}]
+    assert pod_for_node(by_id, node) == pod_for_node(by_name, node) == "wf-train-9"
+    assert pod_for_node(v1_names, node) == "wf-123"
+    assert pod_for_node([{"name": "other", "annotations": {}}], node) is None
+    assert tail("a\n\n  \nb\n" + "x" * 400 + "\n", 2) == "b\n" + "x" * 300
 
 
 def test_terminate_ends_cancelled_even_though_the_server_says_failed(kfp_backend: KfpBackend) -> None:
@@ -164,12 +228,36 @@ def test_unreachable_api_is_a_clear_error_once_then_backs_off_without_the_token(
         down.submit("r", IR, arguments(), ROOT)
     assert url in str(raised.value) and "s3cr3t-token" not in str(raised.value)
     assert raised.value.reason == "ExecutorUnreachable"
-    failures, until, _ = kfp_executor._backoff[kfp_executor.client_key(down.target)]
+    failures, until, _ = down.connections.backoff[kfp_executor.client_key(down.target)]
     assert failures == 1 and 4 < until - time.monotonic() <= 5
     with pytest.raises(KfpError) as again:
         down.state("r")
     assert str(again.value) == str(raised.value), "backed off: the same error at once, no call"
-    assert kfp_executor._backoff[kfp_executor.client_key(down.target)][0] == 1
+    assert down.connections.backoff[kfp_executor.client_key(down.target)][0] == 1
+
+
+def test_a_server_error_backs_off_then_the_run_is_adopted_not_started_again(kfp_backend: KfpBackend) -> None:
+    """The real server answering 500 (its database lost a table): a clear error naming the call, backoff,
+    and once the server is back, the run it already had is found by name, not created twice."""
+    ex = executor(kfp_backend, fresh("ns-500"))
+    name = fresh("r")
+    ex.submit(name, IR, arguments(), ROOT)
+    ex.connections.run_ids.clear()  # a restarted operator: it knows the run by its name only
+    key = kfp_executor.client_key(ex.target)
+    with kfp_backend.table_gone("run_details"):
+        with pytest.raises(KfpError) as raised:
+            ex.submit(name, IR, arguments(), ROOT)
+        assert (raised.value.reason, raised.value.status) == ("ExecutorUnreachable", 500)
+        assert str(raised.value).startswith(f"KFP API at {kfp_backend.url}: list runs: HTTP 500")
+        assert ex.connections.backoff[key][0] == 1
+        with pytest.raises(KfpError) as again:
+            ex.state(name)
+        assert str(again.value) == str(raised.value), "backed off: no call, the same error"
+    failures, _, error = ex.connections.backoff[key]
+    ex.connections.backoff[key] = (failures, time.monotonic(), error)  # the backoff has run out
+    assert ex.submit(name, IR, arguments(), ROOT).phase == "Pending"
+    assert len(kfp_backend.runs_named(name)) == 1, "adopted, not started twice"
+    assert key not in ex.connections.backoff, "a call that works ends the backoff"
 
 
 # --- pure functions: no server --------------------------------------------------------------------------
@@ -309,7 +397,7 @@ def test_multi_user_pipelines_and_runs_live_in_the_profile_namespace(kfp_multi_u
     ex = profile_executor(kfp_multi_user, name, bearer)
     first, second = fresh("r"), fresh("r")
     ex.submit(first, IR, arguments(), ROOT)
-    kfp_executor._run_ids.clear()
+    ex.connections.run_ids.clear()
     ex.submit(second, IR, arguments(2), ROOT)  # found in the profile namespace: not uploaded again
     assert len(kfp_multi_user.pipeline_versions(name)) == 2
     (run,) = kfp_multi_user.runs_named(first)

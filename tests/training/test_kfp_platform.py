@@ -60,7 +60,7 @@ def test_two_secrets_giving_one_variable_and_a_missing_secret_name_the_field() -
     assert conflict.value.reason == "ConflictingCredentials"
     assert str(conflict.value).startswith("spec.modelStore.secretRef: ")
     with pytest.raises(SourceError) as missing:
-        storage_secrets(spec(data={"uri": "s3://d/x.csv", "secretRef": {"name": "nope"}}), SECRETS.get)
+        storage_secrets(spec(data={"uri": "s3://data/x.csv", "secretRef": {"name": "nope"}}), SECRETS.get)
     assert (missing.value.reason, missing.value.field) == ("SecretNotFound", "spec.data.secretRef")
 
 

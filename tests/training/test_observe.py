@@ -17,6 +17,7 @@ from fixtures.pipelines import training_spec as spec
 from slipway.api.training_pipeline import Executor as ExecutorSpec
 from slipway.api.training_pipeline import RunRecord, TrainingPipelineStatus
 from slipway.datastats import statistics as datastats
+from slipway.refusals import Refused
 from slipway.training import apply as applier
 from slipway.training.credentials import run_environment
 from slipway.training.executors import EXECUTORS, UNREACHABLE, Target, executor_for
@@ -45,12 +46,6 @@ def builtin_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"pipeline": {"builtin": "nope"}}, "UnknownBuiltin", "spec.pipeline.builtin"),
         ({"parameters": {"epochz": "3"}}, "UnknownParameter", "spec.parameters.epochz"),
         ({"parameters": {"accuracy": "high"}}, "InvalidParameter", "spec.parameters.accuracy"),
-        ({"schedule": {"cron": "every day"}}, "InvalidSchedule", "spec.schedule.cron"),
-        (
-            {"schedule": {"cron": "0 3 * * *", "timeZone": "Mars/Olympus"}},
-            "InvalidSchedule",
-            "spec.schedule.timeZone",
-        ),
         (
             {"pipeline": {"specUri": "file:///nonexistent/p.yaml"}},
             "PipelineSpecUnreadable",
@@ -90,9 +85,13 @@ def builtin_pipelines(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_an_unusable_spec_names_the_field_and_the_reason(
     fields: dict[str, Any], reason: str, field: str
 ) -> None:
-    with pytest.raises(SourceError) as raised:
+    with pytest.raises(Refused) as raised:
         validate("ns", spec(**fields), nothing, nothing)
-    assert raised.value.reason == reason and str(raised.value).startswith(f"{field}: ")
+    assert (
+        raised.value.reason == reason
+        and raised.value.field == field
+        and str(raised.value).startswith(f"{field}: ")
+    )
 
 
 def test_a_usable_spec_resolves_its_pipeline_from_a_config_map() -> None:
@@ -109,13 +108,13 @@ def encoded(**values: str) -> dict[str, str]:
 def test_two_locations_with_different_keys_cannot_share_one_local_run() -> None:
     secrets = {"a": encoded(AWS_ACCESS_KEY_ID="AKIA-ONE"), "b": encoded(AWS_ACCESS_KEY_ID="AKIA-TWO")}
     same = spec(
-        data={"uri": "s3://d", "secretRef": {"name": "a"}},
-        modelStore={"uri": "s3://m", "secretRef": {"name": "a"}},
+        data={"uri": "s3://data", "secretRef": {"name": "a"}},
+        modelStore={"uri": "s3://models", "secretRef": {"name": "a"}},
     )
     assert run_environment(same, secrets.get) == {"AWS_ACCESS_KEY_ID": "AKIA-ONE"}
     apart = spec(
-        data={"uri": "s3://d", "secretRef": {"name": "a"}},
-        modelStore={"uri": "s3://m", "secretRef": {"name": "b"}},
+        data={"uri": "s3://data", "secretRef": {"name": "a"}},
+        modelStore={"uri": "s3://models", "secretRef": {"name": "b"}},
     )
     with pytest.raises(SourceError) as raised:
         run_environment(apart, secrets.get)
@@ -175,6 +174,14 @@ def test_what_a_run_pushed_is_read_from_the_model_store(tmp_path: Path) -> None:
     assert "no saved_model.pb" in (pushed(2).missing or "")
     assert "not a valid slipway-manifest.json" in (pushed(3).unreadable or "")
     assert "no slipway-manifest.json" in (pushed(4).missing or "")
+    # Without a push_result output (a KFP run), the pusher's record says why nothing was pushed.
+    results = tmp_path / "tiny" / "slipway-push-results"
+    results.mkdir()
+    reason = "evaluator did not bless the model: accuracy value 0.4000 fails lower_bound { value: 0.9 }"
+    (results / "5.json").write_text(json.dumps({"pushed": False, "reason": reason, "version": 5}))
+    assert pushed(5).missing == f"not pushed: {reason}"
+    (results / "6.json").write_text("{not json")
+    assert "not a valid push result" in (pushed(6).unreadable or "")
     told = pushed(9, {"push_result": json.dumps({"pushed": True, "version": 1})})
     assert told.version == 1 and told.found is not None, "the run's push_result names the version"
 
@@ -235,7 +242,7 @@ class Refusing:
 def test_a_plan_the_executor_refuses_is_set_aside_and_only_its_condition_is_written() -> None:
     pipeline = parse_ir((PIPELINES / "tiny" / "pipeline.yaml").read_text(), "x")
     remote = spec(
-        executor={"type": "kfp", "kfp": {"endpoint": "http://kfp:8888"}}, artifactRoot={"uri": "s3://b/r"}
+        executor={"type": "kfp", "kfp": {"endpoint": "http://kfp:8888"}}, artifactRoot={"uri": "s3://bkt/r"}
     )
     observed = Observed(
         "ns", "tiny", 1, T0, remote, TrainingPipelineStatus(), run_request="go", pipeline=pipeline

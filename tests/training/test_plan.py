@@ -31,6 +31,7 @@ from slipway.training.plan import (
     followed,
     needs_log_tail,
     plan,
+    registration_refused,
     run_id,
     submitted,
 )
@@ -407,15 +408,20 @@ def test_drift_a_run_for_each_drifted_batch_and_none_for_the_rest(baseline: drif
     assert sim.status.runs == [] and sim.reasons()[-1] == "NoDrift"
     land(sim, "shifted.csv", SHIFTED, 2)
     land(sim, "broken.csv", "CSV parse error: Expected 2 columns, got 3", 3)
+    land(sim, "empty.csv", b"size,colour\n", 4)
+    land(sim, "long" * 300 + ".csv", SHIFTED, 5)
     planned = sim.step(5)
     (record,) = sim.status.runs
     assert record.trigger == "Drift" and record.details["batch"] == "shifted.csv"
     assert record.details["baselineVersion"] == "1" and record.details["drift.size"].startswith("Jensen")
     outcomes = {b.batch: (b.outcome, b.run) for b in sim.status.drift.batches}  # type: ignore[union-attr]
     assert outcomes["shifted.csv"] == ("Drifted", record.id)
-    assert outcomes["broken.csv"] == ("Anomalous", None) and outcomes["same.csv"] == ("NoDrift", None)
-    assert [v.outcome for v in planned.verdicts] == ["Drifted", "Anomalous"]
-    assert {"DriftDetected", "DataAnomalies"} <= set(sim.reasons())
+    assert outcomes["broken.csv"] == ("Unjudgeable", None) and outcomes["same.csv"] == ("NoDrift", None)
+    assert outcomes["empty.csv"] == ("Unjudgeable", None), "a header and no rows is not drift"
+    (long_key,) = [key for key in outcomes if key.startswith("longlong")]
+    assert len(long_key) == drift.KEY_LIMIT and outcomes[long_key][0] == "Drifted"
+    assert [v.outcome for v in planned.verdicts] == ["Drifted", "Unjudgeable", "Unjudgeable", "Drifted"]
+    assert {"DriftDetected", "DriftUnjudgeable"} <= set(sim.reasons())
     sim.step(5)
     sim.restart().step(5)
     assert len(sim.submits) == 1, "a checked batch is not checked again, nor after a restart"
@@ -541,11 +547,80 @@ def test_registration_waits_while_the_store_cannot_be_read_and_then_happens_once
     sim.store_unreadable = "cannot read file:///models/tiny/1/slipway-manifest.json: timeout"
     sim.step(1)
     assert (sim.run().phase, sim.run().pushed) == ("Succeeded", None)
-    assert sim.run().message.startswith("registration pending: ") and sim.creates == []
+    assert sim.run().message.startswith("registration pending (attempt 1/5): ") and sim.creates == []
     sim.store_unreadable = None
     sim.step(1)
     sim.step(1)
     assert sim.creates == ["tiny-v1"] and sim.reasons().count("RunSucceeded") == 1
+
+
+def test_a_manifest_that_stays_unreadable_ends_the_registration_after_bounded_attempts() -> None:
+    sim = Sim()
+    record = started(sim)
+    sim.end(record.id)
+    sim.store_unreadable = "file:///models/tiny/1/slipway-manifest.json: not a valid slipway-manifest.json"
+    for _ in range(registration.MAX_ATTEMPTS + 3):
+        sim.step(1)
+    done = sim.run()
+    assert (done.phase, done.pushed, done.model_version) == ("Succeeded", False, None)
+    assert done.message.startswith("RegistrationFailed: gave up after 5 attempts: ")
+    assert done.details[registration.ATTEMPTS] == "5"
+    assert sim.reasons().count("RegistrationFailed") == 1 and sim.creates == []
+    assert next(e for e in sim.events if e.reason == "RegistrationFailed").type == "Warning"
+    assert followed(sim.status) == [], "a run whose registration ended is no longer asked about"
+
+
+def test_a_run_that_says_it_pushed_with_no_manifest_in_the_store_is_a_failed_registration() -> None:
+    sim = Sim()
+    record = started(sim)
+    sim.end(record.id)
+    del sim.store[1]
+    sim.step(1)
+    done = sim.run()
+    assert (done.pushed, done.model_version) == (False, None) and sim.creates == []
+    assert done.message.startswith("RegistrationFailed: not pushed: no slipway-manifest.json")
+    assert sim.reasons()[-1] == "RegistrationFailed"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "said"),
+    [
+        ({"version": 7}, "names version 7, not 8"),
+        ({"model_name": "other"}, "names model 'other', not 'tiny'"),
+    ],
+)
+def test_a_manifest_naming_another_version_or_model_registers_nothing(manifest: Any, said: str) -> None:
+    sim = Sim()
+    sim.registry = {"tiny-v7": {"spec": {"version": 7}}}
+    record = started(sim)
+    assert record.details["version"] == "8"
+    sim.end(record.id)
+    sim.store[8] = sim.store.pop(8).model_copy(update=manifest)
+    sim.step(1)
+    done = sim.run()
+    assert (done.pushed, done.model_version) == (False, None) and sim.creates == []
+    assert (
+        done.message.startswith("ManifestMismatch: file:///models/tiny/8: the manifest ")
+        and said in done.message
+    )
+    assert "ModelVersionCreated" not in sim.reasons() and sim.reasons()[-1] == "ManifestMismatch"
+
+
+def test_a_version_taken_by_another_run_is_recorded_as_not_pushed() -> None:
+    """The API server refused the ModelVersion (its name belongs to another run's): the plan as applied."""
+    sim = Sim()
+    record = started(sim)
+    sim.end(record.id)
+    pushed = sim.step(1)
+    assert [r.body["metadata"]["name"] for r in pushed.register] == ["tiny-v1"]
+    refused = registration_refused(pushed, record.id, "VersionTaken", "tiny-v1 records run other-run")
+    done = next(r for r in refused.status.runs if r.id == record.id)
+    assert (done.pushed, done.model_version) == (False, None)
+    assert done.message == "VersionTaken: tiny-v1 records run other-run"
+    assert refused.status.last_run == done
+    assert [e.reason for e in refused.events][-1] == "VersionTaken"
+    assert "ModelVersionCreated" not in [e.reason for e in refused.events]
+    assert pushed.status.runs[-1].pushed is True, "the plan itself is not changed"
 
 
 def test_a_failed_run_is_reported_with_its_message_or_its_log() -> None:

@@ -14,12 +14,13 @@ import pytest
 from kubernetes import client
 
 from fixtures.cli import slipway
-from fixtures.kfp_backend import KfpBackend
+from fixtures.kfp_backend import KfpBackend, LogNode
 from fixtures.penguins import resample, shifted
 from fixtures.pipelines import local_pipeline
 from fixtures.storage import free_port
 from fixtures.waiting import wait_for
 from slipway import GROUP, VERSION
+from slipway.training.kfp_pods import NODE_NAME, WORKFLOW_LABEL
 
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
 
@@ -225,6 +226,7 @@ def test_new_data_triggers_a_run(training: Training, operator: Any) -> None:
             "SecretNotFound",
             "spec.modelStore.secretRef",
         ),
+        ({"schedule": {"cron": "0 0 30 2 *"}}, "InvalidSchedule", "spec.schedule.cron"),
     ],
 )
 def test_bad_input_is_a_clear_condition_and_one_event(
@@ -276,7 +278,7 @@ def push_like_the_pipeline(parameters: dict[str, Any], accuracy: float) -> None:
 
 
 def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
-    training: Training, operator: Any, kfp_backend: KfpBackend
+    training: Training, operator: Any, kfp_backend: KfpBackend, log_node: LogNode, api_client: Any
 ) -> None:
     """Against the real KFP API server and persistence agent; the test plays Argo's part."""
     kfp = {
@@ -346,32 +348,58 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     assert len(kfp_backend.runs_named(record["id"])) == 1, "no duplicate run after the restart"
     training.wait_event("remote", "RunSucceeded")
 
-    # A run that pushed nothing (no manifest) is recorded as such; the same IR is not uploaded again.
+    # A run that pushed nothing says why, as its pusher recorded it (KFP's API gives no run outputs); the
+    # same IR is not uploaded again.
     training.request_run("remote", "two")
     second = wait_for(lambda: (r := training.runs("remote")) and len(r) == 2 and r[1], "second run")
     (run2,) = kfp_backend.runs_named(second["id"])
     assert run2.pipeline_version_reference == run.pipeline_version_reference
+    reason = (
+        "evaluator did not bless the model: "
+        "accuracy value 0.4000 fails {value_threshold { lower_bound { value: 0.9 } }}"
+    )
+    refuse_like_the_pipeline(run2.runtime_config.parameters, reason)
     kfp_backend.play_argo(run2.run_id, "Succeeded")
     last = wait_for(
         lambda: (r := training.status("remote").get("lastRun")) and r.get("pushed") is False and r, "no push"
     )
-    assert "slipway-manifest.json" in last["message"]
+    assert last["message"] == f"not pushed: {reason}"
+    training.wait_event("remote", "NothingPushed")
 
-    # A failed step is named with Argo's message, in status, the Succeeded condition and an Event.
+    # A failed step is named with Argo's message and the tail of its pod's log (read through the API
+    # server's pods/log), in status, the Succeeded condition and an Event.
     training.request_run("remote", "three")
     third = wait_for(lambda: (r := training.runs("remote")) and len(r) == 3 and r[2], "third run")
     (run3,) = kfp_backend.runs_named(third["id"])
+    namespace, workflow, pod, node = kfp_backend.step_node(run3.run_id, "train-and-push")
+    log_node.pod(api_client, namespace, pod, {WORKFLOW_LABEL: workflow}, {NODE_NAME: node})
+    log_node.logs[(namespace, pod, "main")] = "loading 342 rows\nKilled\n"
     kfp_backend.play_argo(run3.run_id, "Failed", "OOMKilled (exit code 137)", failed_step="train-and-push")
     failed = wait_for(
         lambda: (r := training.status("remote").get("lastRun")) and r["phase"] == "Failed" and r, "failed run"
     )
-    assert "step train-and-push failed: OOMKilled (exit code 137)" in failed["message"]
+    assert failed["message"] == (
+        f"step train-and-push failed: OOMKilled (exit code 137)\nlast lines of pod {namespace}/{pod}:\n"
+        "loading 342 rows\nKilled"
+    )
     assert training.condition("remote", "Succeeded")["reason"] == "RunFailed"
     training.wait_event("remote", "RunFailed")
 
+    # A run deleted in KFP behind the operator's back: Failed, saying so, and not started again.
+    training.request_run("remote", "gone")
+    gone = wait_for(lambda: (r := training.runs("remote")) and len(r) == 4 and r[3], "run to delete")
+    (deleted,) = kfp_backend.runs_named(gone["id"])
+    kfp_backend.client().delete_run(deleted.run_id)
+    lost = wait_for(
+        lambda: (r := training.status("remote").get("lastRun")) and r["phase"] == "Failed" and r, "lost run"
+    )
+    assert "not found on the KFP API" in lost["message"]
+    wait_for(lambda: training.reasons("remote").count("RunFailed") == 2, "a RunFailed Event for the lost run")
+    assert kfp_backend.runs_named(gone["id"]) == []
+
     # A run terminated in KFP (the UI's Terminate) is Cancelled, though KFP 2.0.5 ends it FAILED.
     training.request_run("remote", "four")
-    fourth = wait_for(lambda: (r := training.runs("remote")) and len(r) == 4 and r[3], "fourth run")
+    fourth = wait_for(lambda: (r := training.runs("remote")) and len(r) == 5 and r[4], "fourth run")
     (run4,) = kfp_backend.runs_named(fourth["id"])
     kfp_backend.client().terminate_run(run4.run_id)
     kfp_backend.play_argo(run4.run_id, "Failed", "Stopped with strategy 'Terminate'")
@@ -382,7 +410,7 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
 
     # Deleting the pipeline terminates the run in flight; the registry stays.
     training.request_run("remote", "five")
-    fifth = wait_for(lambda: (r := training.runs("remote")) and len(r) == 5 and r[4], "fifth run")
+    fifth = wait_for(lambda: (r := training.runs("remote")) and len(r) == 6 and r[5], "fifth run")
     (run5,) = kfp_backend.runs_named(fifth["id"])
     training.custom.delete_namespaced_custom_object(
         GROUP, VERSION, training.namespace, "trainingpipelines", "remote"
@@ -390,6 +418,15 @@ def test_kfp_executor_runs_registers_survives_restart_and_terminates_on_delete(
     wait_for(lambda: kfp_backend.run(run5.run_id).state == "CANCELING", "terminated on delete")
     assert training.model_version("remote-v1") is not None
     assert len(kfp_backend.pipeline_versions(pipeline)) == 2, "one upload per digest"
+
+
+def refuse_like_the_pipeline(parameters: dict[str, Any], reason: str) -> None:
+    """What the pipeline's pusher does when a blessing is missing: no version directory, its reason kept
+    where the operator reads it after a KFP run."""
+    store = Path(parameters["model_store_uri"].removeprefix("file://"))
+    record = store / parameters["model_name"] / "slipway-push-results" / f"{parameters['model_version']}.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"pushed": False, "reason": reason, "version": parameters["model_version"]}))
 
 
 def test_kfp_multi_user_with_the_projected_token_runs_in_the_profile_namespace(
@@ -423,6 +460,117 @@ def test_kfp_multi_user_with_the_projected_token_runs_in_the_profile_namespace(
     training.request_run("team", "two")  # the pipeline is found in the profile namespace: no second upload
     wait_for(lambda: len(training.runs("team")) == 2, "second run")
     assert len(kfp_multi_user.pipeline_versions(f"{training.namespace}-team")) == 2
+
+    # The other mode: a token from a Secret (here another identity's, allowed in the profile), which takes
+    # precedence over the projected one.
+    training.core.create_namespaced_secret(
+        training.namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="kfp-token"),
+            string_data={"token": kfp_multi_user.identity("slipway-ci", allowed=True)},
+        ),
+    )
+    kfp = {**kfp, "tokenSecretRef": {"name": "kfp-token"}}
+    training.pipeline("ci", executor={"type": "kfp", "kfp": kfp}, artifactRoot={"uri": "s3://artifacts/root"})
+    training.request_run("ci", "one")
+    record = wait_for(lambda: (r := training.runs("ci")) and r[0], "run recorded")
+    (run,) = kfp_multi_user.runs_named(record["id"])
+    assert kfp_multi_user.workflow(run.run_id)["metadata"]["namespace"] == kfp_multi_user.profile
+    token_file.write_text("rotated-but-invalid")  # the projected token no longer works; the Secret's does
+    kfp_multi_user.play_argo(run.run_id, "Succeeded")
+    wait_for(lambda: (r := training.status("ci").get("lastRun")) and r["phase"] == "Succeeded", "succeeded")
+
+
+def test_kfp_keeps_the_model_store_on_azure_while_the_pipeline_root_must_be_s3_or_gs(
+    training: Training, operator: Any, kfp_backend: KfpBackend, azure_server: Any
+) -> None:
+    """KFP's launcher has no Azure Blob support: an az:// pipeline root is refused with a condition and an
+    Event; an az:// model store works: the steps get its Secret, the operator registers from Azurite."""
+    container = azure_server.new_bucket()
+    connection = azure_server.credentials.azure_connection_string
+    training.core.create_namespaced_secret(
+        training.namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="azure-models"),
+            string_data={"AZURE_STORAGE_CONNECTION_STRING": connection},
+        ),
+    )
+    kfp = {"type": "kfp", "kfp": {"endpoint": kfp_backend.url}}
+    training.pipeline("blob-root", executor=kfp, artifactRoot={"uri": f"az://{container}/root"})
+    models = {"uri": f"az://{container}/models", "secretRef": {"name": "azure-models"}}
+    training.pipeline("blob", executor=kfp, artifactRoot={"uri": "s3://artifacts/root"}, modelStore=models)
+
+    refused = wait_for(lambda: (c := training.condition("blob-root", "Ready")) and c, "Ready condition")
+    assert (refused["status"], refused["reason"]) == ("False", "UnsupportedPipelineRoot")
+    assert refused["message"] == (
+        "spec.artifactRoot.uri: KFP's launcher cannot use a az:// pipeline root (it has no Azure Blob "
+        "support); use s3:// or gs:// with the kfp executor"
+    )
+    training.wait_event("blob-root", "UnsupportedPipelineRoot")
+
+    training.request_run("blob", "one")
+    record = wait_for(lambda: (r := training.runs("blob")) and r[0], "run recorded")
+    (run,) = kfp_backend.runs_named(record["id"])
+    parameters = run.runtime_config.parameters
+    assert run.runtime_config.pipeline_root == f"s3://artifacts/root/{training.namespace}/blob"
+    assert parameters["model_store_uri"] == f"az://{container}/models"
+    annotations = kfp_backend.workflow(run.run_id)["metadata"]["annotations"]
+    platform = json.loads(annotations["pipelines.kubeflow.org/kubernetes-comp-train-and-push"])
+    assert platform["secretAsEnv"] == [
+        {
+            "secretName": "azure-models",
+            "keyToEnv": [
+                {"secretKey": "AZURE_STORAGE_CONNECTION_STRING", "envVar": "AZURE_STORAGE_CONNECTION_STRING"}
+            ],
+        }
+    ]
+    # The pusher writes to Azure Blob with those credentials; the operator reads it with the same Secret.
+    from slipway.storage import open_store
+
+    version = open_store(f"az://{container}/models/blob/1", azure_server.credentials)
+    manifest = {
+        "modelName": "blob",
+        "version": 1,
+        "metrics": {"accuracy": 0.95},
+        "blessings": {"evaluator": True, "infraValidator": True},
+        "lineage": {"pipeline": "tiny", "runId": record["id"]},
+    }
+    version.write_bytes("slipway-manifest.json", json.dumps(manifest).encode())
+    version.write_bytes("saved_model.pb", b"\x08\x01")
+    kfp_backend.play_argo(run.run_id, "Succeeded")
+    mv = wait_for(
+        lambda: (m := training.model_version("blob-v1")) and m.get("status", {}).get("phase") and m, "v1"
+    )
+    assert mv["status"]["phase"] == "Validated", mv["status"]
+    assert mv["spec"]["uri"] == f"az://{container}/models/blob/1"
+    assert mv["spec"]["storageSecretRef"] == {"name": "azure-models"}
+
+
+def test_kfp_server_errors_are_one_condition_then_the_run_starts_once(
+    training: Training, operator: Any, kfp_backend: KfpBackend
+) -> None:
+    """The real server answering 500 (its database lost a table) while a run is asked for: one condition
+    and one Event, retries with backoff, and once the server is back the run starts, once, and the
+    condition clears."""
+    kfp = {"type": "kfp", "kfp": {"endpoint": kfp_backend.url}}
+    training.pipeline("flaky", executor=kfp, artifactRoot={"uri": "s3://artifacts/root"})
+    wait_for(lambda: (c := training.condition("flaky", "Ready")) and c["status"] == "True", "Ready")
+    with kfp_backend.table_gone("run_details"):
+        training.request_run("flaky", "one")
+        down = wait_for(
+            lambda: (c := training.condition("flaky", "ExecutorReachable")) and c["status"] == "False" and c,
+            "ExecutorReachable=False",
+        )
+        assert down["reason"] == "ExecutorUnreachable" and "list runs: HTTP 500" in down["message"], down
+        time.sleep(3)  # polls every second: backed off, nothing new said
+        assert training.runs("flaky") == []
+    record = wait_for(lambda: (r := training.runs("flaky")) and r[0], "the run, once the server is back")
+    assert len(kfp_backend.runs_named(record["id"])) == 1
+    wait_for(
+        lambda: (c := training.condition("flaky", "ExecutorReachable")) and c["status"] == "True", "reachable"
+    )
+    assert training.reasons("flaky").count("ExecutorUnreachable") == 1
+    assert training.reasons("flaky").count("RunStarted") == 1
 
 
 def test_kfp_refusals_are_one_condition_and_one_event_each_without_a_run(
@@ -662,3 +810,82 @@ def test_a_local_run_is_registered_when_it_ends_not_at_the_next_poll(
         lambda: training.model_version("prompt-v1"), "v1 registered well before the 300 s poll", timeout=30
     )
     assert mv["spec"]["lineage"]["trigger"] == "Manual"
+
+
+SECRET_VALUES = {
+    "AWS_ACCESS_KEY_ID": "AKIALEAKTEST00000001",
+    "AWS_SECRET_ACCESS_KEY": "leak/Secret+Value0123456789",
+}
+
+
+def test_credentials_file_content_and_terminal_escapes_never_reach_status_events_or_the_log(
+    training: Training, operator: Any
+) -> None:
+    """A run whose step prints its credentials in colour and fails quoting them; a specUri naming a file
+    that is not a pipeline. Status, Events and the operator's log are searched for the Secret's values, the
+    file's content and escape characters."""
+    training.core.create_namespaced_secret(
+        training.namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="leaky-keys"), string_data=SECRET_VALUES),
+    )
+    training.pipeline(
+        "leaky", data={"uri": f"file://{training.root}/data", "secretRef": {"name": "leaky-keys"}}
+    )
+    training.request_run("leaky", "spill", fail="true", noisy="true")
+    failed = wait_for(
+        lambda: (r := training.status("leaky").get("lastRun")) and r["phase"] == "Failed" and r,
+        "the run failed",
+    )
+    assert failed["message"].startswith("RuntimeError: ")
+    (run_log,) = (training.root / "artifacts").rglob("run.log")
+    assert SECRET_VALUES["AWS_SECRET_ACCESS_KEY"] in run_log.read_text(), "the step printed its credentials"
+    private = training.root / "private.txt"
+    private.write_text("token: eyJhbGciOiJIUzI1NiJ9.PRIVATE-PAYLOAD\n  indented: [unclosed\n")
+    training.pipeline("nosy", pipeline={"specUri": f"file://{private}"})
+    ready = wait_for(lambda: (c := training.condition("nosy", "Ready")) and c, "nosy refused")
+    assert ready["reason"] == "InvalidPipelineSpec" and " at line " in ready["message"]
+    training.wait_event("leaky", "RunFailed")
+
+    said = json.dumps([training.get("leaky"), training.get("nosy")])
+    said += json.dumps(
+        [
+            client.ApiClient().sanitize_for_serialization(e)
+            for e in training.core.list_namespaced_event(training.namespace).items
+        ]
+    )
+    for value in [*SECRET_VALUES.values(), "PRIVATE-PAYLOAD", "unclosed"]:
+        assert value not in said, f"{value} in status or Events"
+        assert value not in operator.logs(), f"{value} in the operator's log"
+    assert "\\u001b" not in said and "\x1b" not in said, "a terminal escape in status or Events"
+    assert "Traceback" not in operator.logs()
+
+
+def test_a_version_another_run_registered_is_not_shown_as_pushed(training: Training, operator: Any) -> None:
+    """The ModelVersion name the run would take exists and records another run: the registration ends."""
+    taken = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelVersion",
+        "metadata": {"name": "taken-v1"},
+        "spec": {
+            "modelName": "other",
+            "version": 1,
+            "uri": f"file://{training.root}/elsewhere/1",
+            "lineage": {"runId": "someone-elses-run"},
+        },
+    }
+    training.custom.create_namespaced_custom_object(
+        GROUP, VERSION, training.namespace, "modelversions", taken
+    )
+    training.pipeline("taken")
+    training.request_run("taken", "mine")
+    last = wait_for(
+        lambda: (r := training.status("taken").get("lastRun")) and r.get("pushed") is not None and r,
+        "registered?",
+    )
+    assert last["pushed"] is False and "modelVersion" not in last
+    assert last["message"].startswith(
+        "VersionTaken: ModelVersion taken-v1 exists and records run someone-elses-run"
+    )
+    training.wait_event("taken", "VersionTaken")
+    mv = training.model_version("taken-v1")
+    assert mv is not None and mv["spec"]["modelName"] == "other", "the other run's ModelVersion is untouched"

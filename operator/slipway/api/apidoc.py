@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slipway import GROUP, VERSION
+from slipway import GROUP, VERSION, formats
 from slipway.api.crd import KINDS, Kind, openapi_schema
 
 HEADER = f"""\
@@ -32,8 +32,15 @@ decimal strings (`"0.9"`). Field names are camelCase; an object field is listed 
 
 **Limits** are what admission enforces: `min`/`max` for numbers, `length` for strings, `items` for lists,
 `pattern` (a regular expression the whole value must match), `one of` for enumerations. *required* marks a
-field an object must have. Objects' rules in CEL are listed after each table with the message admission
-answers when one fails.
+field an object must have; *refused* lists the messages of the checks (CEL rules) on the field itself.
+Objects' rules in CEL are listed after each table with the message admission answers when one fails. Every
+refusal names the field's path (`spec.modelStore.uri: Invalid value: ...: <message>`).
+
+**Names.** Each object's `metadata.name` is a DNS-1123 label of at most 63 characters (a ServingEndpoint's a
+DNS-1035 label: it starts with a letter, as it names a Service): the name is a label value on everything
+Slipway creates. `modelName` is at most 50 characters, so that a registered ModelVersion's name,
+`<modelName>-v<version>` with a version up to 2147483647, fits in 63. Per-version Deployments and Services
+(`<endpoint>-v<version>`) and run Jobs shorten a longer name to a digest form, so they always fit.
 """
 
 # Hand-written prose per kind: what the schema cannot say (how to act on an object).
@@ -71,6 +78,9 @@ OUTRO = {
 }
 
 
+ENUM_SHOWN = 16
+
+
 @dataclass(frozen=True)
 class Field:
     path: str
@@ -103,6 +113,25 @@ def code(value: Any) -> str:
     return f"`{text}`"
 
 
+# Groups of checks documented once, in the formats section, and referred to from each field.
+GROUPS = (
+    ("storage URI", "storage-uris", formats.uri_checks()),
+    ("storage URI naming an object", "storage-uris", formats.uri_checks(needs_key=True)),
+    ("storage URI naming an object, or an https:// URL", "storage-uris", formats.uri_checks(True, True)),
+    ("cron expression", "cron", formats.CRON_CHECKS),
+)
+
+
+def refusals(node: dict[str, Any]) -> str:
+    messages = [v["message"] for v in node.get("x-kubernetes-validations", ()) if "fieldPath" not in v]
+    if node.get("type") == "object" and "additionalProperties" not in node:
+        return ""  # an object's rules have their own table
+    for name, anchor, checks in GROUPS:
+        if messages == [c.message for c in checks]:
+            return f"a {name} ([refusals](#{anchor}))"
+    return "refused: " + "; ".join(messages) if messages else ""
+
+
 def limits(node: dict[str, Any], required: bool) -> str:
     found = ["*required*"] if required else []
     for low, high, what in (
@@ -119,10 +148,14 @@ def limits(node: dict[str, Any], required: bool) -> str:
             found.append(f"{what}≤ {node[high]}")
     if "pattern" in node:
         found.append(f"pattern {code(node['pattern'])}")
-    if "enum" in node:
+    if "enum" in node and len(node["enum"]) > ENUM_SHOWN:
+        found.append(f"one of {len(node['enum'])} names (the IANA time zone database)")
+    elif "enum" in node:
         found.append("one of " + ", ".join(code(v) for v in node["enum"]))
     if node.get("x-kubernetes-list-type") == "map":
         found.append(f"unique by {', '.join(code(k) for k in node['x-kubernetes-list-map-keys'])}")
+    if refused := refusals(node):
+        found.append(refused)
     return "; ".join(found)
 
 
@@ -135,8 +168,9 @@ def walk(node: dict[str, Any], path: str, required: bool) -> Iterator[Field | Ru
         limits=limits(node, required),
         description=" ".join(str(node.get("description", "")).split()),
     )
-    for validation in node.get("x-kubernetes-validations", ()):
-        yield Rule(path + validation.get("fieldPath", ""), validation["rule"], validation["message"])
+    if node.get("type") == "object" and "additionalProperties" not in node:
+        for validation in node.get("x-kubernetes-validations", ()):
+            yield Rule(path + validation.get("fieldPath", ""), validation["rule"], validation["message"])
     needed = set(node.get("required", ()))
     for name, child in node.get("properties", {}).items():
         yield from walk(child, f"{path}.{name}", name in needed)
@@ -181,6 +215,45 @@ def section(kind: Kind, part: str) -> list[str]:
     return [*lines, ""]
 
 
+def formats_section() -> list[str]:
+    lines = [
+        "## Formats",
+        "",
+        "### Storage URIs",
+        "",
+        "`s3://<bucket>[/<key>]`, `gs://<bucket>[/<key>]`, `az://<container>[@<account>][/<key>]` or "
+        f"`file:///<absolute path>`, at most {formats.URI_MAX_LENGTH} characters. Admission refuses, with "
+        "these messages:",
+        "",
+    ]
+    lines += [f"- {check.message}" for check in formats.URI_CHECKS]
+    lines += [
+        "- where the URI must name an object (a model directory, a pipeline file): "
+        + formats.KEY_CHECK.message,
+        "",
+        "The operator and the model puller parse URIs with `slipway.storage.parse_uri`, which applies the "
+        "same rules (`slipway.formats`).",
+        "",
+        "### Cron",
+        "",
+    ]
+    lines += [f"- {check.message}" for check in formats.CRON_CHECKS]
+    lines += [
+        "",
+        "### Numbers and durations",
+        "",
+        "- Decimals (thresholds, metrics) are strings of at most 18 digits before and after the point and an "
+        "exponent of at most 2 digits: no NaN, no infinity.",
+        "- Quantities are Kubernetes quantities without a sign (`500m`, `1Gi`, `2`); a request may not "
+        "exceed its limit.",
+        "- Durations are a whole number of `s`, `m` or `h`; a pause is at most 7 days, an analysis "
+        "interval from 1 second to 1 hour.",
+        "- Metric names are at most 63 characters (`binary_accuracy`, `loss/val`).",
+        "",
+    ]
+    return lines
+
+
 def render() -> str:
     lines = [HEADER]
     for kind in KINDS:
@@ -190,12 +263,14 @@ def render() -> str:
         lines += section(kind, "status")
         if kind.kind in OUTRO:
             lines += [OUTRO[kind.kind], ""]
+    lines += formats_section()
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def main(argv: list[str]) -> int:
+def write_generated(argv: list[str], module: str, render: Callable[[], str]) -> int:
+    """`python -m MODULE FILE`: writes what `render` makes to FILE."""
     if len(argv) != 1:
-        print("usage: python -m slipway.api.apidoc FILE", file=sys.stderr)
+        print(f"usage: python -m {module} FILE", file=sys.stderr)
         return 2
     Path(argv[0]).write_text(render())
     print(f"wrote {argv[0]}")
@@ -203,4 +278,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(write_generated(sys.argv[1:], "slipway.api.apidoc", render))

@@ -2,20 +2,82 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-# A decimal written as a string: specs carry no floats (Kubernetes API conventions).
-DECIMAL_PATTERN = r"^[-+]?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
-Decimal = Annotated[str, Field(pattern=DECIMAL_PATTERN, max_length=64)]
-STORAGE_URI_PATTERN = r"^(s3|gs|az|file)://.+"
-StorageUri = Annotated[str, Field(pattern=STORAGE_URI_PATTERN, max_length=2048)]
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-ObjectName = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
-ModelName = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=50)]
+from slipway import formats
+from slipway.formats import Check
+from slipway.messages import sanitize
+
+
+def checked(checks: Sequence[Check]) -> tuple[Any, AfterValidator]:
+    """The same checks twice: as CEL rules on the field in the CRD and as this model's validator.
+    Use as `Annotated[str, *checked(...)]`."""
+
+    def validate(value: str) -> str:
+        problem = formats.first_problem(value, checks)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    extra: dict[str, Any] = {"x-kubernetes-validations": [c.rule() for c in checks]}
+    return Field(json_schema_extra=extra), AfterValidator(validate)
+
+
+def unique_by(key: str) -> tuple[Any, AfterValidator]:
+    """A list of objects keyed by `key` (`x-kubernetes-list-type: map` in the CRD)."""
+
+    def validate(items: list[Any]) -> list[Any]:
+        seen: set[Any] = set()
+        for item in items:
+            value = getattr(item, key)
+            if value in seen:
+                raise ValueError(f"duplicate entry with {key} {value!r}")
+            seen.add(value)
+        return items
+
+    extra: dict[str, Any] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": [key]}
+    return Field(json_schema_extra=extra), AfterValidator(validate)
+
+
+def duration_bound(max_seconds: int, min_seconds: int = 0) -> tuple[Any, AfterValidator]:
+    """A duration like 30s, 5m or 2h, from `min_seconds` to `max_seconds`; use as
+    `Annotated[str, *duration_bound(...)]`."""
+    message = f"must be from {min_seconds}s to {max_seconds}s"
+
+    def validate(value: str) -> str:
+        if not min_seconds <= formats.duration_seconds(value) <= max_seconds:
+            raise ValueError(message)
+        return value
+
+    rule = {
+        "rule": f"!self.matches({formats.cel_string(formats.DURATION)}) || "
+        f"(duration(self) >= duration('{min_seconds}s') && duration(self) <= duration('{max_seconds}s'))",
+        "message": message,
+    }
+    extra: dict[str, Any] = {"x-kubernetes-validations": [rule]}
+    return Field(pattern=formats.DURATION, max_length=8, json_schema_extra=extra), AfterValidator(validate)
+
+
+# A decimal written as a string: specs carry no floats (Kubernetes API conventions); bounded, never NaN.
+DECIMAL_PATTERN = formats.DECIMAL
+Decimal = Annotated[str, Field(pattern=DECIMAL_PATTERN, max_length=formats.DECIMAL_MAX_LENGTH)]
+StorageUri = Annotated[str, Field(max_length=formats.URI_MAX_LENGTH), *checked(formats.uri_checks())]
+# A URI that must name an object (a file or a model directory), not a bucket's root.
+StorageObjectUri = Annotated[
+    str, Field(max_length=formats.URI_MAX_LENGTH), *checked(formats.uri_checks(needs_key=True))
+]
+HttpUrl = Annotated[str, Field(pattern=formats.HTTP_URL, max_length=512)]
+DNS_LABEL_PATTERN = formats.DNS_LABEL
+ObjectName = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=formats.NAME_MAX)]
+ModelName = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=formats.MODEL_NAME_MAX)]
+MetricName = Annotated[
+    str, Field(pattern=formats.METRIC_NAME, min_length=1, max_length=formats.METRIC_NAME_MAX)
+]
 
 
 def now() -> datetime:
@@ -70,27 +132,43 @@ class StorageLocation(KubeModel):
     uri: Annotated[
         StorageUri,
         Field(
-            description="s3://bucket/prefix, gs://bucket/prefix, az://account/container/prefix or file:///path"
+            description="s3://bucket/prefix, gs://bucket/prefix, az://container[@account]/prefix or "
+            "file:///path"
         ),
     ]
     secret_ref: SecretRef | None = Field(
         default=None, description="Secret with the store's credentials; omit to use workload identity."
     )
-    endpoint: Annotated[str, Field(pattern=r"^https?://.+", max_length=512)] | None = Field(
+    endpoint: HttpUrl | None = Field(
         default=None, description="Custom endpoint of an S3-compatible store (MinIO, Ceph, ...)."
     )
 
 
 class MetricThreshold(KubeModel):
-    cel_rules = (("has(self.min) || has(self.max)", "a metric threshold needs min or max", None),)
+    cel_rules = (
+        ("has(self.min) || has(self.max)", "a metric threshold needs min or max", None),
+        (
+            "!has(self.min) || !has(self.max) || double(self.min) <= double(self.max)",
+            "min must not exceed max: no version could pass",
+            ".min",
+        ),
+    )
 
-    name: Annotated[str, Field(min_length=1, max_length=128)]
+    name: MetricName
     min: Decimal | None = None
     max: Decimal | None = None
 
+    @model_validator(mode="after")
+    def _satisfiable(self) -> MetricThreshold:
+        if self.min is None and self.max is None:
+            raise ValueError("a metric threshold needs min or max")
+        if self.min is not None and self.max is not None and float(self.min) > float(self.max):
+            raise ValueError("min must not exceed max: no version could pass")
+        return self
+
 
 class ChampionGate(KubeModel):
-    metric: Annotated[str, Field(min_length=1, max_length=128)]
+    metric: MetricName
     min_delta: Decimal = "0"
     higher_is_better: bool = True
 
@@ -103,7 +181,9 @@ class BlessingGate(KubeModel):
 class ValidationGates(KubeModel):
     """Gates a ModelVersion must pass to become Validated."""
 
-    metrics: Annotated[list[MetricThreshold], Field(max_length=32)] = Field(default_factory=list)
+    metrics: Annotated[list[MetricThreshold], Field(max_length=32), *unique_by("name")] = Field(
+        default_factory=list
+    )
     must_beat_champion: ChampionGate | None = None
     require_blessings: BlessingGate | None = Field(
         default=None, description="Require the evaluator and infra-validator blessings from the manifest."
@@ -119,17 +199,34 @@ def set_condition(
     generation: int | None,
     at: datetime | None = None,
 ) -> list[Condition]:
-    """Returns the conditions with `type_` set; lastTransitionTime moves only when the status changes."""
+    """Returns the conditions with `type_` set; lastTransitionTime moves only when the status changes.
+    The message is sanitized here, for every condition of every kind."""
     current = next((c for c in conditions if c.type == type_), None)
     unchanged = current is not None and current.status == status
     condition = Condition(
         type=type_,
         status=status,
         reason=reason,
-        message=message,
+        message=sanitize(message),
         last_transition_time=current.last_transition_time if unchanged and current else (at or now()),
         observed_generation=generation,
     )
     if current is None:
         return [*conditions, condition]
     return [condition if c.type == type_ else c for c in conditions]
+
+
+RECONCILED = "Reconciled"  # False (with the error's reason) while reconciles of the object fail
+
+
+def reconciled(
+    conditions: list[Condition], generation: int | None, at: datetime | None = None
+) -> list[Condition]:
+    """After a reconcile that succeeded: `Reconciled` back to True if a failure had set it False (an object
+    that never failed carries no such condition, and a successful reconcile writes nothing for it)."""
+    current = next((c for c in conditions if c.type == RECONCILED), None)
+    if current is None or current.status == "True":
+        return conditions
+    return set_condition(
+        conditions, RECONCILED, "True", "Reconciled", "the last reconcile succeeded", generation, at
+    )

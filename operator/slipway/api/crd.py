@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from slipway import GROUP, VERSION
+from slipway import GROUP, VERSION, formats
 from slipway.api.common import KubeModel
 from slipway.api.model_version import ModelVersion
 from slipway.api.serving_endpoint import ServingEndpoint
@@ -38,6 +38,8 @@ _KEPT_KEYWORDS = (
     "minProperties",
     "maxProperties",
     "required",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
 )
 
 
@@ -49,6 +51,9 @@ class Kind:
     singular: str
     short_names: tuple[str, ...]
     printer_columns: tuple[dict[str, Any], ...]
+    # The name becomes a label value and part of derived names; see slipway.formats for the budget.
+    name_pattern: str = formats.DNS_LABEL
+    name_rule: str = "a DNS-1123 label"
     categories: tuple[str, ...] = ("slipway",)
     extra_status: dict[str, Any] = field(default_factory=dict)
 
@@ -105,6 +110,8 @@ KINDS: tuple[Kind, ...] = (
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "priority": 1},
             AGE,
         ),
+        name_pattern=formats.DNS_1035_LABEL,
+        name_rule="a DNS-1035 label (it names the endpoint's Service, so it starts with a letter)",
     ),
 )
 
@@ -162,6 +169,10 @@ def _structural(
         out["type"] = "object"
         if "properties" in node:
             out["properties"] = {k: _structural(v, defs, models) for k, v in node["properties"].items()}
+        if "patternProperties" in node:  # pydantic's form of a map whose keys have a pattern
+            ((key_pattern, values),) = node["patternProperties"].items()
+            node["additionalProperties"] = values
+            node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": key_pattern}
         if isinstance(node.get("additionalProperties"), dict):
             out["additionalProperties"] = _structural(node["additionalProperties"], defs, models)
         if not out.get("required"):
@@ -170,16 +181,46 @@ def _structural(
         out["items"] = _structural(node["items"], defs, models)
     if out.get("format") == "date-time" and "default" in out:
         out.pop("default")
+    validations = list(node.get("x-kubernetes-validations", ())) + _key_rules(node.get("propertyNames"))
     model = models.get(node.get("x-model", ""))
-    if model is not None and model.cel_rules:
-        out["x-kubernetes-validations"] = [
+    if model is not None:
+        validations += [
             {"rule": rule, "message": message, **({"fieldPath": path} if path else {})}
             for rule, message, path in model.cel_rules
         ]
+    if validations:
+        out["x-kubernetes-validations"] = validations
     return out
 
 
-def openapi_schema(model: type[KubeModel]) -> dict[str, Any]:
+def _key_rules(names: dict[str, Any] | None) -> list[dict[str, str]]:
+    """A map's key limits (JSON Schema's propertyNames, which structural schemas lack) as CEL rules."""
+    rules = []
+    if names and "maxLength" in names:
+        limit = names["maxLength"]
+        rules.append(
+            {"rule": f"self.all(k, size(k) <= {limit})", "message": f"keys are at most {limit} characters"}
+        )
+    if names and "pattern" in names:
+        rules.append(
+            {
+                "rule": f"self.all(k, k.matches({formats.cel_string(names['pattern'])}))",
+                "message": f"keys must match {names['pattern']}",
+            }
+        )
+    return rules
+
+
+def _name_rule(kind: Kind) -> dict[str, str]:
+    return {
+        "rule": f"size(self.metadata.name) <= {formats.NAME_MAX} && "
+        f"self.metadata.name.matches({formats.cel_string(kind.name_pattern)})",
+        "message": f"metadata.name must be {kind.name_rule} of at most {formats.NAME_MAX} characters: it is "
+        "used as a label value and in the names of what Slipway creates",
+    }
+
+
+def openapi_schema(model: type[KubeModel], kind: Kind | None = None) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.get("$defs", {})
     models: dict[str, type[KubeModel]] = {}
@@ -198,6 +239,7 @@ def openapi_schema(model: type[KubeModel]) -> dict[str, Any]:
             "spec": spec,
             "status": status,
         },
+        **({"x-kubernetes-validations": [_name_rule(kind)]} if kind else {}),
     }
 
 
@@ -232,7 +274,7 @@ def crd(kind: Kind) -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": list(kind.printer_columns),
-                    "schema": {"openAPIV3Schema": openapi_schema(kind.model)},
+                    "schema": {"openAPIV3Schema": openapi_schema(kind.model, kind)},
                 }
             ],
         },

@@ -11,14 +11,17 @@ from slipway.api.common import (
     PENDING_EVENTS_DESCRIPTION,
     Condition,
     Decimal,
+    HttpUrl,
     KubeModel,
+    MetricName,
     ModelName,
     ObjectName,
     PendingEvent,
     SecretRef,
-    StorageUri,
+    StorageObjectUri,
     ValidationGates,
 )
+from slipway.formats import MAX_VERSION
 
 
 class DataInput(KubeModel):
@@ -31,7 +34,10 @@ class Lineage(KubeModel):
     run_id: Annotated[str, Field(max_length=253)] = ""
     pipeline_digest: Annotated[str, Field(max_length=128)] = ""
     trigger: Annotated[str, Field(max_length=32)] = ""
-    parameters: dict[str, Annotated[str, Field(max_length=4096)]] = Field(default_factory=dict)
+    parameters: Annotated[
+        dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=4096)]],
+        Field(max_length=64),
+    ] = Field(default_factory=dict)
     data: Annotated[list[DataInput], Field(max_length=64)] = Field(default_factory=list)
     schema_uri: Annotated[str, Field(max_length=2048)] = ""
     statistics_uri: Annotated[str, Field(max_length=2048)] = ""
@@ -46,15 +52,15 @@ class ModelVersionSpec(KubeModel):
     cel_rules = (("self == oldSelf", "spec is immutable: a ModelVersion records one pushed model", None),)
 
     model_name: ModelName
-    version: Annotated[int, Field(ge=1, le=2_147_483_647, description="TF Serving's integer version.")]
-    uri: Annotated[StorageUri, Field(description="Directory holding saved_model.pb.")]
+    version: Annotated[int, Field(ge=1, le=MAX_VERSION, description="TF Serving's integer version.")]
+    uri: Annotated[StorageObjectUri, Field(description="Directory holding saved_model.pb.")]
     storage_secret_ref: SecretRef | None = None
-    storage_endpoint: Annotated[str, Field(pattern=r"^https?://.+", max_length=512)] | None = Field(
+    storage_endpoint: HttpUrl | None = Field(
         default=None,
         description="The endpoint of the S3-compatible store holding uri (its model store's endpoint).",
     )
-    metrics: dict[str, Decimal] = Field(default_factory=dict)
-    headline_metric: Annotated[str, Field(max_length=128)] | None = Field(
+    metrics: Annotated[dict[MetricName, Decimal], Field(max_length=64)] = Field(default_factory=dict)
+    headline_metric: MetricName | None = Field(
         default=None, description="The metric shown by `kubectl get mv`."
     )
     blessings: Blessings = Field(default_factory=Blessings)

@@ -5,25 +5,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from slipway import formats
 from slipway.api.common import (
     PENDING_EVENTS_DESCRIPTION,
     Condition,
+    HttpUrl,
     KubeModel,
     ModelName,
     ObjectName,
     PendingEvent,
+    duration_bound,
+    unique_by,
 )
 
-DURATION_PATTERN = r"^[0-9]+(s|m|h)$"
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=16)]
-QuantityMap = dict[Annotated[str, Field(max_length=63)], Annotated[str, Field(max_length=32)]]
+PauseDuration = Annotated[str, *duration_bound(7 * 86_400)]
+IntervalDuration = Annotated[str, *duration_bound(3_600, min_seconds=1)]
 # A label or annotation key: an optional DNS-subdomain prefix and a name (Kubernetes' qualified name).
 QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-ABSOLUTE_PATH = r"^/.*$"
+QuantityMap = Annotated[
+    dict[
+        Annotated[str, Field(pattern=QUALIFIED_NAME, max_length=63)],
+        Annotated[str, Field(pattern=formats.QUANTITY, max_length=32)],
+    ],
+    Field(max_length=16),
+]
+DNS_SUBDOMAIN = formats.DNS_SUBDOMAIN
+ABSOLUTE_PATH = formats.ABSOLUTE_PATH
+Image = Annotated[str, Field(pattern=formats.PRINTABLE, min_length=1, max_length=512)]
 # The puller's and the model server's own mounts: a model volume may not shadow them (nor anything in
 # /models, where the puller swaps model directories into place).
 RESERVED_MOUNTS = ("/", "/models", "/tmp", "/config")
@@ -44,12 +55,31 @@ class VersionSelection(KubeModel):
     )
 
     policy: Literal["LatestValidated", "Pinned"] = "LatestValidated"
-    version: Annotated[int, Field(ge=1, le=2_147_483_647)] | None = None
+    version: Annotated[int, Field(ge=1, le=formats.MAX_VERSION)] | None = None
 
 
 class ResourceRequirements(KubeModel):
+    cel_rules = (
+        (
+            "!has(self.requests) || !has(self.limits) || self.limits.all(k, !(k in self.requests) || "
+            "!isQuantity(self.requests[k]) || !isQuantity(self.limits[k]) || "
+            "quantity(self.requests[k]).compareTo(quantity(self.limits[k])) <= 0)",
+            "a request must not exceed its limit",
+            ".requests",
+        ),
+    )
+
     requests: QuantityMap = Field(default_factory=dict)
     limits: QuantityMap = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> ResourceRequirements:
+        for name, limit in self.limits.items():
+            if name in self.requests and formats.quantity_value(self.requests[name]) > formats.quantity_value(
+                limit
+            ):
+                raise ValueError("a request must not exceed its limit")
+        return self
 
 
 class Monitoring(KubeModel):
@@ -62,7 +92,7 @@ class Monitoring(KubeModel):
 
 
 class TFServingRuntime(KubeModel):
-    image: Annotated[str, Field(min_length=1, max_length=512)] = "tensorflow/serving"
+    image: Image = "tensorflow/serving"
     version: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = "2.19.0"
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     batching: bool = False
@@ -140,7 +170,7 @@ class ModelVolume(KubeModel):
 
 
 class Pause(KubeModel):
-    duration: Duration | None = Field(default=None, description="Omit to pause until promoted by hand.")
+    duration: PauseDuration | None = Field(default=None, description="Omit to pause until promoted by hand.")
 
 
 class AnalysisStep(KubeModel):
@@ -165,14 +195,14 @@ class RolloutStep(KubeModel):
 class ParentRef(KubeModel):
     name: ObjectName
     namespace: ObjectName | None = None
-    section_name: Annotated[str, Field(max_length=253)] | None = None
+    section_name: Annotated[str, Field(pattern=DNS_SUBDOMAIN, max_length=253)] | None = None
 
 
 class HTTPRouteRouting(KubeModel):
     parent_refs: Annotated[list[ParentRef], Field(min_length=1, max_length=16)]
-    hostnames: Annotated[list[Annotated[str, Field(max_length=253)]], Field(max_length=16)] = Field(
-        default_factory=list
-    )
+    hostnames: Annotated[
+        list[Annotated[str, Field(pattern=formats.HOSTNAME, max_length=253)]], Field(max_length=16)
+    ] = Field(default_factory=list)
 
 
 class TrafficRouting(KubeModel):
@@ -190,7 +220,7 @@ class SmokeTest(KubeModel):
 
 
 class PrometheusMetric(KubeModel):
-    name: Annotated[str, Field(min_length=1, max_length=63)]
+    name: Annotated[str, Field(pattern=formats.METRIC_NAME, min_length=1, max_length=63)]
     query: Annotated[str, Field(min_length=1, max_length=4096)]
     success_condition: Annotated[
         str,
@@ -202,12 +232,12 @@ class PrometheusMetric(KubeModel):
     ]
     failure_limit: Annotated[int, Field(ge=0, le=100)] = 0
     count: Annotated[int, Field(ge=1, le=100)] = 1
-    interval: Duration = "30s"
+    interval: IntervalDuration = "30s"
 
 
 class Prometheus(KubeModel):
-    address: Annotated[str, Field(pattern=r"^https?://.+", max_length=512)]
-    metrics: Annotated[list[PrometheusMetric], Field(min_length=1, max_length=16)]
+    address: HttpUrl
+    metrics: Annotated[list[PrometheusMetric], Field(min_length=1, max_length=16), *unique_by("name")]
 
 
 class Analysis(KubeModel):

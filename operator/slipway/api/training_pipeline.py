@@ -5,19 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
+from slipway import formats
 from slipway.api.common import (
     PENDING_EVENTS_DESCRIPTION,
     Condition,
+    HttpUrl,
     KubeModel,
     ModelName,
     ObjectName,
     PendingEvent,
     StorageLocation,
     ValidationGates,
+    checked,
 )
-from slipway.api.serving_endpoint import ResourceRequirements
+from slipway.api.serving_endpoint import Image, ResourceRequirements
+from slipway.timezones import TIME_ZONES
 
 BUILTIN_PIPELINE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -44,21 +48,26 @@ class PipelineSource(KubeModel):
     builtin: Annotated[str, Field(pattern=BUILTIN_PIPELINE_PATTERN)] | None = Field(
         default=None, description="A pipeline shipped with Slipway, e.g. 'penguins'."
     )
-    spec_uri: Annotated[str, Field(pattern=r"^(s3|gs|az|file|https)://.+", max_length=2048)] | None = Field(
-        default=None, description="Compiled KFP IR YAML (e.g. from TFX's KubeflowV2DagRunner)."
-    )
+    spec_uri: (
+        Annotated[
+            str,
+            Field(max_length=formats.URI_MAX_LENGTH),
+            *checked(formats.uri_checks(needs_key=True, https=True)),
+        ]
+        | None
+    ) = Field(default=None, description="Compiled KFP IR YAML (e.g. from TFX's KubeflowV2DagRunner).")
     config_map_ref: ConfigMapKeyRef | None = None
 
 
 class KfpExecutor(KubeModel):
-    endpoint: Annotated[str, Field(pattern=r"^https?://.+", max_length=512)]
+    endpoint: HttpUrl
     token_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Bearer token for the KFP API; omit to use the in-cluster service account."
     )
     experiment: Annotated[str, Field(min_length=1, max_length=128)] = "slipway"
     namespace: ObjectName | None = Field(default=None, description="KFP multi-user namespace.")
     service_account: ObjectName | None = Field(default=None, description="Service account the run uses.")
-    ui_url: Annotated[str, Field(pattern=r"^https?://.+", max_length=512)] | None = None
+    ui_url: HttpUrl | None = None
 
 
 def _default_job_resources() -> ResourceRequirements:
@@ -66,7 +75,7 @@ def _default_job_resources() -> ResourceRequirements:
 
 
 class JobExecutor(KubeModel):
-    image: Annotated[str, Field(min_length=1, max_length=512)] | None = Field(
+    image: Image | None = Field(
         default=None,
         description="Image holding the TF stack and the pipeline steps; default: the operator's "
         "SLIPWAY_PIPELINES_IMAGE.",
@@ -102,11 +111,30 @@ class Executor(KubeModel):
     )
 
 
+def _known_time_zone(name: str) -> str:
+    if name not in TIME_ZONES:
+        raise ValueError(f"{name[:64]!r} is not an IANA time zone (e.g. Europe/Paris, UTC)")
+    return name
+
+
 class Schedule(KubeModel):
     cron: Annotated[
-        str, Field(min_length=1, max_length=128, description="Cron expression, e.g. '0 3 * * *'.")
+        str,
+        Field(
+            min_length=1,
+            max_length=formats.CRON_MAX_LENGTH,
+            description="Five-field cron expression as a CronJob takes it, e.g. '0 3 * * *'.",
+        ),
+        *checked(formats.CRON_CHECKS),
     ]
-    time_zone: Annotated[str, Field(pattern=r"^[A-Za-z0-9_+\-/]+$", max_length=64)] | None = None
+    time_zone: (
+        Annotated[
+            str,
+            Field(max_length=64, json_schema_extra={"enum": list(TIME_ZONES)}),
+            AfterValidator(_known_time_zone),
+        ]
+        | None
+    ) = Field(default=None, description="An IANA time zone; default UTC.")
     suspend: bool = False
     concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Forbid"
     starting_deadline_seconds: Annotated[int, Field(ge=0, le=31_536_000)] | None = None
@@ -163,9 +191,10 @@ class TrainingPipelineSpec(KubeModel):
     data: StorageLocation = Field(description="The training data (a CSV file or a prefix).")
     artifact_root: StorageLocation = Field(description="Pipeline root: where run artifacts and state live.")
     model_store: StorageLocation = Field(description="Models are pushed to <uri>/<modelName>/<version>/.")
-    parameters: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=4096)]] = Field(
-        default_factory=dict, description="Pipeline parameters, as strings."
-    )
+    parameters: Annotated[
+        dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=4096)]],
+        Field(max_length=64),
+    ] = Field(default_factory=dict, description="Pipeline parameters, as strings.")
     executor: Executor = Field(default_factory=Executor, json_schema_extra={"default": {"type": "local"}})
     schedule: Schedule | None = None
     triggers: Triggers = Field(default_factory=Triggers)
@@ -195,7 +224,7 @@ class RunRecord(KubeModel):
     )
 
 
-DriftOutcome = Literal["Baseline", "NoDrift", "Drifted", "Anomalous", "Blocked"]
+DriftOutcome = Literal["Baseline", "NoDrift", "Drifted", "Anomalous", "Blocked", "Unjudgeable"]
 
 
 class CheckedBatch(KubeModel):

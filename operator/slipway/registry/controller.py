@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from slipway import announce, kube
-from slipway.api.common import now, set_condition
+from slipway.api.common import now, reconciled, set_condition
 from slipway.api.model_version import ModelVersionSpec, ModelVersionStatus
 from slipway.metrics import GATE_FAILURES, MODEL_VERSIONS_VALIDATED
 from slipway.registry.gates import Champion, evaluate, headline
@@ -71,6 +71,7 @@ def reconcile(
     conditions = set_condition(
         conditions, "Ready", "True", "Evaluated", f"v{spec.version} {phase}", generation
     )
+    conditions = reconciled(conditions, generation)
     new = ModelVersionStatus(
         observed_generation=generation,
         phase=phase,

@@ -18,7 +18,7 @@ from slipway.crashpoints import crash_point
 from slipway.metrics import ROLLBACKS, ROLLOUT_SECONDS, ROLLOUTS
 from slipway.serving import analysis, builders, faults, traffic
 from slipway.serving.children import PER_VERSION_KINDS, ChildSummary
-from slipway.serving.rollout import DeploymentInfo, Event, Observed, Plan, effective_steps, plan
+from slipway.serving.rollout import DeploymentInfo, Event, Observed, Plan, by_number, effective_steps, plan
 from slipway.settings import settings
 from slipway.storage.credentials import StorageCredentials
 from slipway.views import VersionInfo
@@ -32,11 +32,8 @@ def observe(
     body: Mapping[str, Any], versions: Iterable[VersionInfo], children: Iterable[ChildSummary]
 ) -> Observed:
     annotations = body["metadata"].get("annotations") or {}
-    by_version: dict[int, VersionInfo] = {}
-    for info in versions:
-        # Two ModelVersions claiming one version number: the Validated one wins, else the first seen.
-        if info.version not in by_version or info.servable:
-            by_version[info.version] = info
+    # Two ModelVersions claiming one version number: neither replaces what this endpoint serves.
+    by_version, contested = by_number(versions, body["metadata"]["name"])
     deployments = {
         c.version: DeploymentInfo(c.version, c.replicas, c.ready, c.up_to_date)
         for c in children
@@ -57,6 +54,7 @@ def observe(
             kind: annotations[key] for kind, key in REQUEST_ANNOTATIONS.items() if annotations.get(key)
         },
         failures=failures,
+        contested=contested,
     )
 
 
@@ -151,7 +149,9 @@ def apply_children(
     service_selects: traffic.Selection,
 ) -> list[ChildSummary]:
     """Creates and updates what the plan wants; returns the children it no longer wants, to be deleted
-    only after the status records the change (so status never names a version whose pods are gone)."""
+    only after the status records the change (so status never names a version whose pods are gone). A
+    version the plan still runs keeps its children even when it cannot be built (its ModelVersion is gone
+    or contested): what is served stays as it was."""
     observed = {(c.kind, c.name): c for c in children}
     desired = builders.children(
         endpoint,
@@ -164,7 +164,11 @@ def apply_children(
     for body in desired:
         _apply(body, observed.get((body["kind"], body["metadata"]["name"])), remember, unserved)
     wanted = {(body["kind"], body["metadata"]["name"]) for body in desired}
-    return [c for key, c in observed.items() if key not in wanted and c.kind in PER_VERSION_KINDS]
+    return [
+        c
+        for key, c in observed.items()
+        if key not in wanted and c.kind in PER_VERSION_KINDS and c.version not in result.replicas
+    ]
 
 
 def record_outcomes(namespace: str, name: str, events: list[Event], status: ServingEndpointStatus) -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from slipway.api.common import Condition, set_condition
+from slipway.api.common import Condition, reconciled, set_condition
 from slipway.api.serving_endpoint import (
     AnalysisProgress,
     AnalysisStep,
@@ -22,6 +24,7 @@ from slipway.api.serving_endpoint import (
     ServingEndpointSpec,
     ServingEndpointStatus,
 )
+from slipway.messages import sanitize
 from slipway.serving.faults import PodFailure
 from slipway.views import VersionInfo
 
@@ -46,6 +49,7 @@ class Observed:
     deployments: dict[int, DeploymentInfo]
     requests: dict[str, str] = field(default_factory=dict)
     failures: dict[int, PodFailure] = field(default_factory=dict)  # version -> a failing pod of it
+    contested: dict[int, tuple[str, ...]] = field(default_factory=dict)  # version -> the objects claiming it
 
     def ready(self, version: int | None) -> int:
         """Ready replicas of the Deployment as last specified (what a step may count on)."""
@@ -205,13 +209,57 @@ def model_problem(spec: ServingEndpointSpec, info: VersionInfo) -> str | None:
     return None
 
 
+def by_number(
+    versions: Iterable[VersionInfo], endpoint: str
+) -> tuple[dict[int, VersionInfo], dict[int, tuple[str, ...]]]:
+    """The ModelVersions serving may use, by version number, and the numbers more than one object claims
+    (with their names). A contested number is not used, so no second claim replaces what is served; the one
+    claimant this endpoint already serves stays as deployed."""
+    claims: dict[int, list[VersionInfo]] = defaultdict(list)
+    for info in versions:
+        claims[info.version].append(info)
+    usable: dict[int, VersionInfo] = {}
+    contested: dict[int, tuple[str, ...]] = {}
+    for number, infos in claims.items():
+        if len(infos) == 1:
+            usable[number] = infos[0]
+            continue
+        contested[number] = tuple(sorted(info.name for info in infos))
+        served = [info for info in infos if endpoint in info.served_by]
+        if len(served) == 1:
+            usable[number] = served[0]
+    return usable, contested
+
+
 def select_target(spec: ServingEndpointSpec, observed: Observed, failed: list[int]) -> int | None:
     selection = spec.version_selection
+    excluded = {*failed, *observed.contested}
     if selection.policy == "Pinned":
         info = observed.versions.get(selection.version or 0)
-        return info.version if info is not None and info.servable and info.version not in failed else None
-    candidates = [v.version for v in observed.versions.values() if v.servable and v.version not in failed]
+        return info.version if info is not None and info.servable and info.version not in excluded else None
+    candidates = [v.version for v in observed.versions.values() if v.servable and v.version not in excluded]
     return max(candidates, default=None)
+
+
+def pin_problem(spec: ServingEndpointSpec, observed: Observed) -> tuple[str, str] | None:
+    """Why the pinned version cannot be served, as (reason, message); None when it can or may yet be
+    (a ModelVersion still being evaluated)."""
+    selection = spec.version_selection
+    if selection.policy != "Pinned" or selection.version is None:
+        return None
+    pinned, where = selection.version, "spec.versionSelection.version"
+    if pinned in observed.contested:
+        claimants = ", ".join(observed.contested[pinned])
+        return (
+            "PinnedVersionContested",
+            f"{where}: v{pinned} is claimed by more than one ModelVersion ({claimants})",
+        )
+    info = observed.versions.get(pinned)
+    if info is None:
+        return "PinnedVersionNotFound", f"{where}: no ModelVersion of {spec.model_name} has version {pinned}"
+    if info.phase == "Rejected":
+        return "PinnedVersionRejected", f"{where}: v{pinned} ({info.name}) was Rejected by its gates"
+    return None
 
 
 def new_request(observed: Observed, status: ServingEndpointStatus, kind: str) -> str | None:
@@ -335,7 +383,7 @@ class _Planner:
             reason=reason,
             started_at=self.status.rollout_started_at,
             finished_at=self.observed.now,
-            message=message[:1024],
+            message=sanitize(message, 1024),
         )
         self.status.history = [*self.status.history, record][-HISTORY_LIMIT:]
 
@@ -350,7 +398,12 @@ class _Planner:
         canary = status.canary_version
         if canary is not None:
             info = observed.versions.get(canary)
-            if info is None or not info.servable:
+            if canary in observed.contested:
+                claimants = ", ".join(observed.contested[canary])
+                self.abort(
+                    "VersionContested", f"claimed by more than one ModelVersion ({claimants})", failed=False
+                )
+            elif info is None or not info.servable:
                 self.abort("VersionWithdrawn", "the ModelVersion is no longer Validated", failed=False)
             elif target is not None and target != canary:
                 self.abort("Superseded", f"v{target} is now the version to serve", failed=False)
@@ -370,6 +423,9 @@ class _Planner:
             self.blocked = self.start_problem(target)
             if self.blocked is None:
                 self.start(target)
+        pinned = self.spec.version_selection.version
+        if self.blocked is None and status.canary_version is None and pinned != status.stable_version:
+            self.blocked = pin_problem(self.spec, observed)
         if status.canary_version is None:
             return False
         return self.step_loop(analysis)
@@ -450,7 +506,7 @@ class _Planner:
         status = self.status
         progress = status.analysis or AnalysisProgress(step=step_index)
         progress.last_measured_at = self.observed.now
-        progress.message = result.message[:1024]
+        progress.message = sanitize(result.message, 1024)
         status.analysis = progress
         if not result.ready:
             if self.deadline_passed():
@@ -462,7 +518,7 @@ class _Planner:
         for metric in result.failed_metrics:
             progress.failures[metric] = progress.failures.get(metric, 0) + 1
         progress.last_measured_at = self.observed.now
-        progress.message = result.message[:1024]
+        progress.message = sanitize(result.message, 1024)
         status.analysis = progress
         if not result.passed:
             self.abort("AnalysisFailed", result.message, failed=True)
@@ -540,7 +596,10 @@ class _Planner:
             else:
                 put("Ready", "False", "StableUnavailable", f"no ready replica of v{stable}")
         else:
-            put("Ready", "False", *(self.blocked or self.no_version_reason()))
+            why = self.blocked or self.no_version_reason()
+            if why[0] == "NoModelVersion":
+                self.warn_on_change("Ready", "False", why)
+            put("Ready", "False", *why)
         if canary is not None:
             step = status.current_step or 0
             where = (
@@ -552,23 +611,41 @@ class _Planner:
             put("Progressing", "False", *self.blocked)
         else:
             put("Progressing", "False", "Idle", "no rollout in progress")
+        missing = stable is not None and stable not in observed.versions
         if self.degraded is not None:
             put("Degraded", "True", *self.degraded)
+        elif missing:
+            problem = (
+                "StableVersionMissing",
+                f"v{stable} keeps serving as deployed, but no single ModelVersion of {self.spec.model_name} "
+                f"records it (deleted, or claimed twice): roll out another version, or recreate it",
+            )
+            self.warn_on_change("Degraded", "True", problem)
+            put("Degraded", "True", *problem)
         elif self.blocked is not None:
-            previous = next((c for c in status.conditions if c.type == "Degraded"), None)
-            if previous is None or (previous.status, previous.reason, previous.message) != (
-                "True",
-                *self.blocked,
-            ):
-                self.emit("Warning", *self.blocked)
+            self.warn_on_change("Degraded", "True", self.blocked)
             put("Degraded", "True", *self.blocked)
         elif stable is not None and stable_ready == 0:
             put("Degraded", "True", "StableUnavailable", "stable has no ready replica")
         elif self.healed or not status.failed_versions or _status_of(status.conditions, "Degraded") is None:
             put("Degraded", "False", "Healthy", "")
+        status.conditions = reconciled(status.conditions, observed.generation, observed.now)
         status.phase = self.phase()
 
+    def warn_on_change(self, type_: str, value: str, problem: tuple[str, str]) -> None:
+        """A Warning Event when the condition is not already (value, reason, message)."""
+        previous = next((c for c in self.status.conditions if c.type == type_), None)
+        reason, message = problem
+        if previous is None or (previous.status, previous.reason, previous.message) != (
+            value,
+            reason,
+            sanitize(message),
+        ):
+            self.emit("Warning", reason, message)
+
     def no_version_reason(self) -> tuple[str, str]:
+        if not self.observed.versions and not self.observed.contested:
+            return "NoModelVersion", f"no ModelVersion of model {self.spec.model_name} in this namespace"
         if self.spec.version_selection.policy == "Pinned":
             return "PinnedVersionNotValidated", f"v{self.spec.version_selection.version} is not Validated"
         if self.status.canary_version is not None:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-SCHEMES = ("s3", "gs", "az", "file")
+from slipway.formats import STORAGE_SCHEMES, uri_problem
 
-# S3 and GCS bucket names, Azure container names: lowercase letters, digits, dots, dashes, underscores
-# (GCS allows underscores; Azure only dashes). The backends' own servers reject what is left.
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]$")
-_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+SCHEMES = STORAGE_SCHEMES
 
 
 @dataclass(frozen=True)
@@ -43,7 +39,8 @@ class ParsedUri:
 
 
 def parse_uri(uri: str) -> ParsedUri:
-    """Parses a storage URI; a ValueError names the part that is wrong."""
+    """Parses a storage URI; a ValueError names the part that is wrong. The rules are those admission
+    applies to every URI in a spec (slipway.formats), so what was admitted parses."""
     if not isinstance(uri, str) or not uri:
         raise ValueError(f"storage URI {uri!r}: empty; expected s3://, gs://, az:// or file://")
     if "://" not in uri:
@@ -55,36 +52,11 @@ def parse_uri(uri: str) -> ParsedUri:
         raise ValueError(
             f"storage URI {uri!r}: unsupported scheme {scheme!r}; expected one of {', '.join(SCHEMES)}"
         )
-    if "\x00" in rest:
-        raise ValueError(f"storage URI {uri!r}: contains a NUL character")
+    problem = uri_problem(uri)
+    if problem is not None:
+        raise ValueError(f"storage URI {uri!r}: {problem}")
     if scheme == "file":
-        parts = urlsplit(uri)
-        if parts.netloc not in ("", "localhost"):
-            raise ValueError(f"storage URI {uri!r}: file:// URIs take no host (use file:///absolute/path)")
-        path = unquote(parts.path)
-        if not path.startswith("/"):
-            raise ValueError(f"storage URI {uri!r}: file:// needs an absolute path (file:///absolute/path)")
-        return ParsedUri("file", "", path)
+        return ParsedUri("file", "", urlsplit(uri).path)
     bucket, _, prefix = rest.partition("/")
-    account: str | None = None
-    if scheme == "az" and "@" in bucket:
-        bucket, _, account = bucket.partition("@")
-        if not _ACCOUNT.match(account):
-            raise ValueError(
-                f"storage URI {uri!r}: Azure storage account {account!r} "
-                "must be 3-24 lowercase letters or digits"
-            )
-    if not bucket:
-        kind = "container" if scheme == "az" else "bucket"
-        raise ValueError(f"storage URI {uri!r}: missing {kind} name ({scheme}://<{kind}>/<prefix>)")
-    if not _BUCKET.match(bucket):
-        kind = "container" if scheme == "az" else "bucket"
-        raise ValueError(
-            f"storage URI {uri!r}: invalid {kind} name {bucket!r} "
-            "(3-63 lowercase letters, digits, dots or dashes, starting and ending with a letter or digit)"
-        )
-    if "//" in prefix:
-        raise ValueError(f"storage URI {uri!r}: empty path segment ('//') in prefix {prefix!r}")
-    if any(segment in (".", "..") for segment in prefix.split("/")):
-        raise ValueError(f"storage URI {uri!r}: '.' or '..' segment in prefix {prefix!r}")
-    return ParsedUri(scheme, bucket, prefix, account)
+    bucket, _, account = bucket.partition("@")
+    return ParsedUri(scheme, bucket, prefix, account or None)

@@ -5,13 +5,16 @@ cannot be reached, the plan is set aside and only that is recorded (everything i
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+
+from kubernetes.client.rest import ApiException
 
 from slipway import kube
 from slipway.metrics import DRIFT_BATCHES, DRIFT_SCORE, RUN_SECONDS, RUNS
 from slipway.training.executors import UNREACHABLE, refusal_reason
 from slipway.training.local_executor import RunState
 from slipway.training.observe import Session
-from slipway.training.plan import Observed, Plan, Start, executor_refused, submitted
+from slipway.training.plan import Observed, Plan, Start, executor_refused, registration_refused, submitted
 
 
 def apply(planned: Plan, observed: Observed, session: Session, now: datetime) -> Plan:
@@ -33,9 +36,36 @@ def apply(planned: Plan, observed: Observed, session: Session, now: datetime) ->
         except UNREACHABLE as error:
             return executor_refused(observed, str(error), now, refusal_reason(error))
     for registration in planned.register:
-        kube.create_if_absent(registration.body)  # a registration retried after a restart changes nothing
+        if (refused := register(registration.body)) is not None:
+            run = registration.body["spec"]["lineage"]["runId"]
+            planned = registration_refused(planned, run, *refused)
     record_metrics(planned, observed, now)
     return submitted(observed, planned, states, now)
+
+
+def register(body: dict[str, Any]) -> tuple[str, str] | None:
+    """Creates the ModelVersion unless it exists; one that exists and records this run (a registration
+    retried after a restart) changes nothing. None when registered; else (reason, message): another run
+    holds the version (VersionTaken), or admission refused what the manifest says (RegistrationRefused:
+    NaN metrics, a metric name too long), which no retry changes."""
+    try:
+        if kube.create_if_absent(body) is not None:
+            return None
+    except ApiException as error:
+        if error.status not in (400, 422):
+            raise
+        return "RegistrationRefused", f"the API server refused ModelVersion {body['metadata']['name']}: " + (
+            kube.api_message(error)
+        )
+    meta = body["metadata"]
+    existing = kube.get("ModelVersion", meta["namespace"], meta["name"])
+    if existing is None:  # deleted in between: the next reconcile creates it
+        return None
+    mine = body["spec"]["lineage"]["runId"]
+    theirs = ((existing.get("spec") or {}).get("lineage") or {}).get("runId") or "unknown"
+    if theirs == mine:
+        return None
+    return "VersionTaken", f"ModelVersion {meta['name']} exists and records run {theirs}"
 
 
 def record_metrics(planned: Plan, observed: Observed, now: datetime) -> None:

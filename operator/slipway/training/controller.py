@@ -86,13 +86,19 @@ def reconcile(
     announce.announce(body)
 
 
-def terminate_all(body: dict[str, Any]) -> None:
+def terminate_all(body: dict[str, Any], memory: Memory) -> None:
     """On deletion: stop every run still going."""
     spec = TrainingPipelineSpec.model_validate(body["spec"])
     status = TrainingPipelineStatus.model_validate(body.get("status") or {})
     try:
         executor, _ = executor_for(
-            Target(body["metadata"]["namespace"], body["metadata"]["name"], spec, None)
+            Target(
+                body["metadata"]["namespace"],
+                body["metadata"]["name"],
+                spec,
+                None,
+                kfp_connections=memory.kfp,
+            )
         )
     except SourceError as error:
         log.warning("cannot terminate the runs of %s: %s", body["metadata"]["name"], error)

@@ -4,6 +4,7 @@ nothing, or a block). The statistics and distances are `slipway.datastats`, the 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -11,11 +12,14 @@ from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from slipway.api.training_pipeline import CheckedBatch, DriftOutcome, DriftStatus, OnDrift
 from slipway.datastats import compare
+from slipway.messages import sanitize
 from slipway.storage import ObjectInfo
 
 BATCH_SUFFIX = ".csv"
 KEPT_BATCHES = 50
 DETAIL_FEATURES = 24
+KEY_LIMIT = 1024  # status.drift.batches[].batch
+ETAG_LIMIT = 256  # status.drift.batches[].etag
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Verdict:
     outcome: DriftOutcome
     scores: list[compare.FeatureDrift] = field(default_factory=list)
     anomalies: compare.Found = field(default_factory=dict)
+    why: str = ""  # Unjudgeable: why the batch could not be judged
 
     @property
     def drifted(self) -> list[compare.FeatureDrift]:
@@ -45,6 +50,8 @@ class Verdict:
         )
 
     def summary(self) -> str:
+        if self.outcome == "Unjudgeable":
+            return f"not judged: {self.why}"
         if self.drifted:
             text = ", ".join(f"{d.feature} {d.describe()}" for d in self.drifted)
         elif self.scores:
@@ -59,15 +66,30 @@ class Verdict:
     def details(self, baseline_version: int) -> dict[str, str]:
         """The figures behind the decision, for the run's status entry."""
         ranked = sorted(self.scores, key=lambda d: -d.score)[:DETAIL_FEATURES]
-        details = {"batch": self.batch.key[:256], "baselineVersion": str(baseline_version)}
-        details |= {f"drift.{d.feature}"[:128]: d.describe() for d in ranked}
+        # Keys and feature names come from the data: sanitized like every message status keeps.
+        details = {"batch": sanitize(self.batch.key, 256), "baselineVersion": str(baseline_version)}
+        details |= {sanitize(f"drift.{d.feature}", 128): sanitize(d.describe(), 256) for d in ranked}
         if self.anomalies:
-            details["anomalies"] = self.anomaly_text()[:256]
+            details["anomalies"] = sanitize(self.anomaly_text(), 256)
         return details
 
 
 def is_batch(info: ObjectInfo) -> bool:
     return info.key.endswith(BATCH_SUFFIX)
+
+
+def bounded(text: str, limit: int) -> str:
+    """A key or etag as status can hold it: itself when it fits, else a prefix and a digest of the whole
+    (still one per batch, and the same at every poll)."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{text[: limit - 17]}~{digest}"
+
+
+def identity(info: ObjectInfo) -> tuple[str, str]:
+    """A batch as status records it: (key, etag), each bounded to its field's limit."""
+    return bounded(info.key, KEY_LIMIT), bounded(info.etag, ETAG_LIMIT)
 
 
 def first_sight(listing: list[ObjectInfo], now: datetime) -> DriftStatus:
@@ -77,7 +99,13 @@ def first_sight(listing: list[ObjectInfo], now: datetime) -> DriftStatus:
         watermark=max((b.updated for b in batches if b.updated), default=now),
         last_check_time=now,
         batches=[
-            CheckedBatch(batch=b.key, etag=b.etag, updated=b.updated, checked_time=now, outcome="Baseline")
+            CheckedBatch(
+                batch=identity(b)[0],
+                etag=identity(b)[1],
+                updated=b.updated,
+                checked_time=now,
+                outcome="Baseline",
+            )
             for b in batches
         ],
     )
@@ -90,7 +118,7 @@ def new_batches(listing: list[ObjectInfo], status: DriftStatus) -> list[ObjectIn
     fresh = [
         b
         for b in filter(is_batch, listing)
-        if (b.key, b.etag) not in seen
+        if identity(b) not in seen
         and (status.watermark is None or b.updated is None or b.updated >= status.watermark)
     ]
     return sorted(fresh, key=_age)
@@ -99,6 +127,10 @@ def new_batches(listing: list[ObjectInfo], status: DriftStatus) -> list[ObjectIn
 def judge(
     batch: ObjectInfo, statistics: statistics_pb2.DatasetFeatureStatistics, baseline: Baseline, rule: OnDrift
 ) -> Verdict:
+    if statistics.num_examples == 0:
+        return unjudgeable(batch, "the batch has no rows")
+    if baseline.statistics.num_examples == 0:
+        return unjudgeable(batch, f"the baseline statistics ({baseline.statistics_uri}) count no rows")
     scores = compare.drift(
         statistics,
         baseline.statistics,
@@ -119,22 +151,23 @@ def judge(
     return Verdict(batch, outcome, scores, anomalies)
 
 
-def unreadable(batch: ObjectInfo, error: str) -> Verdict:
-    """A batch that cannot be read or parsed: reported as an anomaly, starts nothing."""
-    return Verdict(batch, "Anomalous", anomalies={batch.key: [(compare.Reason.UNKNOWN_TYPE, error[:500])]})
+def unjudgeable(batch: ObjectInfo, why: str) -> Verdict:
+    """A batch that cannot be judged (unreadable, unparsable, no rows): recorded so, starts nothing."""
+    return Verdict(batch, "Unjudgeable", why=sanitize(why, 500))
 
 
 def record(
     status: DriftStatus, verdict: Verdict, baseline: Baseline, now: datetime, run: str | None
 ) -> DriftStatus:
+    key, etag = identity(verdict.batch)
     entry = CheckedBatch(
-        batch=verdict.batch.key,
-        etag=verdict.batch.etag,
+        batch=key,
+        etag=etag,
         updated=verdict.batch.updated,
         checked_time=now,
         outcome=verdict.outcome,
         baseline_version=baseline.version,
-        summary=verdict.summary()[:1024],
+        summary=sanitize(verdict.summary(), 1024),
         run=run,
     )
     kept = [b for b in status.batches if b.batch != entry.batch] + [entry]
@@ -157,7 +190,7 @@ def record(
 
 def prune(status: DriftStatus, listing: list[ObjectInfo]) -> DriftStatus:
     """Forget batches that are gone from the prefix (they cannot come back as the same etag)."""
-    present = {(b.key, b.etag) for b in listing}
+    present = {identity(b) for b in listing}
     kept = [b for b in status.batches if (b.batch, b.etag) in present]
     return status if len(kept) == len(status.batches) else status.model_copy(update={"batches": kept})
 

@@ -27,8 +27,9 @@ from slipway.training.job_executor import (
     pipeline_locations,
     target_for,
 )
-from slipway.training.kfp_executor import KfpError, KfpExecutor, KfpTarget
+from slipway.training.kfp_executor import KfpConnections, KfpError, KfpExecutor, KfpTarget
 from slipway.training.kfp_platform import storage_secrets
+from slipway.training.kfp_pods import kubernetes_step_logs
 from slipway.training.local_executor import LocalExecutor, RunState
 
 
@@ -53,6 +54,8 @@ class Target:
     spec: TrainingPipelineSpec
     secrets: SecretReader | None  # None: only to stop runs (no credentials are resolved)
     on_run_exit: Callable[[], None] | None = None
+    # The kfp executor's clients, run ids and backoff, kept by the operator between reconciles.
+    kfp_connections: KfpConnections | None = None
 
 
 # An executor and the pipeline root its runs write under.
@@ -97,8 +100,17 @@ def kfp(target: Target) -> tuple[Executor, str]:
         pipeline_name=f"{namespace}-{name}",
         # Only to submit runs: stopping one (no credentials resolved) must not need the storage Secrets.
         secrets_as_env=storage_secrets(target.spec, target.secrets) if target.secrets is not None else (),
+        step_logs=kubernetes_step_logs(kube_client),
     )
-    return KfpExecutor(endpoint), blobs.join(target.spec.artifact_root.uri, namespace, name)
+    return KfpExecutor(endpoint, target.kfp_connections), blobs.join(
+        target.spec.artifact_root.uri, namespace, name
+    )
+
+
+def kube_client() -> Any:
+    from slipway.kube import api_client
+
+    return api_client()
 
 
 def job(target: Target) -> tuple[Executor, str]:

@@ -24,11 +24,12 @@ import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from slipway.training.kfp_platform import SecretEnv, with_secrets_as_env
+from slipway.training.kfp_pods import StepLogs
 from slipway.training.local_executor import RunState
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class KfpTarget:
     pipeline_name: str
     # Storage Secrets whose keys every step gets as environment variables (KFP's platform config).
     secrets_as_env: tuple[SecretEnv, ...] = ()
+    # Reads a failed step's pod log where the run's pods are in reach (None: the message is KFP's alone).
+    step_logs: StepLogs | None = field(default=None, compare=False)
 
 
 def _equals(key: str, value: str) -> str:
@@ -79,40 +82,50 @@ def _equals(key: str, value: str) -> str:
 
 
 ClientKey = tuple[str, str | None, str | None]
-_clients: dict[ClientKey, Any] = {}
-# Slipway run id -> KFP run id, per endpoint: found once by display name, then read by id.
-_run_ids: dict[tuple[str, str], str] = {}
-# Per client: (consecutive transient failures, monotonic time before which no call is made, last error).
-_backoff: dict[ClientKey, tuple[int, float, KfpError]] = {}
-# IR digests the server refused, per endpoint: not uploaded again (the error is raised at once).
-_rejected: dict[tuple[str, str], KfpError] = {}
-_clients_lock = threading.Lock()
 
 
 def client_key(target: KfpTarget) -> ClientKey:
     return (target.endpoint, target.token, target.namespace)
 
 
-def client_for(target: KfpTarget) -> Any:
-    key = client_key(target)
-    with _clients_lock:
-        if key not in _clients:
-            import kfp
+@dataclass
+class KfpConnections:
+    """What the kfp executor keeps between reconciles, one per operator (in the training Memory)."""
 
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP >= 2.0.0-beta.2"
-                    _clients[key] = kfp.Client(
-                        host=target.endpoint,
-                        existing_token=target.token,
-                        credentials=None if target.token else projected_token(),
-                        namespace=target.namespace or "kubeflow",
-                    )
-            except Exception as error:
-                status = getattr(error, "status", None)
-                reason = classify("connect", status, server_message(getattr(error, "body", None)))
-                raise KfpError(f"KFP API at {target.endpoint}: {_short(error)}", reason, status) from error
-        return _clients[key]
+    clients: dict[ClientKey, Any] = field(default_factory=dict)
+    # Slipway run id -> KFP run id, per endpoint: found once by display name, then read by id.
+    run_ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Per client: (consecutive transient failures, monotonic time before which no call is made, last error).
+    backoff: dict[ClientKey, tuple[int, float, KfpError]] = field(default_factory=dict)
+    # IR digests the server refused, per endpoint: not uploaded again (the error is raised at once).
+    rejected: dict[tuple[str, str], KfpError] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def client_for(self, target: KfpTarget) -> Any:
+        key = client_key(target)
+        with self.lock:
+            if key not in self.clients:
+                self.clients[key] = connect(target)
+            return self.clients[key]
+
+
+def connect(target: KfpTarget) -> Any:
+    """A kfp.Client for the target (creating one asks the server's healthz)."""
+    import kfp
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP >= 2.0.0-beta.2"
+            return kfp.Client(
+                host=target.endpoint,
+                existing_token=target.token,
+                credentials=None if target.token else projected_token(),
+                namespace=target.namespace or "kubeflow",
+            )
+    except Exception as error:
+        status = getattr(error, "status", None)
+        reason = classify("connect", status, server_message(getattr(error, "body", None)))
+        raise KfpError(f"KFP API at {target.endpoint}: {_short(error)}", reason, status) from error
 
 
 def projected_token() -> Any:
@@ -166,16 +179,21 @@ def backoff_seconds(failures: int) -> int:
     return BACKOFF_SECONDS[min(failures, len(BACKOFF_SECONDS)) - 1]
 
 
+def failed_steps(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Workflow's step nodes (pods) in phase Failed or Error."""
+    return [
+        node
+        for node in ((manifest.get("status") or {}).get("nodes") or {}).values()
+        if node.get("phase") in ("Failed", "Error") and node.get("type") in ("Pod", "Container", None)
+    ]
+
+
 def failure_from_workflow(manifest: dict[str, Any]) -> tuple[bool, str]:
     """(terminated, why) from the Argo Workflow KFP keeps for a finished run: KFP terminates a run by
     setting activeDeadlineSeconds to 0; a failed step is a node in phase Failed or Error."""
     terminated = (manifest.get("spec") or {}).get("activeDeadlineSeconds") == 0
     status = manifest.get("status") or {}
-    failed = [
-        node
-        for node in (status.get("nodes") or {}).values()
-        if node.get("phase") in ("Failed", "Error") and node.get("type") in ("Pod", "Container", None)
-    ]
+    failed = failed_steps(manifest)
     steps = "; ".join(
         f"step {node.get('displayName') or node.get('name')} failed: {node.get('message') or 'no message'}"
         for node in failed[:3]
@@ -185,21 +203,24 @@ def failure_from_workflow(manifest: dict[str, Any]) -> tuple[bool, str]:
 
 
 class KfpExecutor:
-    def __init__(self, target: KfpTarget) -> None:
+    def __init__(self, target: KfpTarget, connections: KfpConnections | None = None) -> None:
+        """`connections`: the operator's (clients, run ids, backoff); a new executor without them knows
+        nothing, like a restarted operator."""
         self.target = target
+        self.connections = connections if connections is not None else KfpConnections()
 
     @property
     def client(self) -> Any:
         """The target's kfp.Client (creating one asks the server's healthz), subject to the backoff."""
         self._wait_for_backoff()
         try:
-            return client_for(self.target)
+            return self.connections.client_for(self.target)
         except KfpError as error:
             self._failed(error)
             raise
 
     def _wait_for_backoff(self) -> None:
-        backoff = _backoff.get(client_key(self.target))
+        backoff = self.connections.backoff.get(client_key(self.target))
         if backoff is not None and time.monotonic() < backoff[1]:
             # The same error, word for word: the condition that reports it does not change, so no write.
             raise KfpError(str(backoff[2]), backoff[2].reason, backoff[2].status)
@@ -209,8 +230,9 @@ class KfpExecutor:
         calls fail at once with the last error instead of hammering the server."""
         if error.reason in (UNREACHABLE, UNAUTHORIZED) and error.status != 404:
             key = client_key(self.target)
-            failures = _backoff[key][0] + 1 if key in _backoff else 1
-            _backoff[key] = (failures, time.monotonic() + backoff_seconds(failures), error)
+            backoff = self.connections.backoff
+            failures = backoff[key][0] + 1 if key in backoff else 1
+            backoff[key] = (failures, time.monotonic() + backoff_seconds(failures), error)
 
     def _namespaced(self) -> dict[str, str]:
         return {"namespace": self.target.namespace} if self.target.namespace else {}
@@ -227,7 +249,7 @@ class KfpExecutor:
             failure = KfpError(f"KFP API at {self.target.endpoint}: {what}: {_short(error)}", reason, status)
             self._failed(failure)
             raise failure from error
-        _backoff.pop(client_key(self.target), None)
+        self.connections.backoff.pop(client_key(self.target), None)
         return result
 
     # --- pipeline and experiment, each created once ------------------------------------------------------
@@ -269,7 +291,7 @@ class KfpExecutor:
         """(pipeline id, version id) for this IR, uploading only what is not there yet."""
         client = self.client
         digest = hashlib.sha256(ir_text.encode()).hexdigest()
-        refused = _rejected.get((self.target.endpoint, digest))
+        refused = self.connections.rejected.get((self.target.endpoint, digest))
         if refused is not None:
             raise refused
         version_name = f"{self.target.pipeline_name}-sha256-{digest[:16]}"
@@ -306,7 +328,7 @@ class KfpExecutor:
                 )
             except KfpError as error:
                 if error.reason == PIPELINE_REJECTED:
-                    _rejected[(self.target.endpoint, digest)] = error
+                    self.connections.rejected[(self.target.endpoint, digest)] = error
                 raise
             return pipeline_id, str(uploaded.pipeline_version_id)
 
@@ -314,14 +336,14 @@ class KfpExecutor:
 
     def find(self, run_id: str) -> Any | None:
         """The KFP run whose display name is this run id (the deterministic name), if any."""
-        known = _run_ids.get((self.target.endpoint, run_id))
+        known = self.connections.run_ids.get((self.target.endpoint, run_id))
         if known is not None:
             try:
                 return self._call("get run", self.client.get_run, known)
             except KfpError as error:
                 if error.status != 404:
                     raise
-                _run_ids.pop((self.target.endpoint, run_id), None)  # deleted on the KFP side
+                self.connections.run_ids.pop((self.target.endpoint, run_id), None)  # deleted on the KFP side
         found = self._call(
             "list runs",
             self.client._run_api.run_service_list_runs,
@@ -332,7 +354,7 @@ class KfpExecutor:
         runs = found.runs or []
         if not runs:
             return None
-        _run_ids[(self.target.endpoint, run_id)] = str(runs[0].run_id)
+        self.connections.run_ids[(self.target.endpoint, run_id)] = str(runs[0].run_id)
         return runs[0]
 
     def url(self, kfp_run_id: str) -> str:
@@ -370,11 +392,19 @@ class KfpExecutor:
         if run.error is not None:
             message = str(getattr(run.error, "message", "") or run.error)[:2000]
         if phase == "Failed":
-            terminated, why = failure_from_workflow(self.workflow_manifest(str(run.run_id)))
+            manifest = self.workflow_manifest(str(run.run_id))
+            terminated, why = failure_from_workflow(manifest)
             if terminated:
                 return RunState("Cancelled", f"terminated{': ' + why if why else ''}"[:2000], url=url)
-            message = message or why or f"KFP reported no reason; see {url}"
+            message = (message or why or f"KFP reported no reason; see {url}") + self.step_log(manifest)
         return RunState(phase=phase, message=message[:2000], url=url)
+
+    def step_log(self, manifest: dict[str, Any]) -> str:
+        """The first failed step's pod log tail, when the target can read the run's pods."""
+        failed, metadata = failed_steps(manifest), manifest.get("metadata") or {}
+        if self.target.step_logs is None or not failed or not metadata.get("namespace"):
+            return ""
+        return self.target.step_logs(str(metadata["namespace"]), str(metadata.get("name")), failed[0])
 
     def submit(self, run_id: str, ir_text: str, arguments: dict[str, Any], pipeline_root: str) -> RunState:
         existing = self.find(run_id)
@@ -399,7 +429,7 @@ class KfpExecutor:
             service_account=self.target.service_account,
         )
         run = self._call("create run", self.client._run_api.run_service_create_run, run=body)
-        _run_ids[(self.target.endpoint, run_id)] = str(run.run_id)
+        self.connections.run_ids[(self.target.endpoint, run_id)] = str(run.run_id)
         return self._state(run)
 
     def state(self, run_id: str) -> RunState:

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from slipway.messages import sanitize
+
 log = logging.getLogger(__name__)
 STATE = "state.json"
 REQUEST = "request.json"
@@ -139,8 +141,8 @@ class LocalExecutor:
         assert self.on_exit is not None
         try:
             self.on_exit()
-        except Exception:  # the next poll registers the outcome anyway
-            log.exception("reconcile after a run ended failed")
+        except Exception as error:  # the next poll registers the outcome anyway
+            log.warning("reconcile after a run ended failed: %s", sanitize(error))
 
     def state(self, run_id: str) -> RunState:
         run_dir = self.run_dir(run_id)

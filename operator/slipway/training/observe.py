@@ -16,10 +16,12 @@ from typing import Any
 from slipway import blobs, manifest
 from slipway.api.common import StorageLocation
 from slipway.api.training_pipeline import TrainingPipelineSpec, TrainingPipelineStatus
+from slipway.refusals import Refused
 from slipway.training import drift, registration
 from slipway.training import schedule as cron
 from slipway.training.credentials import DataReader, SecretReader, kfp_token, storage_credentials
 from slipway.training.executors import UNREACHABLE, Executor, Target, executor_for, refusal_reason
+from slipway.training.kfp_executor import KfpConnections
 from slipway.training.local_executor import RunState
 from slipway.training.plan import (
     RUN_ANNOTATION,
@@ -42,6 +44,7 @@ class Memory:
 
     last_poll: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     baselines: dict[str, drift.Baseline] = field(default_factory=dict)  # by statistics URI
+    kfp: KfpConnections = field(default_factory=KfpConnections)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def poll_due(self, pipeline: tuple[str, str], trigger: str, interval: int, now: datetime) -> bool:
@@ -88,10 +91,7 @@ def validate(
     storage_credentials(spec.data, "spec.data", secrets)
     storage_credentials(spec.model_store, "spec.modelStore", secrets)
     if spec.schedule is not None:
-        try:
-            cron.validate(spec.schedule)
-        except cron.ScheduleError as error:
-            raise SourceError(error.field, "InvalidSchedule", str(error).split(": ", 1)[1]) from error
+        cron.validate(spec.schedule)
     pipeline = resolve(spec.pipeline, config_maps)
     arguments(pipeline, {}, spec.parameters)  # unknown or mistyped parameters fail here, naming the field
     return pipeline
@@ -121,9 +121,11 @@ def observe(
     )
     try:
         pipeline = validate(session.namespace, spec, session.config_maps, session.secrets)
-        target = Target(session.namespace, session.name, spec, session.secrets, on_run_exit)
+        target = Target(
+            session.namespace, session.name, spec, session.secrets, on_run_exit, session.memory.kfp
+        )
         session.executor, session.pipeline_root = executor_for(target)
-    except SourceError as error:
+    except Refused as error:
         return replace(observed, problem=error)
     observed = replace(observed, pipeline=pipeline)
     try:
@@ -221,10 +223,10 @@ def read_push(
         if registration.push_result(state) is None and not blobs.exists(
             blobs.join(uri, manifest.MANIFEST), credentials
         ):
-            # No push_result output (a KFP run, or a pipeline without one): no manifest = nothing pushed.
-            return registration.Pushed(
-                version, uri, missing=f"not pushed: no {manifest.MANIFEST} under {uri}"
-            )
+            # No push_result output (a KFP run, or a pipeline without one): no manifest = nothing pushed;
+            # the pusher's record says why, when it wrote one.
+            record = manifest.read_push_result(spec.model_store.uri, spec.model_name, version, credentials)
+            return registration.Pushed(version, uri, missing=registration.missing_reason(record, uri))
         found = manifest.read(uri, credentials)
         if not blobs.exists(blobs.join(uri, "saved_model.pb"), credentials):
             return registration.Pushed(
@@ -241,8 +243,10 @@ def check_batches(spec: TrainingPipelineSpec, batches: tuple[Any, ...], session:
     assert rule is not None
     try:
         baseline = drift_baseline(spec, session)
-    except (blobs.ObjectError, manifest.ManifestError, SourceError, ValueError) as error:
-        return DriftCheck(None, baseline_error=str(error))
+    except Exception as error:
+        return DriftCheck(
+            None, baseline_error=f"cannot read the drift baseline: {type(error).__name__}: {error}"
+        )
     if baseline is None:
         return DriftCheck(None)
     from slipway.datastats import statistics as datastats  # pyarrow: loaded once a batch is to be read
@@ -253,8 +257,8 @@ def check_batches(spec: TrainingPipelineSpec, batches: tuple[Any, ...], session:
             credentials = storage_credentials(rule.batches, BATCHES_FIELD, session.secrets)
             raw = blobs.read_bytes(batch.uri, credentials)
             read[(batch.key, batch.etag)] = datastats.csv_statistics([raw], batch.key)
-        except (blobs.ObjectError, SourceError, ValueError) as error:  # pyarrow's parse errors: ValueError
-            read[(batch.key, batch.etag)] = str(error)
+        except Exception as error:
+            read[(batch.key, batch.etag)] = f"{type(error).__name__}: {error}"
     return DriftCheck(baseline, batches=read)
 
 

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from slipway import GROUP
-from slipway.api.common import ConditionStatus, set_condition
+from slipway.api.common import ConditionStatus, reconciled, set_condition
 from slipway.api.training_pipeline import (
     OnDrift,
     RunRecord,
@@ -26,11 +26,13 @@ from slipway.api.training_pipeline import (
     TrainingPipelineSpec,
     TrainingPipelineStatus,
 )
+from slipway.messages import sanitize
+from slipway.refusals import Refused
 from slipway.storage import ObjectInfo
 from slipway.training import drift, registration
 from slipway.training import schedule as cron
 from slipway.training.local_executor import RunState
-from slipway.training.source import PipelineSpec, SourceError, arguments
+from slipway.training.source import PipelineSpec, arguments
 
 RUN_ANNOTATION = f"{GROUP}/run"
 ACTIVE = ("Pending", "Running")
@@ -78,7 +80,7 @@ class Observed:
     status: TrainingPipelineStatus
     run_request: str | None = None  # the run annotation's token
     pipeline: PipelineSpec | None = None  # the resolved source; None when the spec is unusable
-    problem: SourceError | None = None  # why the spec is unusable
+    problem: Refused | None = None  # why the spec is unusable
     existing_versions: tuple[int, ...] = ()  # ModelVersions of the model
     stable_uri: str | None = None  # the model an endpoint serves as stable: the champion a run must beat
     runs: Mapping[str, RunState] = field(default_factory=dict)  # the executor's word on the runs followed
@@ -241,8 +243,36 @@ def conclude(status: TrainingPipelineStatus, observed: Observed, now: datetime) 
             generation,
             now,
         )
+    status.conditions = reconciled(status.conditions, generation, now)
     status.observed_generation = generation
     return status
+
+
+def not_registered(
+    record: RunRecord,
+    reason: str,
+    message: str,
+    events: list[Event],
+    details: dict[str, str] | None = None,
+) -> RunRecord:
+    """`record` with its registration ended without a ModelVersion (`pushed: false`, the reason first in
+    its message), and the Warning Event that says so."""
+    text = sanitize(f"{reason}: {message}", 2000)
+    events.append(Event("Warning", reason, f"run {record.id}: {text}"))
+    update: dict[str, Any] = {"pushed": False, "message": text, "model_version": None}
+    if details:
+        update["details"] = {**record.details, **details}
+    return record.model_copy(update=update)
+
+
+def registration_refused(planned: Plan, run: str, reason: str, message: str) -> Plan:
+    """The plan once the API server refused to register `run`'s model (its version belongs to another
+    ModelVersion): the run is recorded as not pushed, with a Warning Event."""
+    status = planned.status.model_copy(deep=True)
+    events = [e for e in planned.events if not (e.reason == "ModelVersionCreated" and run in e.message)]
+    status.runs = [not_registered(r, reason, message, events) if r.id == run else r for r in status.runs]
+    status.last_run = status.runs[-1] if status.runs else None
+    return replace(planned, status=status, events=events)
 
 
 Request = tuple[RunTrigger, str, dict[str, str]]  # (trigger, key that names the run, figures behind it)
@@ -324,7 +354,8 @@ class _Planning:
 
     def finished(self, record: RunRecord, state: RunState) -> RunRecord:
         phase = state.phase if state.phase in FINISHED else "Failed"
-        update: dict[str, Any] = {"phase": phase, "finish_time": self.now, "message": state.message[:2000]}
+        message = sanitize(state.message, 2000)  # a run's message may carry its log's terminal colours
+        update: dict[str, Any] = {"phase": phase, "finish_time": self.now, "message": message}
         record = record.model_copy(update=update)
         self.result.ended.append(record)
         if phase != "Succeeded":
@@ -341,10 +372,28 @@ class _Planning:
             self.pushes.append(record.id)
             return record
         if reason is None and pushed is not None and pushed.unreadable is not None:
-            return record.model_copy(
-                update={"pushed": None, "message": f"registration pending: {pushed.unreadable}"}
+            attempts = registration.attempts(record) + 1
+            if attempts < registration.MAX_ATTEMPTS:
+                return record.model_copy(
+                    update={
+                        "pushed": None,
+                        "message": sanitize(
+                            f"registration pending (attempt {attempts}/{registration.MAX_ATTEMPTS}): "
+                            f"{pushed.unreadable}",
+                            2000,
+                        ),
+                        "details": {**record.details, registration.ATTEMPTS: str(attempts)},
+                    }
+                )
+            return self.not_registered(
+                record,
+                "RegistrationFailed",
+                f"gave up after {attempts} attempts: {pushed.unreadable}",
+                {registration.ATTEMPTS: str(attempts)},
             )
         if reason is None and pushed is not None and pushed.found is not None:
+            if (mismatch := registration.mismatch(self.spec, pushed)) is not None:
+                return self.not_registered(record, "ManifestMismatch", mismatch)
             observed = self.observed
             body = registration.model_version_body(
                 observed.namespace, observed.name, self.spec, record, pushed.found, pushed.uri
@@ -356,8 +405,17 @@ class _Planning:
                 update={"pushed": True, "message": f"pushed v{pushed.version}", "model_version": name}
             )
         message = reason or (pushed.missing if pushed is not None else None) or "not pushed"
+        if reason is None and registration.push_result(state) is not None:
+            # The run said it pushed, and the store holds no manifest: a failed registration, not a choice.
+            return self.not_registered(record, "RegistrationFailed", message)
         self.emit("Normal", "NothingPushed", f"run {record.id}: {message}")
         return record.model_copy(update={"pushed": False, "message": message, "model_version": None})
+
+    def not_registered(
+        self, record: RunRecord, reason: str, message: str, details: dict[str, str] | None = None
+    ) -> RunRecord:
+        """The end of a run's registration without a ModelVersion: terminal, never retried."""
+        return not_registered(record, reason, message, self.result.events, details)
 
     # --- what asks for a run ----------------------------------------------------------------------------
 
@@ -403,7 +461,7 @@ class _Planning:
         if rule is None or polled is None:
             return []
         if polled.error is not None:
-            self.drift_condition("False", "BatchesUnreadable", polled.error)
+            self.drift_condition("False", "BatchesUnreadable", polled.error, warn=True)
             return []
         listing = list(polled.listing)
         if self.status.drift is None:
@@ -421,7 +479,7 @@ class _Planning:
             self.batches += fresh
             return []
         if check.baseline_error is not None:
-            self.drift_condition("False", "BaselineUnreadable", check.baseline_error[:1000])
+            self.drift_condition("False", "BaselineUnreadable", check.baseline_error, warn=True)
             return []
         baseline = check.baseline
         if baseline is None:
@@ -455,10 +513,16 @@ class _Planning:
         elif verdict.outcome == "Blocked":
             message = f"batch {key}: no run, it has anomalies (blockOnAnomalies)"
             self.emit("Warning", "DriftRunBlocked", message[:1000])
+        elif verdict.outcome == "Unjudgeable":
+            self.emit("Warning", "DriftUnjudgeable", f"batch {key}: {verdict.summary()}")
         elif verdict.outcome == "NoDrift":
             self.emit("Normal", "NoDrift", f"batch {key} against {against}: {verdict.summary()}"[:1000])
 
-    def drift_condition(self, value: ConditionStatus, reason: str, message: str) -> None:
+    def drift_condition(self, value: ConditionStatus, reason: str, message: str, warn: bool = False) -> None:
+        """With `warn`, a Warning Event too when the condition's reason changes to this one."""
+        previous = next((c for c in self.status.conditions if c.type == "DriftWatch"), None)
+        if warn and (previous is None or previous.reason != reason):
+            self.emit("Warning", reason, message)
         self.condition("DriftWatch", value, reason, message)
 
     # --- starting runs ----------------------------------------------------------------------------------
@@ -526,8 +590,8 @@ class _Planning:
 def judged(batch: ObjectInfo, check: DriftCheck, baseline: drift.Baseline, rule: OnDrift) -> drift.Verdict:
     read = check.batches.get((batch.key, batch.etag), "not read")
     if isinstance(read, str):
-        return drift.unreadable(batch, read)
+        return drift.unjudgeable(batch, read)
     try:
         return drift.judge(batch, read, baseline, rule)
-    except ValueError as error:
-        return drift.unreadable(batch, str(error))
+    except Exception as error:
+        return drift.unjudgeable(batch, f"{type(error).__name__}: {error}")

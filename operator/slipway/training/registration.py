@@ -25,6 +25,28 @@ class Pushed:
     unreadable: str | None = None  # the store could not be read: try again on the next reconcile
 
 
+MAX_ATTEMPTS = 5  # reads of a pushed model's manifest before its registration fails for good
+ATTEMPTS = "registrationAttempts"  # the run record's detail that counts them
+
+
+def attempts(record: RunRecord) -> int:
+    value = record.details.get(ATTEMPTS, "0")
+    return int(value) if value.isdigit() else 0
+
+
+def mismatch(spec: TrainingPipelineSpec, pushed: Pushed) -> str | None:
+    """Why a manifest cannot register the run's model (it names another model, or a version other than
+    the directory it was pushed to); None when it can."""
+    found = pushed.found
+    if found is None:
+        return None
+    if found.model_name != spec.model_name:
+        return f"{pushed.uri}: the manifest names model {found.model_name[:64]!r}, not {spec.model_name!r}"
+    if found.version != pushed.version:
+        return f"{pushed.uri}: the manifest names version {found.version}, not {pushed.version}"
+    return None
+
+
 def push_result(state: RunState) -> dict[str, Any] | None:
     """The pusher's `push_result` output, when the executor reports outputs (the local executor does)."""
     value = (state.outputs or {}).get("push_result") or (state.outputs or {}).get("Output")
@@ -42,6 +64,13 @@ def not_pushed_reason(state: RunState) -> str | None:
     if result is not None and not result.get("pushed"):
         return f"not pushed: {result.get('reason') or 'not blessed'}"
     return None
+
+
+def missing_reason(record: manifest.PushResult | None, uri: str) -> str:
+    """Why a run without a push_result output pushed nothing: its pusher's record, else the empty store."""
+    if record is not None and not record.pushed:
+        return f"not pushed: {record.reason or 'not blessed'}"
+    return f"not pushed: no {manifest.MANIFEST} under {uri}"
 
 
 def pushed_version(record: RunRecord, state: RunState) -> int:

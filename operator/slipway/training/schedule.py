@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadCronError, croniter
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from slipway.api.training_pipeline import Schedule
+from slipway.refusals import Refused
 
 
-class ScheduleError(ValueError):
+class ScheduleError(Refused):
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        super().__init__(field, "InvalidSchedule", message)
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,13 @@ def zone(schedule: Schedule) -> ZoneInfo:
         raise ScheduleError("spec.schedule.timeZone", f"unknown time zone {schedule.time_zone!r}") from error
 
 
-def validate(schedule: Schedule) -> None:
+def validate(schedule: Schedule, now: datetime | None = None) -> None:
+    """Raises ScheduleError for a time zone that does not exist, an expression that does not parse, or one
+    that never fires (February 30: every field is valid, no date matches)."""
     zone(schedule)
     if not croniter.is_valid(schedule.cron):
         raise ScheduleError("spec.schedule.cron", f"{schedule.cron!r} is not a cron expression")
+    next_after(schedule, now or datetime.now(UTC))
 
 
 def _iterator(schedule: Schedule, start: datetime) -> croniter:
@@ -45,7 +48,12 @@ def _iterator(schedule: Schedule, start: datetime) -> croniter:
 
 
 def next_after(schedule: Schedule, moment: datetime) -> datetime:
-    result: datetime = _iterator(schedule, moment).get_next(datetime)
+    try:
+        result: datetime = _iterator(schedule, moment).get_next(datetime)
+    except CroniterBadDateError as error:
+        raise ScheduleError(
+            "spec.schedule.cron", f"{schedule.cron!r} never fires (no date matches it)"
+        ) from error
     return result.astimezone(UTC)
 
 
@@ -54,7 +62,10 @@ def latest_at_or_before(schedule: Schedule, since: datetime, now: datetime) -> d
     latest = None
     iterator = _iterator(schedule, since)
     for _ in range(100_000):
-        candidate: datetime = iterator.get_next(datetime).astimezone(UTC)
+        try:
+            candidate: datetime = iterator.get_next(datetime).astimezone(UTC)
+        except CroniterBadDateError as error:
+            raise ScheduleError("spec.schedule.cron", f"{schedule.cron!r} never fires") from error
         if candidate > now:
             break
         latest = candidate

@@ -14,16 +14,15 @@ import yaml
 
 from slipway import blobs
 from slipway.api.training_pipeline import PipelineSource
+from slipway.messages import sanitize
+from slipway.refusals import Refused
 
 REPO_PIPELINES = Path(__file__).resolve().parents[3] / "pipelines"
 
 
-class SourceError(ValueError):
-    """A pipeline source that cannot be used; `field` is the spec path to blame."""
-
-    def __init__(self, field: str, reason: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field, self.reason = field, reason
+class SourceError(Refused):
+    """A pipeline source (or something else the spec names) that cannot be used; `field` is the spec path
+    to blame."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,9 @@ def parse_ir(text: str, field: str) -> PipelineSpec:
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as error:
-        raise SourceError(field, "InvalidPipelineSpec", f"not YAML: {error}") from error
+        # The parser's own message quotes the offending line: say where, never what (the file may be
+        # anything the operator can read).
+        raise SourceError(field, "InvalidPipelineSpec", f"not YAML: {parser_position(error)}") from error
     ir = docs[0] if docs else None
     ir_text = text
     if isinstance(ir, dict) and "pipelineSpec" in ir:
@@ -71,6 +72,18 @@ def parse_ir(text: str, field: str) -> PipelineSpec:
     )
 
 
+def quoted(value: object) -> str:
+    """A name taken from a pipeline file, as a message may quote it: short and sanitized."""
+    return repr(sanitize(str(value), 64))
+
+
+def parser_position(error: yaml.YAMLError) -> str:
+    """Which parser error, and where: no content of the document."""
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{type(error).__name__}{where}"
+
+
 def pipeline_job_ir(job: dict[str, Any], field: str) -> dict[str, Any]:
     """The IR inside a PipelineJob: its `runtimeConfig` values (`parameterValues`, or the older `parameters`
     of intValue/doubleValue/stringValue) become the root parameters' defaults, and old-style `type:
@@ -85,7 +98,9 @@ def pipeline_job_ir(job: dict[str, Any], field: str) -> dict[str, Any]:
                 if old is not None and "parameterType" not in declared:
                     if old not in OLD_PARAMETER_TYPES:
                         raise SourceError(
-                            field, "InvalidPipelineSpec", f"parameter {name}: unknown type {old!r}"
+                            field,
+                            "InvalidPipelineSpec",
+                            f"parameter {quoted(name)}: unknown type {quoted(old)}",
                         )
                     declared["parameterType"] = OLD_PARAMETER_TYPES[old]
     runtime = job.get("runtimeConfig") or {}
@@ -96,7 +111,7 @@ def pipeline_job_ir(job: dict[str, Any], field: str) -> dict[str, Any]:
             raise SourceError(
                 field,
                 "InvalidPipelineSpec",
-                f"runtimeConfig.parameters.{name}: no intValue/doubleValue/stringValue",
+                f"runtimeConfig.parameters.{quoted(name)}: no intValue/doubleValue/stringValue",
             )
         values.setdefault(name, OLD_VALUE_KEYS[kinds[0]](value[kinds[0]]))
     _constants_as_2_1(ir)
@@ -107,7 +122,7 @@ def pipeline_job_ir(job: dict[str, Any], field: str) -> dict[str, Any]:
             raise SourceError(
                 field,
                 "InvalidPipelineSpec",
-                f"runtimeConfig gives {name!r}, which the pipeline does not declare",
+                f"runtimeConfig gives {quoted(name)}, which the pipeline does not declare",
             )
         declared_root[name]["defaultValue"] = value
         declared_root[name]["isOptional"] = True
@@ -194,7 +209,7 @@ def arguments(pipeline: PipelineSpec, standard: dict[str, Any], user: dict[str, 
     args = {name: value for name, value in standard.items() if name in pipeline.parameters}
     for name, value in user.items():
         if name not in pipeline.parameters:
-            known = ", ".join(sorted(pipeline.parameters))
+            known = sanitize(", ".join(sorted(pipeline.parameters)), 300)
             raise SourceError(
                 f"spec.parameters.{name}",
                 "UnknownParameter",

@@ -136,6 +136,12 @@ def pusher(
         result = {"pushed": False, "reason": reason, "version": None, "manifestUri": None}
         pushed_model.metadata.update({"tfx_type": "PushedModel", "pushed": 0, "reason": reason})
         print(f"pusher: not pushed: {reason}")
+        if model_version > 0:  # where the operator looks when the run's outputs cannot be read (KFP)
+            from slipway.manifest import PUSH_RESULTS
+
+            record = {"pushed": False, "reason": reason, "version": model_version, "runId": run_id}
+            key = f"{model_name}/{PUSH_RESULTS}/{model_version}.json"
+            store_writer(model_store_uri)(key, json.dumps(record).encode())
         return json.dumps(result)
 
     reasons = blessing_failures(evaluated, validated)

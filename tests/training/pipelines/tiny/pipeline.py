@@ -19,6 +19,7 @@ def train_and_push(
     blessed: bool,
     fail: bool,
     sleep_seconds: int,
+    noisy: bool,
 ) -> str:
     import json
     import os
@@ -26,6 +27,10 @@ def train_and_push(
     import time
 
     time.sleep(sleep_seconds)
+    if fail and noisy:  # a careless step: colours, and its environment's credentials, in log and error
+        secret = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+        print(f"\x1b[31mERROR\x1b[0m environment: AWS_SECRET_ACCESS_KEY={secret}", flush=True)
+        raise RuntimeError(f"\x1b[1;31mdiverged\x1b[0m\r\nwith AWS_SECRET_ACCESS_KEY={secret}")
     if fail:
         raise RuntimeError("training diverged: loss is NaN")
     if not blessed:
@@ -93,6 +98,7 @@ def tiny(
     blessed: bool = True,
     fail: bool = False,
     sleep_seconds: int = 0,
+    noisy: bool = False,
 ) -> str:
     return train_and_push(
         data_uri=data_uri,
@@ -105,6 +111,7 @@ def tiny(
         blessed=blessed,
         fail=fail,
         sleep_seconds=sleep_seconds,
+        noisy=noisy,
     ).output
 
 
