@@ -6,7 +6,7 @@ through the fault proxy) and records every violation of what Slipway promises, w
 - an unvalidated version with pods: a serving pod of a version whose ModelVersion is not Validated;
 - traffic against status: the endpoint's Service selects a live pod of a version status claims neither
   as stable nor as canary;
-- duplicates: two ModelVersions with one (model, version), or one pipeline run recorded twice.
+- duplicates: two ModelVersions with one (model, version). (Pipeline runs are not watched yet.)
 
 A sample brackets its reads between two reads of the endpoints and only judges what both agree on, so a
 status write landing mid-sample is never mistaken for a violation. Samples that fail (the API server or
