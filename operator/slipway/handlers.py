@@ -74,6 +74,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.standalone = operator.standalone
     # With several replicas, the one with the highest priority works and the others stand by.
     settings.peering.priority = operator.peering_priority
+    settings.peering.lifetime = operator.peering_lifetime_seconds
     settings.peering.clusterwide = not operator.namespaces
     # kopf would post an Event for every handler log line at INFO; Slipway posts its own Events.
     settings.posting.level = logging.WARNING
@@ -226,7 +227,7 @@ def judge_version(memo: Operator, namespace: str, name: str, model: str) -> None
         "ModelVersion",
         namespace,
         name,
-        lambda: registry.reconcile(namespace, name, stable, names, post_event),
+        lambda: registry.reconcile(namespace, name, stable, names),
         retry=lambda: judge_version(memo, namespace, name, model),
     )
 

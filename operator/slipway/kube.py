@@ -72,6 +72,7 @@ KINDS: dict[str, Kind] = {
         Kind("Secret", "", "v1", "secrets"),
         Kind("Pod", "", "v1", "pods"),
         Kind("Job", "batch", "v1", "jobs"),
+        Kind("Event", "", "v1", "events"),
         Kind("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers"),
         Kind("HTTPRoute", "gateway.networking.k8s.io", "v1", "httproutes", MERGE, optional=True),
         Kind("ServiceMonitor", "monitoring.coreos.com", "v1", "servicemonitors", MERGE, optional=True),
@@ -176,7 +177,10 @@ def create(body: dict[str, Any]) -> dict[str, Any]:
     """Creates the object; ApiException 409 when it exists."""
     kind = body["kind"]
     written: dict[str, Any] = request(
-        "POST", KINDS[kind].path(body["metadata"]["namespace"]), body, [("fieldManager", FIELD_MANAGER)]
+        "POST",
+        KINDS[kind].path(body["metadata"]["namespace"]),
+        without_nulls(body),
+        [("fieldManager", FIELD_MANAGER)],
     )
     API_WRITES.labels(kind, "create").inc()
     return written
@@ -190,6 +194,15 @@ def create_if_absent(body: dict[str, Any]) -> dict[str, Any] | None:
         if error.status != 409:
             raise
         return None
+
+
+def without_nulls(value: Any) -> Any:
+    """A body to create: the nulls a patch uses to remove keys (a Service's selector) mean nothing there."""
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [without_nulls(item) for item in value]
+    return value
 
 
 def patch(
@@ -234,12 +247,17 @@ def patch_status(kind: str, namespace: str, name: str, status: dict[str, Any]) -
     return patch(kind, namespace, name, {"status": status}, subresource="status")
 
 
+def status_differs(body: Mapping[str, Any], status: dict[str, Any]) -> bool:
+    old = body.get("status") or {}
+    return not is_subset(status, old) or any(key not in status for key in old)
+
+
 def write_status(body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
     """Patches the object's status to `status` when it differs (fields no longer set are cleared); the
     body as it now is, unchanged when nothing was written."""
     old = body.get("status") or {}
     removed = [key for key in old if key not in status]
-    if is_subset(status, old) and not removed:
+    if not status_differs(body, status):
         return body
     meta = body["metadata"]
     return patch_status(body["kind"], meta["namespace"], meta["name"], {**dict.fromkeys(removed), **status})

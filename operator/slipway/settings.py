@@ -31,6 +31,12 @@ class OperatorSettings(BaseSettings):
         default_factory=lambda: secrets.randbelow(1_000_000),
         description="Highest priority among replicas serves; the rest stand by (kopf peering).",
     )
+    peering_lifetime_seconds: int = Field(
+        default=8,
+        ge=2,
+        description="How long a replica's peering record counts without a keep-alive (kopf sends one every "
+        "1-3 s at 8): a standby takes over at most this long after the active replica dies.",
+    )
     standalone: bool = Field(default=False, description="Skip peering (one replica, or local development).")
     reconcile_interval_seconds: float = Field(
         default=15.0, description="Safety-net resync; children's events trigger reconciles sooner."

@@ -12,7 +12,7 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from slipway.api.serving_endpoint import ServingEndpointSpec
-from slipway.serving import builders, controller
+from slipway.serving import builders, controller, traffic
 from slipway.serving.children import summarize_child
 from slipway.serving.controller import model_credentials, observe, read_sample_request
 from slipway.storage.credentials import StorageCredentials
@@ -94,11 +94,13 @@ def test_hash_annotation_changes_only_with_content() -> None:
     assert first["metadata"]["annotations"][key] != scaled["metadata"]["annotations"][key]
 
 
-def test_blue_green_service_selects_only_the_active_version() -> None:
-    canary = builders.endpoint_service(endpoint(), [1, 2])
-    assert canary["spec"]["selector"] == {"slipway.dev/endpoint": "web"}
-    blue_green = builders.endpoint_service(endpoint(rollout={"strategy": "BlueGreen"}), [1])
-    assert blue_green["spec"]["selector"] == {"slipway.dev/endpoint": "web", "slipway.dev/version": "1"}
+def test_the_endpoint_service_selects_all_versions_one_or_none() -> None:
+    every = builders.endpoint_service(endpoint(), traffic.ALL)
+    assert every["spec"]["selector"] == {"slipway.dev/endpoint": "web", "slipway.dev/version": None}
+    one = builders.endpoint_service(endpoint(), 1)
+    assert one["spec"]["selector"] == {"slipway.dev/endpoint": "web", "slipway.dev/version": "1"}
+    none = builders.endpoint_service(endpoint(), traffic.NONE)
+    assert none["spec"]["selector"] == {"slipway.dev/endpoint": "web", "slipway.dev/version": "none"}
 
 
 def test_http_route_splits_by_weight_and_hpa_targets_stable() -> None:
@@ -117,7 +119,7 @@ def test_http_route_splits_by_weight_and_hpa_targets_stable() -> None:
     assert route["spec"]["parentRefs"] == [{"name": "gw"}]
     hpa = builders.autoscaler(routed, 1)
     assert hpa is not None and hpa["spec"]["scaleTargetRef"]["name"] == "web-v1"
-    children = builders.children(routed, {1: info(1)}, {1: 2}, 1, [1], {1: 100})
+    children = builders.children(routed, {1: info(1)}, {1: 2}, 1, 1, {1: 100})
     stable = next(c for c in children if c["kind"] == "Deployment")
     assert "replicas" not in stable["spec"], "the HPA owns the stable replica count"
     assert builders.http_route(endpoint(), {1: 100}) is None

@@ -108,6 +108,20 @@ class Condition(KubeModel):
     observed_generation: int | None = None
 
 
+class PendingEvent(KubeModel):
+    """An Event that matters (an outcome), recorded with the status that decided it and removed once
+    posted: an operator that stops in between posts it when it starts again."""
+
+    type: Literal["Normal", "Warning"]
+    reason: Annotated[str, Field(pattern=r"^[A-Za-z]([A-Za-z0-9]*)$", max_length=128)]
+    message: Annotated[str, Field(max_length=1024)] = ""
+
+
+PENDING_EVENTS_DESCRIPTION = (
+    "Outcome Events decided and not yet posted (at least once: posted, then removed from here)."
+)
+
+
 class SecretRef(KubeModel):
     """A Secret in the resource's own namespace; its keys are read by the operator, never copied."""
 

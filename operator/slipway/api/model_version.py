@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from slipway.api.common import (
+    PENDING_EVENTS_DESCRIPTION,
     Condition,
     Decimal,
     HttpUrl,
@@ -15,6 +16,7 @@ from slipway.api.common import (
     MetricName,
     ModelName,
     ObjectName,
+    PendingEvent,
     SecretRef,
     StorageObjectUri,
     ValidationGates,
@@ -110,6 +112,9 @@ class ModelVersionStatus(KubeModel):
     champion: ObjectName | None = None
     served_by: list[ObjectName] = Field(default_factory=list)
     validated_at: datetime | None = None
+    pending_events: Annotated[list[PendingEvent], Field(max_length=20)] = Field(
+        default_factory=list, description=PENDING_EVENTS_DESCRIPTION
+    )
     conditions: list[Condition] = Field(default_factory=list)
 
 

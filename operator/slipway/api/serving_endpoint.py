@@ -8,7 +8,17 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from slipway import formats
-from slipway.api.common import Condition, HttpUrl, KubeModel, ModelName, ObjectName, duration_bound, unique_by
+from slipway.api.common import (
+    PENDING_EVENTS_DESCRIPTION,
+    Condition,
+    HttpUrl,
+    KubeModel,
+    ModelName,
+    ObjectName,
+    PendingEvent,
+    duration_bound,
+    unique_by,
+)
 
 PauseDuration = Annotated[str, *duration_bound(7 * 86_400)]
 IntervalDuration = Annotated[str, *duration_bound(3_600, min_seconds=1)]
@@ -344,6 +354,9 @@ class ServingEndpointStatus(KubeModel):
         default_factory=dict, description="The last promote/abort/retry annotation value acted on."
     )
     history: Annotated[list[RolloutRecord], Field(max_length=20)] = Field(default_factory=list)
+    pending_events: Annotated[list[PendingEvent], Field(max_length=20)] = Field(
+        default_factory=list, description=PENDING_EVENTS_DESCRIPTION
+    )
     conditions: list[Condition] = Field(default_factory=list)
 
 

@@ -9,11 +9,13 @@ from pydantic import AfterValidator, Field
 
 from slipway import formats
 from slipway.api.common import (
+    PENDING_EVENTS_DESCRIPTION,
     Condition,
     HttpUrl,
     KubeModel,
     ModelName,
     ObjectName,
+    PendingEvent,
     StorageLocation,
     StorageUri,
     ValidationGates,
@@ -345,6 +347,9 @@ class TrainingPipelineStatus(KubeModel):
     )
     data_fingerprint: Annotated[str, Field(max_length=128)] | None = None
     drift: DriftStatus | None = None
+    pending_events: Annotated[list[PendingEvent], Field(max_length=20)] = Field(
+        default_factory=list, description=PENDING_EVENTS_DESCRIPTION
+    )
     conditions: list[Condition] = Field(default_factory=list)
 
 

@@ -56,6 +56,7 @@ class _Process:
     popen: subprocess.Popen[bytes]
     log_path: Path
     log_file: IO[bytes]
+    args: list[str] = field(default_factory=list)
 
     def tail(self, lines: int = 25) -> str:
         with contextlib.suppress(OSError):
@@ -83,6 +84,7 @@ class DevCluster:
     pki: certs.Pki | None = None
     real_node: realnode.RealNode | None = None
     node_name: str = FAKE_NODE
+    _stopped: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def host(self) -> str:
@@ -186,9 +188,38 @@ class DevCluster:
             preexec_fn=die_with_parent,
             cwd=self.workdir,
         )
-        process = _Process(name, popen, log_path, log_file)
+        process = _Process(name, popen, log_path, log_file, args)
         self._processes.append(process)
         return process
+
+    # --- control-plane faults, for the fault suite ------------------------------------------------------
+
+    def stop_component(self, name: str) -> None:
+        """Stops one control-plane process (SIGKILL: no graceful shutdown) until `start_component`."""
+        process = next(p for p in self._processes if p.name == name)
+        process.popen.kill()
+        process.popen.wait()
+        process.log_file.close()
+        self._processes.remove(process)
+        self._stopped[name] = process.args
+
+    def start_component(self, name: str, timeout: float = 60.0) -> None:
+        """Starts a stopped process again with the same flags (same ports, same etcd data) and waits until
+        it answers."""
+        self._spawn(name, self._stopped.pop(name))
+        deadline = time.monotonic() + timeout
+        if name == "etcd":
+            etcd_url = next(a for a in self._spawned_args("etcd") if a.startswith("--listen-client-urls="))
+            self._wait(lambda: http_ok(f"{etcd_url.partition('=')[2]}/health"), "etcd", deadline)
+        self._wait(self._apiserver_ready, "kube-apiserver", deadline)
+
+    def restart_component(self, name: str, down_seconds: float = 0.0) -> None:
+        self.stop_component(name)
+        time.sleep(down_seconds)
+        self.start_component(name)
+
+    def _spawned_args(self, name: str) -> list[str]:
+        return next(p.args for p in self._processes if p.name == name)
 
     def _wait(self, ready: Callable[[], bool], what: str, deadline: float) -> None:
         while time.monotonic() < deadline:

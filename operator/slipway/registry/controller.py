@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from slipway import kube
+from slipway import announce, kube
 from slipway.api.common import now, reconciled, set_condition
 from slipway.api.model_version import ModelVersionSpec, ModelVersionStatus
 from slipway.metrics import GATE_FAILURES, MODEL_VERSIONS_VALIDATED
@@ -21,7 +21,8 @@ def needs_verdict(body: dict[str, Any]) -> bool:
     """False when the object already carries the final verdict for its generation (no GET needed)."""
     status = body.get("status") or {}
     generation = body.get("metadata", {}).get("generation", 1)
-    return not (status.get("phase") in FINAL and status.get("observedGeneration") == generation)
+    final = status.get("phase") in FINAL and status.get("observedGeneration") == generation
+    return not final or bool(status.get("pendingEvents"))
 
 
 def champion_for(
@@ -44,7 +45,6 @@ def reconcile(
     name: str,
     stable_versions: Iterable[int],
     version_names: dict[int, str],
-    post_event: kube.EventSink,
 ) -> None:
     body = kube.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
@@ -52,6 +52,7 @@ def reconcile(
     generation = int(body["metadata"].get("generation", 1))
     status = ModelVersionStatus.model_validate(body.get("status") or {})
     if status.phase in FINAL and status.observed_generation == generation:
+        announce.announce(body)  # what a stopped operator decided and did not post
         return
     spec = ModelVersionSpec.model_validate(body["spec"])
     champion = champion_for(namespace, spec.version, stable_versions, version_names)
@@ -79,6 +80,9 @@ def reconcile(
         champion=champion.name if champion else None,
         served_by=status.served_by,
         validated_at=now(),
+        pending_events=announce.with_pending(
+            status.pending_events, [("Normal" if passed else "Warning", phase, f"v{spec.version}: {message}")]
+        ),
         conditions=conditions,
     ).to_wire()
     written = kube.write_status(body, new)
@@ -89,4 +93,4 @@ def reconcile(
     for check in checks:
         if not check.passed:
             GATE_FAILURES.labels(namespace, spec.model_name, check.gate).inc()
-    post_event(body, "Normal" if passed else "Warning", phase, f"v{spec.version}: {message}")
+    announce.announce(body)

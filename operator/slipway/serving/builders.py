@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from slipway import GROUP
 from slipway.api.serving_endpoint import ServingEndpointSpec
 from slipway.podsecurity import restricted_container, restricted_pod
+from slipway.serving import traffic
 from slipway.serving.faults import PULLER_CONTAINER, SERVER_CONTAINER
 from slipway.views import VersionInfo
 
@@ -25,6 +27,7 @@ MODEL_LABEL = f"{GROUP}/model"
 RUN_AS = 1000
 METRICS_PATH = "/monitoring/prometheus/metrics"
 MODEL_STORE_VOLUME = "model-store"
+NO_VERSION = "none"  # a version label value no pod has: the endpoint's Service selecting nothing
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,7 @@ def deployment(endpoint: Endpoint, info: VersionInfo, replicas: int | None) -> d
 
 
 def _service(
-    endpoint: Endpoint, name: str, pod_selector: dict[str, str], version: int | None
+    endpoint: Endpoint, name: str, pod_selector: Mapping[str, str | None], version: int | None
 ) -> dict[str, Any]:
     return stamp(
         {
@@ -257,12 +260,15 @@ def version_service(endpoint: Endpoint, version: int) -> dict[str, Any]:
     return _service(endpoint, version_name(endpoint.name, version), selector(endpoint, version), version)
 
 
-def endpoint_service(endpoint: Endpoint, traffic_versions: list[int]) -> dict[str, Any]:
-    """Selects every version's pods (replica ratio), or only the active one when a single version takes
-    all traffic under BlueGreen."""
-    pod_selector = selector(endpoint)
-    if endpoint.spec.rollout.strategy == "BlueGreen" and len(traffic_versions) == 1:
-        pod_selector = selector(endpoint, traffic_versions[0])
+def endpoint_service(endpoint: Endpoint, selects: traffic.Selection) -> dict[str, Any]:
+    """Selects every version's pods (the replica ratio), one version's, or none (see traffic.py). Going
+    from one version to all, the version key must go: its null removes it from the Service's selector
+    (a patch merges maps); creating drops nulls."""
+    pod_selector: dict[str, str | None] = {**selector(endpoint), VERSION_LABEL: None}
+    if selects == traffic.NONE:
+        pod_selector[VERSION_LABEL] = NO_VERSION
+    elif selects != traffic.ALL:
+        pod_selector[VERSION_LABEL] = str(selects)
     return _service(endpoint, endpoint.name, pod_selector, None)
 
 
@@ -356,7 +362,7 @@ def children(
     versions: dict[int, VersionInfo],
     replicas: dict[int, int],
     stable_version: int | None,
-    traffic_versions: list[int],
+    service_selects: traffic.Selection,
     route_weights: dict[int, int],
 ) -> list[dict[str, Any]]:
     """Every child the endpoint should have right now."""
@@ -371,7 +377,7 @@ def children(
             deployment(endpoint, info, None if hpa_owned else count),
             version_service(endpoint, version),
         ]
-    desired.append(endpoint_service(endpoint, traffic_versions))
+    desired.append(endpoint_service(endpoint, service_selects))
     if stable_version is not None and (hpa := autoscaler(endpoint, stable_version)) is not None:
         desired.append(hpa)
     if (route := http_route(endpoint, route_weights)) is not None:

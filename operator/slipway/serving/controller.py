@@ -10,12 +10,13 @@ from typing import Any
 
 from kubernetes.client.rest import ApiException
 
-from slipway import GROUP, kube, manifest
+from slipway import GROUP, announce, kube, manifest
 from slipway.api.common import now
 from slipway.api.serving_endpoint import ServingEndpointSpec, ServingEndpointStatus
 from slipway.blobs import ObjectError
+from slipway.crashpoints import crash_point
 from slipway.metrics import ROLLBACKS, ROLLOUT_SECONDS, ROLLOUTS
-from slipway.serving import analysis, builders, faults
+from slipway.serving import analysis, builders, faults, traffic
 from slipway.serving.children import PER_VERSION_KINDS, ChildSummary
 from slipway.serving.rollout import DeploymentInfo, Event, Observed, Plan, by_number, effective_steps, plan
 from slipway.settings import settings
@@ -145,6 +146,7 @@ def apply_children(
     children: Iterable[ChildSummary],
     remember: Remember,
     unserved: set[str],
+    service_selects: traffic.Selection,
 ) -> list[ChildSummary]:
     """Creates and updates what the plan wants; returns the children it no longer wants, to be deleted
     only after the status records the change (so status never names a version whose pods are gone). A
@@ -156,7 +158,7 @@ def apply_children(
         versions,
         result.replicas,
         result.status.stable_version,
-        result.traffic_versions,
+        service_selects,
         result.route_weights,
     )
     for body in desired:
@@ -203,6 +205,11 @@ def reconcile(
     status = ServingEndpointStatus.model_validate(body.get("status") or {})
     children = list(children)
     observed = observe(body, versions, children)
+    if unseen := sorted(traffic.claimed(status) - set(observed.versions)):
+        # A replica resuming from a peering pause lists every kind anew, in no order: an endpoint may come
+        # before its versions. Acting then would tear down what serves; their watch events reconcile again.
+        log.info("%s/%s: v%s not in view yet (or deleted outright): holding", namespace, name, unseen)
+        return body
     result = plan(spec, status, observed)
     if result.analysis_due:
         measured = run_analysis(
@@ -211,18 +218,33 @@ def reconcile(
         result = plan(spec, status, observed, measured)
     endpoint = builders.Endpoint(name, namespace, spec, kube.owner_reference(body), settings().image)
     result.status.url = builders.url(endpoint)
-    obsolete = apply_children(
-        endpoint, result, observed.versions, children, remember, set() if unserved is None else unserved
-    )
+    unserved = set() if unserved is None else unserved
+    # The Service selects only what status claims both before and after its write, then what it claims.
+    present = {c.version for c in children if c.kind in ("Deployment", "Pod") and c.version is not None}
+    present |= set(result.replicas)
+    claims = traffic.claimed(result.status)
+    selects = traffic.selection(result.traffic_versions, traffic.claimed(status) & claims, present)
+    obsolete = apply_children(endpoint, result, observed.versions, children, remember, unserved, selects)
+    outcomes = [(e.type, e.reason, e.message) for e in result.events]
+    result.status.pending_events = announce.with_pending(result.status.pending_events, outcomes)
     new_status = result.status.to_wire()
-    written = kube.write_status(body, new_status)
-    if written is not body:
-        body = written
+    if kube.status_differs(body, new_status):
+        crash_point("serving.before-status")
+        body = kube.write_status(body, new_status)
         remember("ServingEndpoint", body)
+        crash_point("serving.after-status")
+    if (widened := traffic.selection(result.traffic_versions, claims, present)) != selects:
+        service = {(c.kind, c.name): c for c in children}.get(("Service", name))
+        _apply(builders.endpoint_service(endpoint, widened), service, remember, unserved)
     for child in obsolete:
         kube.delete(child.kind, namespace, child.name)
+    crash_point("serving.after-delete")
     for event in result.events:
-        post_event(body, event.type, event.reason, event.message)
+        if not announce.matters(event.reason):
+            post_event(body, event.type, event.reason, event.message)
+    if result.status.pending_events:
+        body = announce.announce(body)
+        remember("ServingEndpoint", body)
     record_outcomes(namespace, name, result.events, result.status)
     update_served_by(namespace, name, observed.versions.values(), set(result.replicas), remember)
     return body

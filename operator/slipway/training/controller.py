@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slipway import kube
+from slipway import announce, kube
 from slipway.api.common import now
 from slipway.api.training_pipeline import TrainingPipelineSpec, TrainingPipelineStatus
 from slipway.training.apply import apply
@@ -78,9 +78,12 @@ def reconcile(
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     outcome = reconcile_body(body, existing_versions, stable_uri, baseline_uri, wake, memory=memory)
+    outcome.status.pending_events = announce.with_pending(outcome.status.pending_events, outcome.events)
     body = kube.write_status(body, outcome.status.to_wire())
     for type_, reason, message in outcome.events:
-        post_event(body, type_, reason, message)
+        if not announce.matters(reason):
+            post_event(body, type_, reason, message)
+    announce.announce(body)
 
 
 def terminate_all(body: dict[str, Any], memory: Memory) -> None:
