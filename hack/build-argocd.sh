@@ -4,6 +4,7 @@
 #   bin/argocd         the single binary; it acts as each component by the name it is called with, so
 #                      bin/argocd-application-controller and bin/argocd-repo-server are symlinks to it
 #   bin/kustomize      the kustomize release Argo CD ships (its hack/tool-versions.sh), which the repo server runs
+#   bin/git-verify-wrapper.sh, bin/gpg-wrapper.sh   the scripts Argo CD's image puts on the repo server's PATH
 #   crds/              Argo CD's Application and AppProject CRDs, from the same module
 # and installs Debian's redis-server (pinned; the cache both components share) and git when missing.
 # Prints that bin directory on its last line of stdout.
@@ -44,7 +45,7 @@ install_debian() {  # package=version, when the command is missing
 install_debian redis-server "redis-server=$REDIS_VERSION"
 install_debian git git
 
-if [ -x "$BIN/argocd" ] && [ -x "$BIN/kustomize" ] && [ -f "$CRDS/.complete" ]; then
+if [ -x "$BIN/argocd" ] && [ -x "$BIN/kustomize" ] && [ -x "$BIN/git-verify-wrapper.sh" ] && [ -f "$CRDS/.complete" ]; then
   link_components
   log "cached: $DEST"
   echo "$BIN"
@@ -118,6 +119,9 @@ if [ ! -x "$BIN/kustomize" ]; then
   mv "$BIN/kustomize.tmp" "$BIN/kustomize"
   cd "$work"
 fi
+
+# The repo server runs these as Argo CD's image installs them (its Dockerfile copies them onto the PATH).
+for wrapper in gpg-wrapper.sh git-verify-wrapper.sh; do install -m 755 "$src/hack/$wrapper" "$BIN/$wrapper"; done
 
 mkdir -p "$CRDS"
 for crd in application-crd.yaml appproject-crd.yaml; do cp "$src/manifests/crds/$crd" "$CRDS/"; done
