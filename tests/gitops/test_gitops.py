@@ -177,7 +177,8 @@ def test_argocd_syncs_slipway_and_judges_its_health(
         status = _synced_at(argocd, v2, "Suspended")
         health = _resource_health(status, "ServingEndpoint", "penguins")
         assert health["status"] == "Suspended" and "paused until `slipway promote`" in health["message"]
-        assert watcher.healths(v2)[:2] == ["Progressing", "Suspended"], watcher.healths(v2)
+        wait_for(lambda: "Suspended" in watcher.healths(v2), "the watcher to see Suspended", timeout=10)
+        assert "Degraded" not in watcher.healths(v2), watcher.healths(v2)
         slipway(cluster.kubeconfig, "promote", "penguins", "-n", "ml")
         status = _synced_at(argocd, v2, "Healthy")
         assert _resource_health(status, "ServingEndpoint", "penguins")["message"] == "v2 serving"
