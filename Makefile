@@ -70,7 +70,7 @@ lint: install ## ruff, mypy and the import layering contract
 	$(VENV)/bin/mypy bench
 	$(VENV)/bin/lint-imports
 
-UNIT_MARKERS := not cluster and not e2e and not tensorflow
+UNIT_MARKERS := not cluster and not e2e and not tensorflow and not argocd
 
 .PHONY: unit
 unit: install ## The fast tier: every test that needs neither a cluster nor TensorFlow (run it while editing)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,5 @@ def env(api_client: client.ApiClient, namespace: str, tmp_path: Path) -> Env:
 
 
 @pytest.fixture
-def operator(operator_process: Any, fake_tfserving: Any) -> Iterator[Any]:
-    operator_process.env.update(
-        {
-            "SLIPWAY_TFSERVING_URL_TEMPLATE": fake_tfserving.url_template,
-            "SLIPWAY_RECONCILE_INTERVAL_SECONDS": "1",
-            "SLIPWAY_IMAGE": "slipway:test",
-        }
-    )
-    operator_process.start()
-    yield operator_process
+def operator(serving_operator: Any) -> Any:
+    return serving_operator
