@@ -62,7 +62,7 @@ def test_the_demos_objects_pass_admission_on_either_node_and_every_field_is_know
     custom = client.CustomObjectsApi(api_client)
     secret = incluster.s3_secret(namespace, "demo-s3", StorageCredentials("k", "s", aws_region="us-east-1"))
     client.CoreV1Api(api_client).create_namespaced_secret(namespace, secret, dry_run="All")
-    locations = demo.s3_locations("b", "demo-s3", "http://10.244.0.1:5000")
+    locations = demo.s3_locations(demo.BUCKET, "demo-s3", "http://10.244.0.1:5000")
     real = (
         demo.pipeline(locations, {"executor": {"type": "job"}}),
         demo.endpoint(demo.real_serving("localhost/slipway-model-server:dev")),
