@@ -72,6 +72,35 @@ def tfx_stand_in() -> "types.SimpleNamespace":
     return types.SimpleNamespace(components=components, v1=types.SimpleNamespace(components=components))
 
 
+def keras_tuner_on_tf_keras() -> None:
+    """Imports KerasTuner so that it drives Keras 2 models. KerasTuner 1.4 picks its Keras when it is
+    imported: Keras 3 whenever `import keras` gives 3.x, and then it refuses the models module files build
+    with `tf.keras` where that is tf_keras (TF Transform and TFMA switch TensorFlow to Keras 2). Imported
+    while `keras` resolves to tf_keras, it takes its `tensorflow.keras` path. A no-op once KerasTuner is
+    imported, where tf.keras is Keras 3, or where KerasTuner is not installed."""
+    import sys
+
+    import tensorflow as tf
+
+    if "keras_tuner" in sys.modules or not tf.keras.__name__.startswith("tf_keras"):
+        return  # imported already, or tf.keras is Keras 3 here: KerasTuner's own choice fits
+    try:
+        import tf_keras
+    except ImportError:
+        return
+    saved = sys.modules.get("keras")
+    sys.modules["keras"] = tf_keras
+    try:
+        import keras_tuner  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        if saved is not None:
+            sys.modules["keras"] = saved
+        else:
+            sys.modules.pop("keras", None)
+
+
 def load_module(name: str, source: str, required: list[str]) -> "types.ModuleType":
     """The module, executed in a fresh namespace (checked first: see check_module). An exception while it
     runs is a RuntimeError naming the module."""
@@ -81,6 +110,7 @@ def load_module(name: str, source: str, required: list[str]) -> "types.ModuleTyp
     import types
 
     check_module(name, source, required)
+    keras_tuner_on_tf_keras()  # before the module's own `import keras_tuner`
     module = types.ModuleType("user_module", f"module file {name}")
     module.__dict__["__file__"] = name
     module.__dict__["tfx"] = tfx_stand_in()
