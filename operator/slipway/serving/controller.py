@@ -205,7 +205,8 @@ def reconcile(
     status = ServingEndpointStatus.model_validate(body.get("status") or {})
     children = list(children)
     observed = observe(body, versions, children)
-    if unseen := sorted(traffic.claimed(status) - set(observed.versions)):
+    # A missing stable version is the plan's to report (it keeps serving as deployed: StableVersionMissing).
+    if unseen := sorted(traffic.claimed(status) - set(observed.versions) - {status.stable_version}):
         # A replica resuming from a peering pause lists every kind anew, in no order: an endpoint may come
         # before its versions. Acting then would tear down what serves; their watch events reconcile again.
         log.info("%s/%s: v%s not in view yet (or deleted outright): holding", namespace, name, unseen)
