@@ -22,6 +22,7 @@ LEFT_OUT = [
     ("TrainingPipeline", "penguins"),
     ("TrainingPipeline", "penguins-kfp"),
     ("TrainingPipeline", "penguins-job"),
+    ("TrainingPipeline", "body-mass"),
     ("ServingEndpoint", "penguins-pinned"),
 ]
 
