@@ -65,17 +65,22 @@ class Watcher:
     def since(self, index: int) -> list[Seen]:
         return self.seen[index:]
 
-    def healths(self, revision: str) -> list[str]:
-        """The health stages the Application went through at `revision`, repeats collapsed."""
-        stages: list[str] = []
-        for seen in self.seen:
-            if (
-                seen.revision == revision
-                and seen.sync == "Synced"
-                and (not stages or stages[-1] != seen.health)
-            ):
-                stages.append(seen.health)
-        return stages
+    def healths(self, revision: str, wait_seconds: float = 10.0) -> list[str]:
+        """The health stages the Application went through at `revision`, repeats collapsed. Waits (bounded)
+        for the sampler to have seen the revision Synced: the caller may have seen it first."""
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            stages: list[str] = []
+            for seen in list(self.seen):
+                if (
+                    seen.revision == revision
+                    and seen.sync == "Synced"
+                    and (not stages or stages[-1] != seen.health)
+                ):
+                    stages.append(seen.health)
+            if stages or time.monotonic() > deadline:
+                return stages
+            time.sleep(0.2)
 
     def out_of_sync_after_synced(self, revision: str) -> list[Seen]:
         """Samples OutOfSync at `revision` after it had been Synced: Argo CD and the operator fighting."""
