@@ -36,8 +36,10 @@ from slipway.devcluster.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.cluster  # a control plane of its own (conftest.py)
 RESULTS = os.environ.get("SLIPWAY_FAULT_RESULTS")
-# The long form's runs per scenario: a run costs several seconds of real pipeline (more than a rollout).
-RUNS = max(2, ROLLOUTS // 10)
+# The long form's rounds through each family's faults (a run costs several seconds of real pipeline, more
+# than a rollout): 2 of the control-plane faults (12 runs) and 5 of the crash points (10 runs) at 100.
+CONTROL_PLANE_ROUNDS = max(2, ROLLOUTS // 50) if ROLLOUTS else 1
+CRASH_ROUNDS = max(2, ROLLOUTS // 20) if ROLLOUTS else 1
 DOWN_SECONDS = 1.0
 
 CONTROL_PLANE: dict[str, Fault] = {
@@ -99,9 +101,9 @@ def test_no_run_starts_twice_and_no_model_version_is_lost_under_faults(
             training.create()
             wait_for(training.watching_data, "the data's first poll", 60)
             if name == "training-crash":
-                plan = CRASH_POINTS * (max(1, RUNS // len(CRASH_POINTS)) if ROLLOUTS else 1)
+                plan = CRASH_POINTS * CRASH_ROUNDS
             else:
-                plan = list(CONTROL_PLANE) * (max(1, RUNS // len(CONTROL_PLANE)) if ROLLOUTS else 1)
+                plan = list(CONTROL_PLANE) * CONTROL_PLANE_ROUNDS
             if not ROLLOUTS and name == "training-control-plane":
                 plan = ["every-control-plane-fault"]
             for index, fault in enumerate(plan):
