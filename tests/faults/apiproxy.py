@@ -68,7 +68,7 @@ class ApiProxy:
     # --- faults ---------------------------------------------------------------------------------------
 
     def fail(self, status: int, seconds: float) -> None:
-        """Every request answered with `status` (429 with Retry-After: 1, or 500) for `seconds`."""
+        """Every request answered with `status` (429 with Retry-After: 1, 500, or 503) for `seconds`."""
         self._error = (status, time.monotonic() + seconds)
 
     def cut_watches(self) -> int:
@@ -126,7 +126,7 @@ class ApiProxy:
             status = self._error[0]
             self.counters.errors_injected += 1
             headers = {"Retry-After": "1"} if status == 429 else {}
-            reason = "TooManyRequests" if status == 429 else "InternalError"
+            reason = {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(status, "InternalError")
             return web.json_response(
                 _status(status, reason, "injected by the fault proxy"), status=status, headers=headers
             )
