@@ -1,5 +1,5 @@
 """A loopback HTTPS proxy in front of kube-apiserver that the operator's kubeconfig points at, so a test can
-make the API server misbehave as a client sees it: answer 429 or 500 for a while, cut every open watch
+make the API server misbehave as a client sees it: answer 429, 500 or 503 for a while, cut every open watch
 stream, or answer the next watches that resume from a resourceVersion with "410 Gone" (what the API
 server says when that version has been compacted away).
 
