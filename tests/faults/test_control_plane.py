@@ -44,7 +44,7 @@ FAULTS: dict[str, tuple[Fault, int | None]] = {
     "apiserver-unavailable-70s": (outage(LONG_OUTAGE), None),
     "etcd-stopped": (stop_etcd, 20),
     "watches-cut": (cut_watches, 1),
-    "watches-410-gone": (expire_watches, 1),
+    "watches-410-gone": (expire_watches, 2),
     "apiserver-429": (throttle(429), 5),
     "apiserver-500": (throttle(500), 5),
 }

@@ -26,7 +26,7 @@ from slipway.devcluster.operator_process import OperatorProcess
 pytestmark = pytest.mark.cluster  # a control plane of its own (conftest.py)
 RESULTS = os.environ.get("SLIPWAY_FAULT_RESULTS")
 DOWN_SECONDS = 1.0
-CRASH_EVERY = 4 if ROLLOUTS else 1
+CRASH_EVERY = 5 if ROLLOUTS else 1
 POINTS = ["serving.before-status", "serving.after-status", "serving.after-delete", "events.after-post"]
 # The short form (in `make test`): one rollout at each of the two points the issue was about, in one test.
 SCENARIOS = POINTS if ROLLOUTS else ["status-and-events"]

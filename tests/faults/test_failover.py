@@ -25,7 +25,7 @@ from slipway.devcluster.operator_process import OperatorProcess
 pytestmark = pytest.mark.cluster  # a control plane of its own (conftest.py)
 RESULTS = os.environ.get("SLIPWAY_FAULT_RESULTS")
 HANDOVER_TARGET = 10.0
-KILL_EVERY = 5 if ROLLOUTS else 1
+KILL_EVERY = 10 if ROLLOUTS else 1
 PAUSING = "Pausing operations"  # what kopf logs when a peer of higher priority is alive
 WRITES = re.compile(r"^slipway_api_writes_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 
