@@ -1,6 +1,7 @@
 """ServingEndpoint reconcile: observe (the views of the endpoint, its versions, children and pods: no reads
 from the API server but a model's storage Secret at a canary's first analysis round), plan (pure), analyse
-(I/O), apply the difference, record status and Events. A reconcile that changes nothing writes nothing."""
+(I/O), apply the difference, record status and Events. A reconcile that changes nothing writes (and reads)
+nothing; one that writes reads the endpoint once first, and writes nothing if it changed since."""
 
 from __future__ import annotations
 
@@ -233,8 +234,8 @@ def reconcile(
     remember: Remember,
     unserved: set[str] | None = None,
 ) -> dict[str, Any] | None:
-    """`body` is the endpoint as last seen or written (the views keep it; no GET). `unserved`: the
-    optional child kinds already found without their CRD (see serving.children.Children)."""
+    """`body` is the endpoint as last seen or written (the views keep it; a GET only before writing).
+    `unserved`: the optional child kinds already found without their CRD (see serving.children.Children)."""
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
