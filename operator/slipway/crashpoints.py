@@ -2,8 +2,10 @@
 a node failure would) at a named point between two of its writes.
 
 `SLIPWAY_CRASH_AT` lists the points, comma-separated, each optionally `@N` to crash the N-th time the
-point is reached (first time by default): `serving.after-status@3,registry.after-verdict`. Unset (always,
-outside tests), `crash_point` only compares a name against an empty set."""
+point is reached (first time by default): `serving.after-status@3,training.after-submit`.
+`SLIPWAY_CRASH_AT_FILE` names a file holding such a list, read again whenever it changes: a test arms a
+point in a running operator (and disarms it before starting the next) instead of restarting it to arm.
+Both unset (always, outside tests), `crash_point` only compares a name against an empty set."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 ENV = "SLIPWAY_CRASH_AT"
+FILE_ENV = "SLIPWAY_CRASH_AT_FILE"
 # Every point the operator has, so a test naming one that does not exist fails instead of waiting forever.
 POINTS = frozenset(
     {
@@ -21,6 +25,8 @@ POINTS = frozenset(
         "serving.after-status",  # the status is written, obsolete children not yet deleted
         "serving.after-delete",  # obsolete children deleted, Events not yet posted
         "events.after-post",  # pending Events posted, not yet recorded as posted
+        "training.after-submit",  # a run started by the executor, not yet recorded in status
+        "training.after-register",  # a finished run's ModelVersion created, the run not yet recorded so
     }
 )
 log = logging.getLogger(__name__)
@@ -40,15 +46,36 @@ def parse(text: str) -> dict[str, int]:
 
 
 _armed = parse(os.environ.get(ENV, ""))
+_file = os.environ.get(FILE_ENV)
+_file_stamp: tuple[int, int] | None = None
 _hits: dict[str, int] = {}
 _lock = threading.Lock()
 
 
+def _rearm() -> None:
+    """Reads the arming file again when it changed since it was last read (the caller holds the lock)."""
+    global _armed, _file_stamp
+    assert _file is not None
+    try:
+        stat = os.stat(_file)
+        stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+        text = Path(_file).read_text() if stamp != _file_stamp else ""
+    except FileNotFoundError:
+        stamp, text = None, ""
+    if stamp != _file_stamp:
+        _file_stamp, _armed = stamp, parse(text)
+        _hits.clear()
+
+
 def crash_point(name: str) -> None:
     """Dies here, at once and without cleanup, when this point is armed and reached for the N-th time."""
-    if name not in _armed:
+    if _file is None and name not in _armed:
         return
     with _lock:
+        if _file is not None:
+            _rearm()
+        if name not in _armed:
+            return
         _hits[name] = _hits.get(name, 0) + 1
         if _hits[name] != _armed[name]:
             return

@@ -4,7 +4,9 @@ modules; reconciles are level-based and shared by watch events, timers and resum
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -51,6 +53,17 @@ class Operator:
             self.children.observe(kind, "MODIFIED", body)
 
 
+class RetryForever:
+    """kopf's delays between attempts of a failed API request, never exhausted. With kopf's default (eight
+    retries, 54 s in all) an API server away for a minute made every watch stream escalate: kopf logs
+    "Watcher for ... has failed", never starts that watch again, and the operator lives on deaf to what it
+    watches (a rollout decided after the API server came back never finished). A fresh iterator each time:
+    kopf iterates it once per request."""
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain((1, 1, 2, 3, 5), itertools.repeat(10.0))
+
+
 class DiffBaseForChangeHandlers(kopf.AnnotationsDiffBaseStorage):
     """kopf builds (and deep-copies) a diff base of every event's body, though only on.create/update/delete
     handlers read it, and Slipway has one only for TrainingPipelines; every other kind gets an empty one
@@ -83,6 +96,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.execution.max_workers = operator.max_workers
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60
+    settings.networking.error_backoffs = RetryForever()
     _bound_memory(settings)
 
 

@@ -1,5 +1,5 @@
 """A loopback HTTPS proxy in front of kube-apiserver that the operator's kubeconfig points at, so a test can
-make the API server misbehave as a client sees it: answer 429 or 500 for a while, cut every open watch
+make the API server misbehave as a client sees it: answer 429, 500 or 503 for a while, cut every open watch
 stream, or answer the next watches that resume from a resourceVersion with "410 Gone" (what the API
 server says when that version has been compacted away).
 
@@ -68,7 +68,7 @@ class ApiProxy:
     # --- faults ---------------------------------------------------------------------------------------
 
     def fail(self, status: int, seconds: float) -> None:
-        """Every request answered with `status` (429 with Retry-After: 1, or 500) for `seconds`."""
+        """Every request answered with `status` (429 with Retry-After: 1, 500, or 503) for `seconds`."""
         self._error = (status, time.monotonic() + seconds)
 
     def cut_watches(self) -> int:
@@ -126,7 +126,7 @@ class ApiProxy:
             status = self._error[0]
             self.counters.errors_injected += 1
             headers = {"Retry-After": "1"} if status == 429 else {}
-            reason = "TooManyRequests" if status == 429 else "InternalError"
+            reason = {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(status, "InternalError")
             return web.json_response(
                 _status(status, reason, "injected by the fault proxy"), status=status, headers=headers
             )

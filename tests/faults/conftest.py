@@ -12,13 +12,18 @@ import pytest
 import yaml
 from apiproxy import ApiProxy
 from kubernetes import client, config
-from scenario import Scenario, operator_env
+from scenario import Scenario, operator_env, start_clock
 
 from slipway.devcluster import DevCluster
 from slipway.devcluster.install import apply_crds, load_crds
 from slipway.devcluster.operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def scenario_clock() -> None:
+    start_clock()
 
 
 @pytest.fixture(scope="session")

@@ -6,17 +6,22 @@ through the fault proxy) and records every violation of what Slipway promises, w
 - an unvalidated version with pods: a serving pod of a version whose ModelVersion is not Validated;
 - traffic against status: the endpoint's Service selects a live pod of a version status claims neither
   as stable nor as canary;
-- duplicates: two ModelVersions with one (model, version). (Pipeline runs are not watched yet.)
+- duplicates: two ModelVersions with one (model, version).
 
-A sample brackets its reads between two reads of the endpoints and only judges what both agree on, so a
-status write landing mid-sample is never mistaken for a violation. Samples that fail (the API server or
-etcd is down) are counted as gaps, not violations."""
+A sample is one consistent snapshot of the cluster: the endpoints are listed first, and every other list
+is read at exactly the resourceVersion that list answered with (`resourceVersionMatch=Exact`: etcd's state
+at that revision, whatever was written since). Lists read one after another at "now" are not a snapshot:
+under load they are tens of milliseconds apart, and a pod deleted and a Service widened between the pod
+list and the Service list read as a Service selecting a live pod that, at no moment, it did select (what
+the long form once reported as a violation; docs/serving.md, "Guarantees under failure").
+Samples that fail (the API server or etcd is down) are counted as gaps, not violations."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +31,7 @@ from slipway import GROUP, VERSION
 
 ENDPOINT_LABEL = f"{GROUP}/endpoint"
 VERSION_LABEL = f"{GROUP}/version"
+TIMEOUT = 3  # seconds: a sample must not hang while etcd is down
 
 
 @dataclass
@@ -33,6 +39,71 @@ class Violation:
     at: float
     kind: str
     detail: str
+    revision: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The namespace at one revision."""
+
+    revision: str
+    endpoints: list[dict[str, Any]]
+    pods: list[Any]
+    deployments: dict[str, Any]
+    services: dict[str, Any]
+    versions: list[dict[str, Any]]
+
+
+def judge(snapshot: Snapshot) -> list[tuple[str, str]]:
+    """Every (kind, detail) the snapshot breaks."""
+    found: list[tuple[str, str]] = []
+    keys = [(v["spec"]["modelName"], int(v["spec"]["version"])) for v in snapshot.versions]
+    phases = {
+        (v["spec"]["modelName"], int(v["spec"]["version"])): (v.get("status") or {}).get("phase")
+        for v in snapshot.versions
+    }
+    for key, count in Counter(keys).items():
+        if count > 1:
+            found.append(("duplicate-model-version", f"{key} recorded {count} times"))
+    live = [p for p in snapshot.pods if p.metadata.deletion_timestamp is None]
+    for pod in live:
+        labels = pod.metadata.labels or {}
+        model, version = labels.get(f"{GROUP}/model"), labels.get(VERSION_LABEL)
+        if version is not None and phases.get((model, int(version))) != "Validated":
+            found.append(("unvalidated-version-with-pods", f"pod {pod.metadata.name}: v{version}"))
+    for endpoint in snapshot.endpoints:
+        name, status = endpoint["metadata"]["name"], endpoint.get("status") or {}
+        stable = status.get("stableVersion")
+        if stable is not None:
+            deployment = snapshot.deployments.get(f"{name}-v{stable}")
+            ready = (deployment.status.ready_replicas or 0) if deployment is not None else 0
+            wanted = int(endpoint["spec"].get("replicas", 1))
+            if ready < wanted:
+                found.append(("stable-below-replicas", f"{name}: v{stable} {ready}/{wanted} ready"))
+        found += _unclaimed_traffic(name, status, snapshot.services.get(name), live)
+    return found
+
+
+def _unclaimed_traffic(
+    name: str, status: Mapping[str, Any], service: Any, live: list[Any]
+) -> list[tuple[str, str]]:
+    if service is None or not service.spec.selector:
+        return []
+    claimed = {v for v in (status.get("stableVersion"), status.get("canaryVersion")) if v is not None}
+    found = []
+    for pod in live:
+        labels = pod.metadata.labels or {}
+        if all(labels.get(k) == v for k, v in service.spec.selector.items()):
+            version = int(labels.get(VERSION_LABEL, "-1"))
+            if version not in claimed:
+                found.append(
+                    (
+                        "service-selects-unclaimed-version",
+                        f"{name}: Service selects pod {pod.metadata.name} of v{version}; status claims "
+                        f"{sorted(claimed)}",
+                    )
+                )
+    return found
 
 
 @dataclass
@@ -47,7 +118,6 @@ class InvariantWatcher:
     _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
-        # A short timeout: a sample must not hang for a minute while etcd is down.
         self.custom = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
@@ -72,86 +142,43 @@ class InvariantWatcher:
                 self.gaps += 1
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
-    def _list(self, plural: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, plural, _request_timeout=3
-        )["items"]
-        return items
+    def snapshot(self) -> Snapshot:
+        endpoints = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "servingendpoints", _request_timeout=TIMEOUT
+        )
+        revision = endpoints["metadata"]["resourceVersion"]
+        at: dict[str, Any] = {
+            "resource_version": revision,
+            "resource_version_match": "Exact",
+            "_request_timeout": TIMEOUT,
+        }
+        ours = {"label_selector": ENDPOINT_LABEL, **at}
+        return Snapshot(
+            revision=revision,
+            endpoints=endpoints["items"],
+            pods=self.core.list_namespaced_pod(self.namespace, **ours).items,
+            deployments={
+                d.metadata.name: d for d in self.apps.list_namespaced_deployment(self.namespace, **ours).items
+            },
+            services={
+                s.metadata.name: s for s in self.core.list_namespaced_service(self.namespace, **ours).items
+            },
+            versions=self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "modelversions", **at
+            )["items"],
+        )
 
     def sample(self) -> None:
         now = time.monotonic()
-        before = {e["metadata"]["name"]: e for e in self._list("servingendpoints")}
-        pods = self.core.list_namespaced_pod(
-            self.namespace, label_selector=ENDPOINT_LABEL, _request_timeout=3
-        ).items
-        deployments = {
-            d.metadata.name: d
-            for d in self.apps.list_namespaced_deployment(
-                self.namespace, label_selector=ENDPOINT_LABEL, _request_timeout=3
-            ).items
-        }
-        services = {
-            s.metadata.name: s
-            for s in self.core.list_namespaced_service(
-                self.namespace, label_selector=ENDPOINT_LABEL, _request_timeout=3
-            ).items
-        }
-        versions = self._list("modelversions")
-        after = {e["metadata"]["name"]: e for e in self._list("servingendpoints")}
+        snapshot = self.snapshot()
+        for kind, detail in judge(snapshot):
+            self._violate(Violation(now, kind, detail, snapshot.revision))
 
-        phases = {
-            (v["spec"]["modelName"], int(v["spec"]["version"])): (v.get("status") or {}).get("phase")
-            for v in versions
-        }
-        for key, count in Counter(
-            (v["spec"]["modelName"], int(v["spec"]["version"])) for v in versions
-        ).items():
-            if count > 1:
-                self._violate(now, "duplicate-model-version", f"{key} recorded {count} times")
-        live = [p for p in pods if p.metadata.deletion_timestamp is None]
-        for pod in live:
-            labels = pod.metadata.labels or {}
-            model, version = labels.get(f"{GROUP}/model"), labels.get(VERSION_LABEL)
-            if version is not None and phases.get((model, int(version))) != "Validated":
-                self._violate(now, "unvalidated-version-with-pods", f"pod {pod.metadata.name}: v{version}")
-
-        for name, endpoint in after.items():
-            earlier = before.get(name)
-            if earlier is None:
-                continue
-            status, status_before = endpoint.get("status") or {}, earlier.get("status") or {}
-            stable = status.get("stableVersion")
-            if stable is not None and stable == status_before.get("stableVersion"):
-                deployment = deployments.get(f"{name}-v{stable}")
-                ready = (deployment.status.ready_replicas or 0) if deployment is not None else 0
-                wanted = int(endpoint["spec"].get("replicas", 1))
-                if ready < wanted:
-                    self._violate(now, "stable-below-replicas", f"{name}: v{stable} {ready}/{wanted} ready")
-            claimed = {
-                v
-                for s in (status, status_before)
-                for v in (s.get("stableVersion"), s.get("canaryVersion"))
-                if v is not None
-            }
-            service = services.get(name)
-            if service is None or not service.spec.selector:
-                continue
-            selector = service.spec.selector
-            for pod in live:
-                labels = pod.metadata.labels or {}
-                if all(labels.get(k) == v for k, v in selector.items()):
-                    version = int(labels.get(VERSION_LABEL, "-1"))
-                    if version not in claimed:
-                        self._violate(
-                            now,
-                            "service-selects-unclaimed-version",
-                            f"{name}: Service selects pod {pod.metadata.name} of v{version}; status claims "
-                            f"{sorted(claimed)}",
-                        )
-
-    def _violate(self, at: float, kind: str, detail: str) -> None:
-        if not self.violations or (self.violations[-1].kind, self.violations[-1].detail) != (kind, detail):
-            self.violations.append(Violation(at, kind, detail))
+    def _violate(self, violation: Violation) -> None:
+        """Records a violation once while it lasts (consecutive samples showing it count once)."""
+        last = self.violations[-1] if self.violations else None
+        if last is None or (last.kind, last.detail) != (violation.kind, violation.detail):
+            self.violations.append(violation)
 
     def summary(self) -> dict[str, Any]:
         return {

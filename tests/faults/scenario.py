@@ -189,8 +189,18 @@ class Scenario:
         return [f"{reason} x{n}: {message}" for (reason, message), n in counts.items() if n > 1]
 
 
+_started = time.monotonic()
+
+
+def start_clock() -> None:
+    """A scenario starts (conftest.py calls it before each test): `seconds` in its figures count from here."""
+    global _started
+    _started = time.monotonic()
+
+
 def write_results(path: Path, scenario: str, figures: dict[str, Any]) -> None:
-    """Merges one scenario's figures into bench/results/faults.json (the long form's record)."""
+    """Merges one scenario's figures, and how long it took, into bench/results/faults.json (the long
+    form's record)."""
     results = json.loads(path.read_text()) if path.exists() else {"scenarios": {}}
-    results["scenarios"][scenario] = figures
+    results["scenarios"][scenario] = {**figures, "seconds": round(time.monotonic() - _started)}
     path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

@@ -1,8 +1,9 @@
-"""The control plane fails under rollouts in progress: the API server restarted, etcd stopped, every watch
-stream cut, watches answered "410 Gone", the API server answering 429 or 500 for a while. Each fault strikes
-while a rollout is paused at 50%; the rollout is then promoted or aborted, and must end as asked, with no
-invariant broken at any sample, no ModelVersion lost or duplicated, every outcome announced, and the same
-operator process throughout (it recovers by itself).
+"""The control plane fails under rollouts in progress: the API server restarted (and, once in the long form,
+gone for 70 s), etcd stopped, every watch stream cut, watches answered "410 Gone", the API server answering
+429 or 500 for a while. Each fault strikes while a rollout is paused at 50%; the rollout is then promoted
+or aborted, and must end as asked, with no invariant broken at any sample, no ModelVersion lost or
+duplicated, every outcome announced, and the same operator process throughout (it recovers by itself).
+The long form injects each fault at every N-th of its turns (FAULTS), cheap ones at every rollout.
 
 Recovery time: from the end of the fault to the end of the rollout decided right after it (a rollout
 decided with no fault takes about a second here)."""
@@ -12,11 +13,20 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from apiproxy import ApiProxy
+from control_plane import (
+    LONG_OUTAGE,
+    Fault,
+    cut_watches,
+    expire_watches,
+    outage,
+    restart_apiserver,
+    stop_etcd,
+    throttle,
+)
 from invariants import InvariantWatcher
 from kubernetes import client
 from scenario import ROLLOUTS, Scenario, rollouts, wait_for, write_results
@@ -26,46 +36,32 @@ from slipway.devcluster.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.cluster  # a control plane of its own (conftest.py)
 RESULTS = os.environ.get("SLIPWAY_FAULT_RESULTS")  # the long form's bench/results/faults.json
-ETCD_DOWN = 30.0 if ROLLOUTS else 5.0
-ERROR_WINDOW = 5.0
-Fault = Callable[[DevCluster, ApiProxy], None]
 
 
-def restart_apiserver(cluster: DevCluster, _: ApiProxy) -> None:
-    cluster.restart_component("kube-apiserver")
-
-
-def stop_etcd(cluster: DevCluster, _: ApiProxy) -> None:
-    cluster.restart_component("etcd", down_seconds=ETCD_DOWN)
-
-
-def cut_watches(_: DevCluster, proxy: ApiProxy) -> None:
-    assert proxy.cut_watches() > 0, "the operator had no watch open"
-
-
-def expire_watches(_: DevCluster, proxy: ApiProxy) -> None:
-    proxy.expire_watches(50)  # more than the operator's watches: each resumes into a 410 once
-
-
-def throttle(status: int) -> Fault:
-    def inject(_: DevCluster, proxy: ApiProxy) -> None:
-        proxy.fail(status, ERROR_WINDOW)
-        time.sleep(ERROR_WINDOW)
-
-    return inject
-
-
-# name -> (fault, in the long form: inject it every N-th rollout)
-FAULTS: dict[str, tuple[Fault, int]] = {
+# name -> (fault, in the long form: at every N-th of its turns; None: at its first turn only)
+FAULTS: dict[str, tuple[Fault, int | None]] = {
     "apiserver-restart": (restart_apiserver, 5),
-    "etcd-stopped": (stop_etcd, 10),
+    "apiserver-unavailable-70s": (outage(LONG_OUTAGE), None),
+    "etcd-stopped": (stop_etcd, 20),
     "watches-cut": (cut_watches, 1),
-    "watches-410-gone": (expire_watches, 1),
-    "apiserver-429": (throttle(429), 2),
-    "apiserver-500": (throttle(500), 2),
+    "watches-410-gone": (expire_watches, 2),
+    "apiserver-429": (throttle(429), 5),
+    "apiserver-500": (throttle(500), 5),
 }
-# The short form (in `make test`): one rollout per fault, all with one operator.
-SCENARIOS = list(FAULTS) if ROLLOUTS else ["every-fault-once"]
+# The long form's scenarios: the faults whose turns alternate through its rollouts.
+LONG_FORM = {
+    "apiserver-restart": ["apiserver-restart", "apiserver-unavailable-70s"],
+    **{name: [name] for name in FAULTS if name not in ("apiserver-restart", "apiserver-unavailable-70s")},
+}
+# The short form (in `make test`): one rollout per fault but the 70 s outage, all with one operator.
+SHORT_FORM = [name for name, (_, every) in FAULTS.items() if every is not None]
+SCENARIOS = list(LONG_FORM) if ROLLOUTS else ["every-fault-once"]
+
+
+def strikes(fault: str, turn: int) -> bool:
+    """Whether `fault` is injected at its `turn`-th rollout (every rollout in the short form)."""
+    every = FAULTS[fault][1]
+    return not ROLLOUTS or (turn == 0 if every is None else turn % every == 0)
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
@@ -77,7 +73,7 @@ def test_the_operator_recovers_by_itself_from_control_plane_faults(
     operator: OperatorProcess,
     direct_api: client.ApiClient,
 ) -> None:
-    faults = list(FAULTS) if name not in FAULTS else [name]
+    faults = LONG_FORM.get(name, SHORT_FORM)
     count = rollouts(len(faults))
     recoveries: dict[str, list[float]] = {fault: [] for fault in faults}
     clean: list[float] = []
@@ -86,13 +82,12 @@ def test_the_operator_recovers_by_itself_from_control_plane_faults(
         scenario.first_version()
         for index in range(count):
             fault = faults[index % len(faults)]
-            inject, every = FAULTS[fault]
-            struck = not ROLLOUTS or index % every == 0
+            struck = strikes(fault, index // len(faults))
             promote = index % 3 != 2
             version = scenario.start_rollout()
             scenario.paused(version)
             if struck:
-                inject(fault_cluster, proxy)
+                FAULTS[fault][0](fault_cluster, proxy)
             over = time.monotonic()
             scenario.decide(version, promote)
             scenario.finished(version, timeout=180)

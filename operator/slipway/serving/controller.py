@@ -1,6 +1,7 @@
 """ServingEndpoint reconcile: observe (the views of the endpoint, its versions, children and pods: no reads
 from the API server but a model's storage Secret at a canary's first analysis round), plan (pure), analyse
-(I/O), apply the difference, record status and Events. A reconcile that changes nothing writes nothing."""
+(I/O), apply the difference, record status and Events. A reconcile that changes nothing writes (and reads)
+nothing; one that writes reads the endpoint once first, and writes nothing if it changed since."""
 
 from __future__ import annotations
 
@@ -26,6 +27,36 @@ from slipway.views import VersionInfo
 log = logging.getLogger(__name__)
 REQUEST_ANNOTATIONS = {kind: f"{GROUP}/{kind}" for kind in ("promote", "abort", "retry")}
 Remember = Callable[[str, dict[str, Any]], object]
+BeforeWrite = Callable[[], None]
+
+
+class Stale(Exception):
+    """The endpoint changed since the body this reconcile planned from."""
+
+
+def freshness_check(body: dict[str, Any], remember: Remember) -> BeforeWrite:
+    """What runs before a reconcile's first write: one GET of the endpoint, and `Stale` unless it is the body
+    the plan was made from. The views are current in the normal path, but not for a replica resuming from a
+    peering pause, nor after a watch relists: every kind is listed anew, in no order, and a child's event can
+    reconcile an endpoint from its body of before the pause. The fault suite caught one deleting the stable
+    Deployment it had just relisted, which that old status did not claim. Reconciles that write nothing
+    (nearly all) read nothing."""
+    checked = False
+
+    def check() -> None:
+        nonlocal checked
+        if checked:
+            return
+        checked = True
+        meta = body["metadata"]
+        current = kube.get("ServingEndpoint", meta["namespace"], meta["name"])
+        if current is None or current["metadata"].get("resourceVersion") != meta.get("resourceVersion"):
+            if current is not None:
+                remember("ServingEndpoint", current)
+            since = meta.get("resourceVersion")
+            raise Stale(f"{meta['namespace']}/{meta['name']} changed since resourceVersion {since}")
+
+    return check
 
 
 def observe(
@@ -110,7 +141,11 @@ def run_analysis(
 
 
 def _apply(
-    body: dict[str, Any], observed: ChildSummary | None, remember: Remember, unserved: set[str]
+    body: dict[str, Any],
+    observed: ChildSummary | None,
+    remember: Remember,
+    unserved: set[str],
+    before_write: BeforeWrite | None = None,
 ) -> bool:
     """Creates or patches one child when its applied hash differs; returns whether it wrote. What was
     written is remembered at once, so the next reconcile does not write it again before its watch event."""
@@ -122,6 +157,8 @@ def _apply(
         and (replicas is None or observed.replicas == replicas)
     ):
         return False
+    if before_write is not None:
+        before_write()
     kind = body["kind"]
     try:
         written = kube.create_or_patch(body, create_first=observed is None)
@@ -147,6 +184,7 @@ def apply_children(
     remember: Remember,
     unserved: set[str],
     service_selects: traffic.Selection,
+    before_write: BeforeWrite | None = None,
 ) -> list[ChildSummary]:
     """Creates and updates what the plan wants; returns the children it no longer wants, to be deleted
     only after the status records the change (so status never names a version whose pods are gone). A
@@ -162,7 +200,7 @@ def apply_children(
         result.route_weights,
     )
     for body in desired:
-        _apply(body, observed.get((body["kind"], body["metadata"]["name"])), remember, unserved)
+        _apply(body, observed.get((body["kind"], body["metadata"]["name"])), remember, unserved, before_write)
     wanted = {(body["kind"], body["metadata"]["name"]) for body in desired}
     return [
         c
@@ -196,8 +234,8 @@ def reconcile(
     remember: Remember,
     unserved: set[str] | None = None,
 ) -> dict[str, Any] | None:
-    """`body` is the endpoint as last seen or written (the views keep it; no GET). `unserved`: the
-    optional child kinds already found without their CRD (see serving.children.Children)."""
+    """`body` is the endpoint as last seen or written (the views keep it; a GET only before writing).
+    `unserved`: the optional child kinds already found without their CRD (see serving.children.Children)."""
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
@@ -225,18 +263,50 @@ def reconcile(
     present |= set(result.replicas)
     claims = traffic.claimed(result.status)
     selects = traffic.selection(result.traffic_versions, traffic.claimed(status) & claims, present)
-    obsolete = apply_children(endpoint, result, observed.versions, children, remember, unserved, selects)
+    try:
+        return _write(
+            body, result, endpoint, observed, children, post_event, remember, unserved, (selects, present)
+        )
+    except Stale as stale:
+        log.info("%s: not written, the newer version's event reconciles it", stale)
+        return body
+
+
+def _write(
+    body: dict[str, Any],
+    result: Plan,
+    endpoint: builders.Endpoint,
+    observed: Observed,
+    children: list[ChildSummary],
+    post_event: kube.EventSink,
+    remember: Remember,
+    unserved: set[str],
+    selection: tuple[traffic.Selection, set[int]],
+) -> dict[str, Any]:
+    """The plan's writes, in order: children, Service narrowed, status, Service widened, deletions, Events,
+    the ModelVersions' servedBy; the first of them only once the endpoint is known unchanged. `selection`:
+    what the Service selects until the status write, and the versions that have pods."""
+    namespace, name = endpoint.namespace, endpoint.name
+    selects, present = selection
+    fresh = freshness_check(body, remember)
+    obsolete = apply_children(
+        endpoint, result, observed.versions, children, remember, unserved, selects, fresh
+    )
     outcomes = [(e.type, e.reason, e.message) for e in result.events]
     result.status.pending_events = announce.with_pending(result.status.pending_events, outcomes)
     new_status = result.status.to_wire()
+    claims = traffic.claimed(result.status)
     if kube.status_differs(body, new_status):
+        fresh()
         crash_point("serving.before-status")
         body = kube.write_status(body, new_status)
         remember("ServingEndpoint", body)
         crash_point("serving.after-status")
     if (widened := traffic.selection(result.traffic_versions, claims, present)) != selects:
         service = {(c.kind, c.name): c for c in children}.get(("Service", name))
-        _apply(builders.endpoint_service(endpoint, widened), service, remember, unserved)
+        _apply(builders.endpoint_service(endpoint, widened), service, remember, unserved, fresh)
+    if obsolete:
+        fresh()
     for child in obsolete:
         kube.delete(child.kind, namespace, child.name)
     crash_point("serving.after-delete")
@@ -244,15 +314,21 @@ def reconcile(
         if not announce.matters(event.reason):
             post_event(body, event.type, event.reason, event.message)
     if result.status.pending_events:
+        fresh()
         body = announce.announce(body)
         remember("ServingEndpoint", body)
     record_outcomes(namespace, name, result.events, result.status)
-    update_served_by(namespace, name, observed.versions.values(), set(result.replicas), remember)
+    update_served_by(namespace, name, observed.versions.values(), set(result.replicas), remember, fresh)
     return body
 
 
 def update_served_by(
-    namespace: str, endpoint: str, versions: Iterable[VersionInfo], serving: set[int], remember: Remember
+    namespace: str,
+    endpoint: str,
+    versions: Iterable[VersionInfo],
+    serving: set[int],
+    remember: Remember,
+    before_write: BeforeWrite | None = None,
 ) -> None:
     """Lists this endpoint in the status of each ModelVersion it serves, and only those. Each patched
     version is remembered at once: reconciles that follow before its watch event must not patch it
@@ -263,6 +339,8 @@ def update_served_by(
             continue
         others = [name for name in info.served_by if name != endpoint]
         served_by = sorted([*others, endpoint]) if info.version in serving else others
+        if before_write is not None:
+            before_write()
         try:
             remember(
                 "ModelVersion",

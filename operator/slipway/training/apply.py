@@ -10,6 +10,7 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from slipway import kube
+from slipway.crashpoints import crash_point
 from slipway.metrics import DRIFT_BATCHES, DRIFT_SCORE, RUN_SECONDS, RUNS
 from slipway.training.executors import UNREACHABLE, refusal_reason
 from slipway.training.local_executor import RunState
@@ -31,6 +32,7 @@ def apply(planned: Plan, observed: Observed, session: Session, now: datetime) ->
                     states[record.id] = executor.submit(
                         record.id, intent.ir_text, intent.arguments, session.pipeline_root
                     )
+                    crash_point("training.after-submit")
                 else:
                     executor.terminate(intent.run_id)
         except UNREACHABLE as error:
@@ -39,6 +41,8 @@ def apply(planned: Plan, observed: Observed, session: Session, now: datetime) ->
         if (refused := register(registration.body)) is not None:
             run = registration.body["spec"]["lineage"]["runId"]
             planned = registration_refused(planned, run, *refused)
+        else:
+            crash_point("training.after-register")
     record_metrics(planned, observed, now)
     return submitted(observed, planned, states, now)
 
