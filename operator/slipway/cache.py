@@ -44,6 +44,10 @@ class View(Generic[V]):
             self._key_of[uid] = key
             return previous
 
+    def find(self, uid: str) -> V | None:
+        with self._lock:
+            return self._by_key.get(self._key_of.get(uid, ("", "")), {}).get(uid)
+
     def delete(self, uid: str) -> V | None:
         with self._lock:
             return self._pop(uid)

@@ -212,24 +212,43 @@ def model_version_changed(
     servable_changed = memo.views.observe_version(type, dict(body))
     if type == "DELETED":
         memo.reconciles.forget("ModelVersion", namespace, name)
-    elif registry.needs_verdict(dict(body)):
-        judge_version(memo, namespace, name, model)
+    elif memo.views.superseded(body):
+        pass  # the verdict's own write is newer than this event: its event is the one to judge
+    elif registry.needs_verdict(dict(body)) and judge_version(memo, namespace, name, model):
+        servable_changed = False  # the endpoints have seen the verdict already
     mark_claimants(memo, type, dict(body), namespace, model)
     if servable_changed:
-        for ref in memo.views.endpoints.get((namespace, model)):
-            reconcile_endpoint(memo, namespace, ref.name, model)
+        reconcile_endpoints_of(memo, namespace, model)
 
 
-def judge_version(memo: Operator, namespace: str, name: str, model: str) -> None:
+def reconcile_endpoints_of(memo: Operator, namespace: str, model: str) -> None:
+    for ref in memo.views.endpoints.get((namespace, model)):
+        reconcile_endpoint(memo, namespace, ref.name, model)
+
+
+def judge_version(memo: Operator, namespace: str, name: str, model: str) -> bool:
+    """True when a verdict was written (and the endpoints of the model reconciled on it)."""
     stable = memo.views.stable_versions(namespace, model)
     names = {info.version: info.name for info in memo.views.versions.get((namespace, model))}
+    written: list[dict[str, Any]] = []
+
+    def decided(body: dict[str, Any]) -> None:
+        # A rollout starts on the verdict as written, not on its watch event after the Event is posted.
+        written.append(body)
+        memo.remember("ModelVersion", body)
+        reconcile_endpoints_of(memo, namespace, model)
+
+    def retry() -> None:
+        judge_version(memo, namespace, name, model)
+
     memo.guard.run(
         "ModelVersion",
         namespace,
         name,
-        lambda: registry.reconcile(namespace, name, stable, names),
-        retry=lambda: judge_version(memo, namespace, name, model),
+        lambda: registry.reconcile(namespace, name, stable, names, decided),
+        retry=retry,
     )
+    return bool(written)
 
 
 def mark_claimants(memo: Operator, type: str, body: dict[str, Any], namespace: str, model: str) -> None:
