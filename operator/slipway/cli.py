@@ -50,6 +50,9 @@ def _dev_cluster_up(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from slipway import lazyclient
+
+    lazyclient.install()  # before kopf and the client are imported: 23 MiB less resident
     from slipway.runner import run_operator
     from slipway.settings import settings
 
