@@ -219,7 +219,7 @@ def model_version_changed(
         memo.reconciles.forget("ModelVersion", namespace, name)
     elif memo.views.superseded(body):
         pass  # the verdict's own write is newer than this event: its event is the one to judge
-    elif registry.needs_verdict(dict(body)) and judge_version(memo, namespace, name, model):
+    elif registry.needs_verdict(dict(body)) and judge_version(memo, namespace, name, model, servable_changed):
         servable_changed = False  # the endpoints have seen the verdict already
     mark_claimants(memo, type, dict(body), namespace, model)
     if servable_changed:
@@ -231,8 +231,9 @@ def reconcile_endpoints_of(memo: Operator, namespace: str, model: str) -> None:
         reconcile_endpoint(memo, namespace, ref.name, model)
 
 
-def judge_version(memo: Operator, namespace: str, name: str, model: str) -> bool:
-    """True when a verdict was written (and the endpoints of the model reconciled on it)."""
+def judge_version(memo: Operator, namespace: str, name: str, model: str, changed: bool = False) -> bool:
+    """True when a verdict was written and the endpoints of the model have looked at it (when it, or the
+    event that asked for it (`changed`), changed what serving reads of the version)."""
     stable = memo.views.stable_versions(namespace, model)
     names = {info.version: info.name for info in memo.views.versions.get((namespace, model))}
     written: list[dict[str, Any]] = []
@@ -240,8 +241,8 @@ def judge_version(memo: Operator, namespace: str, name: str, model: str) -> bool
     def decided(body: dict[str, Any]) -> None:
         # A rollout starts on the verdict as written, not on its watch event after the Event is posted.
         written.append(body)
-        memo.remember("ModelVersion", body)
-        reconcile_endpoints_of(memo, namespace, model)
+        if memo.views.observe_version("MODIFIED", body) or changed:
+            reconcile_endpoints_of(memo, namespace, model)
 
     def retry() -> None:
         judge_version(memo, namespace, name, model)
