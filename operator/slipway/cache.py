@@ -44,6 +44,10 @@ class View(Generic[V]):
             self._key_of[uid] = key
             return previous
 
+    def find(self, uid: str) -> V | None:
+        with self._lock:
+            return self._by_key.get(self._key_of.get(uid, ("", "")), {}).get(uid)
+
     def delete(self, uid: str) -> V | None:
         with self._lock:
             return self._pop(uid)
@@ -73,13 +77,17 @@ class View(Generic[V]):
 
 class Newest:
     """The newest body of each object by resourceVersion, from watch events and the operator's own writes
-    (a write's response can come before, or after, the watch events that precede it)."""
+    (a write's response can come before, or after, the watch events that precede it). Kept without
+    `metadata.managedFields`, which no reconcile reads and which is a third of a body."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._bodies: dict[Key, dict[str, Any]] = {}
 
     def put(self, key: Key, body: dict[str, Any]) -> None:
+        if "managedFields" in body["metadata"]:
+            meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+            body = {**body, "metadata": meta}
         with self._lock:
             current = self._bodies.get(key)
             if current is None or resource_version(current["metadata"]) <= resource_version(body["metadata"]):

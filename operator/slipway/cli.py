@@ -50,6 +50,10 @@ def _dev_cluster_up(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from slipway import allocator, lazyclient
+
+    allocator.tune()  # before the handler threads start: each would take a malloc arena of its own
+    lazyclient.install()  # before kopf and the client are imported: 23 MiB less resident
     from slipway.runner import run_operator
     from slipway.settings import settings
 

@@ -32,7 +32,7 @@ WORKER_LIMIT = 64  # kopf workers per watched kind at once: twice the handler th
 @dataclass
 class Operator:
     """What the operator keeps in memory, made once by the runner and handed to every handler as kopf's
-    memo (kopf copies the memo per object, shallowly: these objects are shared)."""
+    memo (one for all objects: see __copy__)."""
 
     views: Views = field(default_factory=Views)
     children: Children = field(default_factory=Children)
@@ -42,6 +42,11 @@ class Operator:
 
     def __post_init__(self) -> None:
         self.guard = Guard(self.reconciles, post_event)
+
+    def __copy__(self) -> Operator:
+        """kopf copies the memo for every object it watches (11,000 copies at 1,000 endpoints): Slipway
+        keeps nothing per object in it, so every object shares this one."""
+        return self
 
     def remember(self, kind: str, body: dict[str, Any]) -> None:
         """What the operator itself just wrote, before its watch event arrives."""
@@ -226,24 +231,44 @@ def model_version_changed(
     servable_changed = memo.views.observe_version(type, dict(body))
     if type == "DELETED":
         memo.reconciles.forget("ModelVersion", namespace, name)
-    elif registry.needs_verdict(dict(body)):
-        judge_version(memo, namespace, name, model)
+    elif memo.views.superseded(body):
+        pass  # the verdict's own write is newer than this event: its event is the one to judge
+    elif registry.needs_verdict(dict(body)) and judge_version(memo, namespace, name, model, servable_changed):
+        servable_changed = False  # the endpoints have seen the verdict already
     mark_claimants(memo, type, dict(body), namespace, model)
     if servable_changed:
-        for ref in memo.views.endpoints.get((namespace, model)):
-            reconcile_endpoint(memo, namespace, ref.name, model)
+        reconcile_endpoints_of(memo, namespace, model)
 
 
-def judge_version(memo: Operator, namespace: str, name: str, model: str) -> None:
+def reconcile_endpoints_of(memo: Operator, namespace: str, model: str) -> None:
+    for ref in memo.views.endpoints.get((namespace, model)):
+        reconcile_endpoint(memo, namespace, ref.name, model)
+
+
+def judge_version(memo: Operator, namespace: str, name: str, model: str, changed: bool = False) -> bool:
+    """True when a verdict was written and the endpoints of the model have looked at it (when it, or the
+    event that asked for it (`changed`), changed what serving reads of the version)."""
     stable = memo.views.stable_versions(namespace, model)
     names = {info.version: info.name for info in memo.views.versions.get((namespace, model))}
+    written: list[dict[str, Any]] = []
+
+    def decided(body: dict[str, Any]) -> None:
+        # A rollout starts on the verdict as written, not on its watch event after the Event is posted.
+        written.append(body)
+        if memo.views.observe_version("MODIFIED", body) or changed:
+            reconcile_endpoints_of(memo, namespace, model)
+
+    def retry() -> None:
+        judge_version(memo, namespace, name, model)
+
     memo.guard.run(
         "ModelVersion",
         namespace,
         name,
-        lambda: registry.reconcile(namespace, name, stable, names),
-        retry=lambda: judge_version(memo, namespace, name, model),
+        lambda: registry.reconcile(namespace, name, stable, names, decided),
+        retry=retry,
     )
+    return bool(written)
 
 
 def mark_claimants(memo: Operator, type: str, body: dict[str, Any], namespace: str, model: str) -> None:

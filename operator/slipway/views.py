@@ -82,6 +82,12 @@ class Views:
         )
         return _servable_fields(previous) != _servable_fields(info)
 
+    def superseded(self, body: Mapping[str, Any]) -> bool:
+        """True when the view holds a newer copy of this ModelVersion than `body` (the operator wrote it
+        since): that copy's own watch event is still to come, and is the one to act on."""
+        info = self.versions.find(body["metadata"]["uid"])
+        return info is not None and info.resource_version > cache.resource_version(body["metadata"])
+
     def observe_endpoint(self, event: str | None, body: dict[str, Any]) -> None:
         meta, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
         if event == "DELETED":

@@ -72,6 +72,22 @@ def test_newest_body_wins_by_resource_version() -> None:
     assert resource_version({}) == 0
 
 
+def test_newest_body_is_kept_without_managed_fields() -> None:
+    bodies = Newest()
+    body = {"metadata": {"resourceVersion": "7", "name": "se", "managedFields": [{"manager": "m"}]}, "v": 1}
+    bodies.put(("ns", "se"), body)
+    assert bodies.get(("ns", "se")) == {"metadata": {"resourceVersion": "7", "name": "se"}, "v": 1}
+    assert body["metadata"]["managedFields"] == [{"manager": "m"}]  # what the caller holds is unchanged
+
+
+def test_superseded_event_is_told_apart() -> None:
+    views = Views()
+    views.observe_version("MODIFIED", version_body("u1", 1, 5, "Validated"))
+    assert views.superseded(version_body("u1", 1, 4)) is True
+    assert views.superseded(version_body("u1", 1, 5)) is False
+    assert views.superseded(version_body("u2", 1, 1)) is False
+
+
 def test_views_say_when_serving_must_look_again() -> None:
     views = Views()
     assert views.observe_version("ADDED", version_body("u1", 1, 1)) is True

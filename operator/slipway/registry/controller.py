@@ -4,7 +4,7 @@ A verdict is final for a generation (the spec is immutable), so later reconciles
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from slipway import announce, kube
@@ -26,12 +26,19 @@ def needs_verdict(body: dict[str, Any]) -> bool:
 
 
 def champion_for(
-    namespace: str, version: int, stable_versions: Iterable[int], version_names: dict[int, str]
+    namespace: str,
+    version: int,
+    stable_versions: Iterable[int],
+    version_names: dict[int, str],
+    with_metrics: bool = True,
 ) -> Champion | None:
-    """The newest version stable on any endpoint of this model, other than the candidate itself."""
+    """The newest version stable on any endpoint of this model, other than the candidate itself. Its
+    metrics are read only `with_metrics` (a must-beat-champion gate); otherwise the views name it."""
     candidates = sorted({v for v in stable_versions if v != version}, reverse=True)
     for stable in candidates:
         name = version_names.get(stable)
+        if name and not with_metrics:
+            return Champion(name=name, version=stable, metrics={})
         body = kube.get(KIND, namespace, name) if name else None
         if body is not None:
             return Champion(
@@ -45,7 +52,10 @@ def reconcile(
     name: str,
     stable_versions: Iterable[int],
     version_names: dict[int, str],
+    decided: Callable[[dict[str, Any]], object] = lambda body: None,
 ) -> None:
+    """`decided` gets the body the verdict was written in, before its Event is posted: the endpoints that
+    may roll it out should not wait for the Event and the status write that clears it."""
     body = kube.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
@@ -55,7 +65,8 @@ def reconcile(
         announce.announce(body)  # what a stopped operator decided and did not post
         return
     spec = ModelVersionSpec.model_validate(body["spec"])
-    champion = champion_for(namespace, spec.version, stable_versions, version_names)
+    rival = spec.gates is not None and spec.gates.must_beat_champion is not None
+    champion = champion_for(namespace, spec.version, stable_versions, version_names, with_metrics=rival)
     passed, checks = evaluate(spec, champion)
     phase = "Validated" if passed else "Rejected"
     failed = [f"{c.gate}: {c.message}" for c in checks if not c.passed]
@@ -93,4 +104,5 @@ def reconcile(
     for check in checks:
         if not check.passed:
             GATE_FAILURES.labels(namespace, spec.model_name, check.gate).inc()
+    decided(body)
     announce.announce(body)
