@@ -165,7 +165,12 @@ def startup_floor(
             wait(lambda: f"{name}-0" in ready.ready, timeout=600, interval=0.02)
         for n in range(count("PATCH servingendpoints/status", index)):
             custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, FLOOR_NAMESPACE, "servingendpoints", name, {"status": {"phase": f"P{n}"}}
+                GROUP,
+                VERSION,
+                FLOOR_NAMESPACE,
+                "servingendpoints",
+                name,
+                {"status": {"phase": "Healthy", "observedGeneration": n}},
             )
         for n in range(count("PATCH modelversions/status", index)):
             custom.patch_namespaced_custom_object_status(
