@@ -128,6 +128,7 @@ class DevCluster:
                 server=self.server,
                 spawn=lambda name, args: self._spawn(name, args).popen,
                 wait=self._wait,
+                stop_process=self.stop_component,
                 images=[realnode.pause_archive(), *self.images],
                 log=self.log,
             )

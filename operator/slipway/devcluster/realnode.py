@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -427,6 +428,7 @@ class RealNode:
     spawn: Callable[[str, list[str]], subprocess.Popen[bytes]]
     # DevCluster's wait: it fails at once, with the log's tail, when a process it started exits.
     wait: Callable[[Callable[[], bool], str, float], None]
+    stop_process: Callable[[str], None]
     images: list[Path] = field(default_factory=list)
     log: Callable[[str], None] = lambda _message: None
     journal: Journal = field(init=False)
@@ -508,12 +510,10 @@ class RealNode:
         (config / "Corefile").write_text(corefile(pki["coredns.kubeconfig"], self.ports))
 
         began = time.monotonic()
-        self._spawn("containerd", ["containerd", "--config", str(config / "containerd.toml")])
-        self.wait(lambda: self.ctr("version", timeout=5).returncode == 0, "containerd", deadline)
+        self.start_containerd(config / "containerd.toml", deadline)
         self.timings["containerd"] = time.monotonic() - began
         began = time.monotonic()
-        for archive in self.images:
-            self.import_image(archive)
+        self.ensure_images(config / "containerd.toml")
         self.timings["images"] = time.monotonic() - began
         # Importing a few GB of images the first time is not the node being slow to start.
         deadline += self.timings["images"]
@@ -579,16 +579,43 @@ class RealNode:
         popen = self.spawn(name, args)
         self.journal.process(name, popen.pid)
 
-    def import_image(self, archive: Path) -> None:
-        """Imports an OCI archive into the node's containerd unless the same image is already there."""
-        name, digest = archive_image(archive)
+    def start_containerd(self, config: Path, deadline: float) -> None:
+        self._spawn("containerd", ["containerd", "--config", str(config)])
+        self.wait(lambda: self.ctr("version", timeout=5).returncode == 0, "containerd", deadline)
+
+    def ensure_images(self, containerd_config: Path) -> None:
+        """Every image in the node's containerd; a cached root that cannot serve them is rebuilt once.
+
+        The root is a cache: one copied or killed mid-write can list layers its snapshotter no longer
+        has, and containerd never repairs that itself. Rebuilding it from the archives costs one import."""
+        try:
+            self.import_images()
+        except CachedImagesBroken as broken:
+            self.log(f"the cached containerd root is inconsistent ({broken}); clearing it, importing again")
+            self.stop_process("containerd")
+            shutil.rmtree(self.containerd_root)
+            self.containerd_root.mkdir(parents=True)
+            self.start_containerd(containerd_config, time.monotonic() + 60)
+            self.import_images()
+
+    def import_images(self) -> None:
+        """Imports every archive whose image is not already in the node's containerd, whole.
+
+        Raises CachedImagesBroken when the cached root lists an image whose layers its snapshotter lacks,
+        or an import fails."""
         listed = self.ctr("images", "ls").stdout.splitlines()
-        if any(line.split()[:1] == [name] and digest in line for line in listed):
-            return
-        self.log(f"importing {name} into the node's containerd")
-        result = self.ctr("images", "import", "--snapshotter", "overlayfs", str(archive))
-        if result.returncode != 0:
-            raise ControlPlaneError(f"importing {archive} failed: {result.stderr.strip()[-2000:]}")
+        # `snapshots ls` walks the snapshotter itself, so it omits layers only the metadata still lists.
+        unpacked = {line.split()[0] for line in self.ctr("snapshots", "ls").stdout.splitlines()[1:] if line}
+        for archive in self.images:
+            image = archive_image(archive)
+            if any(line.split()[:1] == [image.name] and image.digest in line for line in listed):
+                if image.chain_id in unpacked:
+                    continue
+                raise CachedImagesBroken(f"{image.name} is listed but its layers are missing")
+            self.log(f"importing {image.name} into the node's containerd")
+            result = self.ctr("images", "import", "--snapshotter", "overlayfs", str(archive))
+            if result.returncode != 0:
+                raise CachedImagesBroken(f"importing {archive} failed: {result.stderr.strip()[-2000:]}")
 
     def stop(self) -> None:
         if self._lock is None:  # never started, or another node holds the lock: nothing here is ours
@@ -605,16 +632,46 @@ class RealNode:
             self._lock = None
 
 
-def archive_image(archive: Path) -> tuple[str, str]:
-    """(image name, manifest digest) of an OCI archive as `podman save --format oci-archive` writes it."""
+class CachedImagesBroken(ControlPlaneError):
+    """The node's cached containerd root cannot serve an image it lists, or would not take one."""
+
+
+@dataclass(frozen=True)
+class ArchivedImage:
+    name: str
+    digest: str
+    # The snapshot key containerd gives the image's top layer once unpacked.
+    chain_id: str
+
+
+def archive_image(archive: Path) -> ArchivedImage:
+    """The image in an OCI archive as `podman save --format oci-archive` writes it."""
     import tarfile
 
     with tarfile.open(archive) as tar:
-        member = tar.extractfile("index.json")
-        assert member is not None
-        index = json.load(member)
-    manifest = index["manifests"][0]
-    return manifest["annotations"]["org.opencontainers.image.ref.name"], manifest["digest"]
+
+        def blob(digest: str) -> Any:
+            member = tar.extractfile(f"blobs/{digest.replace(':', '/')}")
+            assert member is not None, f"{archive} lacks blob {digest}"
+            return json.load(member)
+
+        index = tar.extractfile("index.json")
+        assert index is not None
+        manifest = json.load(index)["manifests"][0]
+        config = blob(blob(manifest["digest"])["config"]["digest"])
+    return ArchivedImage(
+        name=manifest["annotations"]["org.opencontainers.image.ref.name"],
+        digest=manifest["digest"],
+        chain_id=chain_id(config["rootfs"]["diff_ids"]),
+    )
+
+
+def chain_id(diff_ids: list[str]) -> str:
+    """The OCI image spec's ChainID of a layer stack."""
+    chain = diff_ids[0]
+    for diff_id in diff_ids[1:]:
+        chain = "sha256:" + hashlib.sha256(f"{chain} {diff_id}".encode()).hexdigest()
+    return chain
 
 
 def _check(*args: str) -> None:
