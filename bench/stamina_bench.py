@@ -89,6 +89,7 @@ class Probe:
             "gc_objects": python["gc_objects"],
             "allocated_blocks": python["allocated_blocks"],
             "asyncio_tasks": python["asyncio_tasks"],
+            "thread_names": dict(python["thread_names"]),
         }
 
 

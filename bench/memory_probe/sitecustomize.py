@@ -64,7 +64,8 @@ def _write_report() -> None:
         "allocated_blocks": sys.getallocatedblocks(),
         "types": types.most_common(60),
         "threads": threading.active_count(),
-        "thread_names": Counter(t.name.rstrip("0123456789_-") for t in threading.enumerate()).most_common(),
+        # "ThreadPoolExecutor-0_3" is worker 3 of pool 0: counted per pool.
+        "thread_names": Counter(t.name.rsplit("_", 1)[0] for t in threading.enumerate()).most_common(),
         "asyncio_tasks": len(tasks),
         "asyncio_task_coroutines": task_names.most_common(30),
     }
