@@ -32,6 +32,7 @@ def _write_report() -> None:
     import ctypes
     import gc
     import json
+    import re
     import sys
     import threading
     from collections import Counter
@@ -65,7 +66,7 @@ def _write_report() -> None:
         "types": types.most_common(60),
         "threads": threading.active_count(),
         # "ThreadPoolExecutor-0_3" is worker 3 of pool 0: counted per pool.
-        "thread_names": Counter(t.name.rsplit("_", 1)[0] for t in threading.enumerate()).most_common(),
+        "thread_names": Counter(re.sub(r"_\d+$", "", t.name) for t in threading.enumerate()).most_common(),
         "asyncio_tasks": len(tasks),
         "asyncio_task_coroutines": task_names.most_common(30),
     }

@@ -249,7 +249,9 @@ def model_version_changed(
         memo.reconciles.forget("ModelVersion", namespace, name)
     elif memo.views.superseded(body):
         pass  # the verdict's own write is newer than this event: its event is the one to judge
-    elif registry.needs_verdict(dict(body)) and judge_version(memo, namespace, name, model, servable_changed):
+    elif registry.needs_verdict(dict(body)) and judge_version(
+        memo, namespace, name, model, servable_changed, seen=dict(body)
+    ):
         servable_changed = False  # the endpoints have seen the verdict already
     mark_claimants(memo, type, dict(body), namespace, model)
     if servable_changed:
@@ -261,9 +263,17 @@ def reconcile_endpoints_of(memo: Operator, namespace: str, model: str) -> None:
         reconcile_endpoint(memo, namespace, ref.name, model)
 
 
-def judge_version(memo: Operator, namespace: str, name: str, model: str, changed: bool = False) -> bool:
+def judge_version(
+    memo: Operator,
+    namespace: str,
+    name: str,
+    model: str,
+    changed: bool = False,
+    seen: dict[str, Any] | None = None,
+) -> bool:
     """True when a verdict was written and the endpoints of the model have looked at it (when it, or the
-    event that asked for it (`changed`), changed what serving reads of the version)."""
+    event that asked for it (`changed`), changed what serving reads of the version). `seen`: the event's
+    body, judged without a read (see registry.reconcile)."""
     stable = memo.views.stable_versions(namespace, model)
     names = {info.version: info.name for info in memo.views.versions.get((namespace, model))}
     written: list[dict[str, Any]] = []
@@ -281,7 +291,7 @@ def judge_version(memo: Operator, namespace: str, name: str, model: str, changed
         "ModelVersion",
         namespace,
         name,
-        lambda: registry.reconcile(namespace, name, stable, names, decided),
+        lambda: registry.reconcile(namespace, name, stable, names, decided, seen),
         retry=retry,
     )
     return bool(written)

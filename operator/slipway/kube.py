@@ -255,12 +255,33 @@ def status_differs(body: Mapping[str, Any], status: dict[str, Any]) -> bool:
 def write_status(body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
     """Patches the object's status to `status` when it differs (fields no longer set are cleared); the
     body as it now is, unchanged when nothing was written."""
-    old = body.get("status") or {}
-    removed = [key for key in old if key not in status]
     if not status_differs(body, status):
         return body
     meta = body["metadata"]
-    return patch_status(body["kind"], meta["namespace"], meta["name"], {**dict.fromkeys(removed), **status})
+    return patch_status(body["kind"], meta["namespace"], meta["name"], _status_patch(body, status))
+
+
+def _status_patch(body: Mapping[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch that makes the status `status`: fields no longer set are cleared."""
+    return {**dict.fromkeys(key for key in body.get("status") or {} if key not in status), **status}
+
+
+def write_status_if_unchanged(body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any] | None:
+    """write_status, but only onto the object as `body` has it: None, writing nothing, when anyone wrote
+    it since (the API server compares the resourceVersion the patch carries)."""
+    if not status_differs(body, status):
+        return body
+    meta = body["metadata"]
+    written = {
+        "metadata": {"resourceVersion": meta["resourceVersion"]},
+        "status": _status_patch(body, status),
+    }
+    try:
+        return patch(body["kind"], meta["namespace"], meta["name"], written, subresource="status")
+    except ApiException as error:
+        if error.status == 409:
+            return None
+        raise
 
 
 def is_subset(desired: Any, observed: Any) -> bool:

@@ -22,6 +22,8 @@ from slipway.devcluster.realnode import (
     unavailable_reason,
 )
 
+pytestmark = pytest.mark.e2e  # it runs containerd, as the real node does
+
 
 @pytest.fixture
 def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RealNode]:

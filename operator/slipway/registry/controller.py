@@ -53,10 +53,13 @@ def reconcile(
     stable_versions: Iterable[int],
     version_names: dict[int, str],
     decided: Callable[[dict[str, Any]], object] = lambda body: None,
+    seen: dict[str, Any] | None = None,
 ) -> None:
     """`decided` gets the body the verdict was written in, before its Event is posted: the endpoints that
-    may roll it out should not wait for the Event and the status write that clears it."""
-    body = kube.get(KIND, namespace, name)
+    may roll it out should not wait for the Event and the status write that clears it. `seen`: the body
+    the watch event brought, judged without reading the object again; the verdict is written only onto
+    that very revision, and judged afresh from a read when anyone wrote the object since."""
+    body = seen if seen is not None else kube.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     generation = int(body["metadata"].get("generation", 1))
@@ -96,7 +99,13 @@ def reconcile(
         ),
         conditions=conditions,
     ).to_wire()
-    written = kube.write_status(body, new)
+    if seen is None:
+        written = kube.write_status(body, new)
+    elif (fresh := kube.write_status_if_unchanged(body, new)) is not None:
+        written = fresh
+    else:
+        reconcile(namespace, name, stable_versions, version_names, decided)
+        return
     if written is body:
         return
     body = written

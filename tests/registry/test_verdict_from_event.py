@@ -1,0 +1,78 @@
+"""The registry judges a ModelVersion from the body its watch event brought, with no read of its own, and
+writes the verdict only onto that revision: a body someone wrote since is judged afresh from a read, so a
+stale event never clobbers what another writer (the serving side's `servedBy`) put there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from slipway import GROUP, VERSION, kube
+from slipway.registry import controller as registry
+
+
+@pytest.fixture
+def requests(api_client: client.ApiClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setattr(kube, "_api_client", api_client)
+    seen: list[str] = []
+    real_request = kube.request
+
+    def counting(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(f"{method} {path.rsplit('/', 1)[-1]}")
+        return real_request(method, path, *args, **kwargs)
+
+    monkeypatch.setattr(kube, "request", counting)
+    return seen
+
+
+def created(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelVersion",
+        "metadata": {"name": "penguins-v1"},
+        "spec": {"modelName": "penguins", "version": 1, "uri": "s3://models/penguins/1"},
+    }
+    custom = client.CustomObjectsApi(api_client)
+    made: dict[str, Any] = custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "modelversions", body
+    )
+    return made
+
+
+def status_of(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
+    custom = client.CustomObjectsApi(api_client)
+    found = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "modelversions", "penguins-v1")
+    return dict(found.get("status") or {})
+
+
+def test_a_fresh_event_body_is_judged_without_a_read(
+    api_client: client.ApiClient, namespace: str, requests: list[str]
+) -> None:
+    seen = created(api_client, namespace)
+    decided: list[dict[str, Any]] = []
+
+    registry.reconcile(namespace, "penguins-v1", [], {}, decided.append, seen=seen)
+
+    assert [r for r in requests if r.startswith("GET")] == []
+    assert requests[0] == "PATCH status"
+    assert status_of(api_client, namespace)["phase"] == "Validated"
+    assert decided and decided[0]["status"]["phase"] == "Validated"
+
+
+def test_a_stale_event_body_is_judged_afresh_and_keeps_what_others_wrote(
+    api_client: client.ApiClient, namespace: str, requests: list[str]
+) -> None:
+    stale = created(api_client, namespace)
+    custom = client.CustomObjectsApi(api_client)
+    custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, "modelversions", "penguins-v1", {"status": {"servedBy": ["web"]}}
+    )
+
+    registry.reconcile(namespace, "penguins-v1", [], {}, seen=stale)
+
+    status = status_of(api_client, namespace)
+    assert status["phase"] == "Validated"
+    assert status["servedBy"] == ["web"], "the verdict from the stale body clobbered servedBy"
+    assert requests[:3] == ["PATCH status", "GET penguins-v1", "PATCH status"]  # refused, read, written
