@@ -1,13 +1,15 @@
 """Scale benchmark: many ServingEndpoints and ModelVersions in one cluster (prints figures; writes
 bench/results/scale.json).
 
-Creates E endpoints, each over its own model with V Validated versions (E x V ModelVersions), then starts
-the operator and measures: start-up to "all reconciled" (every endpoint stable on its newest version with
-Ready=True) next to a floor measured in the same run (once the operator is stopped, a bare client on 32
-threads makes the creates, patches, status patches and Events the operator made at start-up, waiting for
-each Deployment to be ready as a rollout does), the operator's resident memory, the API requests the
-whole cluster serves per second at steady state (all of them, by verb and resource, and the writes on
-Slipway's resources, which should be 0), and the Validated -> canary Deployment latency under that load.
+Creates E endpoints, each over its own model with V Validated versions (E x V ModelVersions, which the
+operator has never judged), then starts the operator and measures: start-up to "all reconciled" (every
+endpoint stable on its newest version with Ready=True, and every version carrying the operator's verdict for
+its generation with its Event posted) next to a floor measured in the same run (once the operator is
+stopped, a bare client on 32 threads makes the creates, patches, status patches and Events the operator
+made at start-up, waiting for each Deployment to be ready as a rollout does), the operator's resident
+memory, the API requests the whole cluster serves per second at steady state (all of them, by verb and
+resource, and the writes on Slipway's resources, which should be 0), and the Validated -> canary Deployment
+latency under that load.
 
 Usage: python bench/scale_bench.py [--endpoints 1000] [--versions 10] [--probes 20]
 """
@@ -49,6 +51,7 @@ from slipway.api.crd import KINDS, crd
 from slipway.devcluster import DevCluster
 from slipway.devcluster.install import apply_crds
 from slipway.devcluster.operator_process import OperatorProcess
+from slipway.registry.controller import needs_verdict
 
 
 def rss_mib(pid: int) -> float:
@@ -220,6 +223,22 @@ class FloorReady(Watcher):
             self.ready.add(deployment.metadata.name)
 
 
+class Verdicts(Watcher):
+    """The ModelVersions that carry the operator's verdict for their generation, its Event posted."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.final: set[str] = set()
+        custom = client.CustomObjectsApi(api)
+        super().__init__(custom.list_namespaced_custom_object, GROUP, VERSION, NAMESPACE, "modelversions")
+
+    def observe(self, body: Any, now: float) -> None:
+        name = body["metadata"]["name"]
+        if needs_verdict(body):
+            self.final.discard(name)
+        else:
+            self.final.add(name)
+
+
 def reconciled(custom: client.CustomObjectsApi, version: int) -> int:
     try:
         items = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "servingendpoints")["items"]
@@ -266,11 +285,15 @@ def measure(endpoints: int, versions: int, probes: int, quiet_seconds: float) ->
         started = time.monotonic()
         operator.start()
         assert operator.popen is not None
-        peak = 0.0
-        while (done := reconciled(custom, versions)) < endpoints:
+        peak, verdicts = 0.0, Verdicts(api)
+        judged = endpoints * versions
+        while (done := reconciled(custom, versions)) < endpoints or len(verdicts.final) < judged:
             peak = max(peak, rss_mib(operator.popen.pid))
             if time.monotonic() - started > 1800:
-                raise TimeoutError(f"only {done}/{endpoints} endpoints reconciled after 30 min")
+                raise TimeoutError(
+                    f"after 30 min, {done}/{endpoints} endpoints reconciled and "
+                    f"{len(verdicts.final)}/{judged} versions judged"
+                )
             time.sleep(2)
         result["startup_to_all_reconciled_seconds"] = round(time.monotonic() - started, 1)
         result["operator_rss_mib_peak_during_startup"] = round(peak, 1)

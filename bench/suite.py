@@ -3,7 +3,8 @@ bench/results/summary.json and summary.md (each part also keeps its own JSON).
 
 - Reconcile latency, p50/p99 next to a bare client's floor measured in the same run:
   ModelVersion Validated -> canary Deployment created (serving), and a TrainingPipeline run finished ->
-  its ModelVersion created (training).
+  its ModelVersion created (training; 10 pipelines' runs finish at once, and the floor registers as many
+  at once, one thread each).
 - Rollout: Validated -> 100% of traffic with zero-length pauses, next to the time the Deployments take to
   become ready in the same run (the operator's share is the difference).
 - Throughput: N endpoints given a new version at once, for N = 1, 2, 4, ... (each level repeated to at
@@ -25,6 +26,8 @@ import argparse
 import itertools
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -186,21 +189,55 @@ class VersionCreations(Watcher):
             self.created.setdefault(labels["slipway.dev/run"], now)
 
 
-def training_floor(custom: client.CustomObjectsApi, store: Path, index: int) -> float:
-    """What registering a run needs at the least: read the manifest, create the ModelVersion, record it."""
-    begin = time.monotonic()
-    json.loads((store / "floor" / "1" / "slipway-manifest.json").read_text())
-    body = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ModelVersion",
-        "metadata": {"name": f"floor-v{index}"},
-        "spec": {"modelName": "floor", "version": index, "uri": f"file://{store}/floor/1"},
-    }
-    custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "modelversions", body)
-    custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, NAMESPACE, "trainingpipelines", "p0", {"status": {"lastRun": None}}
-    )
-    return time.monotonic() - begin
+def training_floor(
+    custom: client.CustomObjectsApi, work: Path, creations: VersionCreations, pipelines: int, rounds: int
+) -> list[float]:
+    """What registering runs needs at the least, under the load the operator had: the measured rounds'
+    runs again, their run directories copied, `pipelines` of them at once through the same child process
+    the local executor starts (`slipway.training.local_run`), with the operator stopped. A bare client
+    registers each as its process exits, one thread per run: read the pushed manifest, create the
+    ModelVersion, record it in the pipeline's status. Timed as the operator is: from the run's state.json
+    reading finished to the ModelVersion's arrival on the same watch."""
+    by_round: dict[int, list[Path]] = {}
+    for request in sorted((work / "artifacts").rglob("request.json")):
+        version = json.loads(request.read_text())["arguments"]["model_version"]
+        by_round.setdefault(version, []).append(request.parent)
+    root = work / "floor-runs"
+    finishes = RunFinishes(root)
+
+    def run_and_register(measured: Path) -> str:
+        request = json.loads((measured / "request.json").read_text())
+        arguments, run = request["arguments"], f"floor-{measured.name}"
+        run_dir = root / run
+        run_dir.mkdir(parents=True)
+        shutil.copy(measured / "pipeline.yaml", run_dir / "pipeline.yaml")
+        request["pipelineRoot"] = str(root / "pipeline-root" / arguments["model_name"])
+        (run_dir / "request.json").write_text(json.dumps(request))
+        child = [sys.executable, "-m", "slipway.training.local_run", str(run_dir)]
+        subprocess.run(child, cwd=run_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        model, version = arguments["model_name"], arguments["model_version"]
+        store = Path(arguments["model_store_uri"].removeprefix("file://")) / model / str(version)
+        json.loads((store / "slipway-manifest.json").read_text())
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ModelVersion",
+            "metadata": {"name": run, "labels": {"slipway.dev/run": run}},
+            "spec": {"modelName": f"floor-{model}", "version": version, "uri": f"file://{store}"},
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "modelversions", body)
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, NAMESPACE, "trainingpipelines", model, {"status": {"lastRun": None}}
+        )
+        return run
+
+    latencies: list[float] = []
+    with ThreadPoolExecutor(max_workers=pipelines) as pool:
+        for round_ in sorted(by_round)[:rounds]:
+            runs = list(pool.map(run_and_register, by_round[round_]))
+            wait(lambda rs=runs: all(run in creations.created for run in rs), timeout=60, interval=0.01)
+            latencies += [creations.created[run] - finishes.finished[run] for run in runs]
+    finishes.stop()
+    return latencies
 
 
 def measure_training(pipelines: int, rounds: int) -> dict[str, Any]:
@@ -231,8 +268,8 @@ def measure_training(pipelines: int, rounds: int) -> dict[str, Any]:
             for run in creations.created
             if run in finishes.finished
         ]
-        floors = [training_floor(custom, work / "models", i) for i in range(1, len(latencies) + 1)]
         operator.stop()
+        floors = training_floor(custom, work, creations, pipelines, rounds)
     return {
         "runs": len(latencies),
         "pipelines_in_parallel": pipelines,
