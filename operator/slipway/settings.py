@@ -52,7 +52,9 @@ class OperatorSettings(BaseSettings):
         default="/var/lib/slipway",
         description="Local executor: where run state lives when the root is local.",
     )
-    max_workers: int = Field(default=32, description="Threads for synchronous handlers.")
+    max_workers: int = Field(
+        default=32, description="Threads for synchronous handlers, all started with the operator."
+    )
 
     @property
     def finalizer(self) -> str:
