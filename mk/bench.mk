@@ -8,7 +8,7 @@ bench: install k8s-binaries ## Benchmark suite on the embedded control plane, on
 STAMINA_ARGS ?=
 
 .PHONY: bench-stamina
-bench-stamina: install k8s-binaries ## Stamina: 2,000 rollouts + 300 with analysis/rollbacks on one operator, RSS/fds/threads/objects every 100 (~45 min on an idle 2-core machine, est.; 500 took 36 min at load 50)
+bench-stamina: install k8s-binaries ## Stamina: 2,000 rollouts + 300 with analysis/rollbacks on one operator, RSS/fds/threads/objects every 100 (12 min on an idle 2-core machine; 500 took 36 min at load 50)
 	$(PY) bench/stamina_bench.py $(STAMINA_ARGS)
 
 .PHONY: bench-memory
