@@ -150,6 +150,8 @@ class DevCluster:
                 assert self.real_node is not None
                 self.log("starting the real node: containerd, CoreDNS, kubelet, kube-proxy")
                 self.real_node.start(deadline)
+                # Importing images (a first import, or a broken cache rebuilt) is not the node being slow.
+                deadline += self.real_node.timings.get("images", 0.0)
             else:
                 self.log("starting kwok")
                 self._start_kwok()
