@@ -244,16 +244,17 @@ def model_version_changed(
 ) -> None:
     namespace = _namespaced(namespace)
     model = _model(spec)
-    servable_changed = memo.views.observe_version(type, dict(body))
+    raw = dict(body)
+    servable_changed = memo.views.observe_version(type, raw)
     if type == "DELETED":
         memo.reconciles.forget("ModelVersion", namespace, name)
     elif memo.views.superseded(body):
         pass  # the verdict's own write is newer than this event: its event is the one to judge
-    elif registry.needs_verdict(dict(body)) and judge_version(
-        memo, namespace, name, model, servable_changed, seen=dict(body)
+    elif registry.needs_verdict(raw) and judge_version(
+        memo, namespace, name, model, servable_changed, seen=raw
     ):
         servable_changed = False  # the endpoints have seen the verdict already
-    mark_claimants(memo, type, dict(body), namespace, model)
+    mark_claimants(memo, type, raw, namespace, model)
     if servable_changed:
         reconcile_endpoints_of(memo, namespace, model)
 

@@ -99,11 +99,8 @@ def reconcile(
         ),
         conditions=conditions,
     ).to_wire()
-    if seen is None:
-        written = kube.write_status(body, new)
-    elif (fresh := kube.write_status_if_unchanged(body, new)) is not None:
-        written = fresh
-    else:
+    written = kube.write_status_if_unchanged(body, new)
+    if written is None:  # written since this body: judge it as it is now
         reconcile(namespace, name, stable_versions, version_names, decided)
         return
     if written is body:
