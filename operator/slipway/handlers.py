@@ -358,7 +358,9 @@ def pipeline_changed(
     namespace = _namespaced(namespace)
     if type == "DELETED":
         memo.reconciles.forget("TrainingPipeline", namespace, name)
+        memo.training.bodies.delete((namespace, name))
         return
+    memo.training.bodies.put((namespace, name), dict(body))
     reconcile_pipeline(memo, namespace, name, _model(spec), change=user_change(body))
 
 

@@ -40,8 +40,12 @@ def reconcile_body(
     wake: Callable[[], None] | None = None,
     *,
     memory: Memory,
-) -> Plan:
-    """Observe, plan, read what the plan asks for, apply: the plan as carried out (status and Events)."""
+    fresh: bool = True,
+) -> Plan | None:
+    """Observe, plan, read what the plan asks for, apply: the plan as carried out (status and Events).
+    None, having done nothing, when `body` may be stale (not `fresh`), the plan would start or stop a run
+    and the pipeline has changed since `body`: a run started or stopped is not undone by the status
+    write that then fails, so those plans are carried out only on the object as the API server has it."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     session = Session(
         namespace,
@@ -52,6 +56,7 @@ def reconcile_body(
         baseline_uri=baseline_uri or stable_uri,
     )
     at = now()
+    polls = memory.polls_of((namespace, name))
     observed = observe(body, session, at, existing_versions, stable_uri, wake)
     planned = plan(observed, at)
     for _ in range(READ_ROUNDS):
@@ -59,7 +64,16 @@ def reconcile_body(
             break
         observed = read(planned.reads, observed, session)
         planned = plan(observed, at)
+    if planned.runs and not fresh and not unchanged_since(body):
+        memory.restore_polls((namespace, name), polls)  # the plan on the current body polls again
+        return None
     return apply(planned, observed, session, at)
+
+
+def unchanged_since(body: dict[str, Any]) -> bool:
+    meta = body["metadata"]
+    current = kube.get(KIND, meta["namespace"], meta["name"])
+    return current is not None and current["metadata"]["resourceVersion"] == meta["resourceVersion"]
 
 
 def reconcile(
@@ -73,17 +87,39 @@ def reconcile(
     wake: Callable[[], None] | None = None,
 ) -> None:
     """`memory`: what the controller keeps between reconciles (one per operator); `wake`: reconciles this
-    pipeline again, which the local executor calls when a run it started ends."""
-    body = kube.get(KIND, namespace, name)
-    if body is None or body["metadata"].get("deletionTimestamp"):
-        return
-    outcome = reconcile_body(body, existing_versions, stable_uri, baseline_uri, wake, memory=memory)
-    outcome.status.pending_events = announce.with_pending(outcome.status.pending_events, outcome.events)
-    body = kube.write_status(body, outcome.status.to_wire())
+    pipeline again, which the local executor calls when a run it started ends.
+
+    The pipeline is planned from its newest body known (its watch events, this controller's own writes),
+    not from a read: a run's end is registered with one request, the ModelVersion's create. Creating a
+    ModelVersion is idempotent (only if absent); starting or stopping a run waits for a read that shows the
+    body is current (see reconcile_body). The status is written only onto that very revision; when anyone
+    wrote the pipeline since, it is read and planned again."""
+    key = (namespace, name)
+    body = memory.bodies.get(key)
+    fresh = body is None
+    while True:
+        if body is None:
+            body, fresh = kube.get(KIND, namespace, name), True
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        outcome = reconcile_body(
+            body, existing_versions, stable_uri, baseline_uri, wake, memory=memory, fresh=fresh
+        )
+        written = None
+        if outcome is not None:
+            outcome.status.pending_events = announce.with_pending(
+                outcome.status.pending_events, outcome.events
+            )
+            write = kube.write_status if fresh else kube.write_status_if_unchanged
+            written = write(body, outcome.status.to_wire())
+        if outcome is not None and written is not None:
+            break
+        body = None  # changed since: read, and plan again (a read body is fresh: this loops at most twice)
+    memory.bodies.put(key, written)
     for type_, reason, message in outcome.events:
         if not announce.matters(reason):
-            post_event(body, type_, reason, message)
-    announce.announce(body)
+            post_event(written, type_, reason, message)
+    memory.bodies.put(key, announce.announce(written))
 
 
 def terminate_all(body: dict[str, Any], memory: Memory) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from slipway import blobs, manifest
+from slipway import blobs, cache, manifest
 from slipway.api.common import StorageLocation
 from slipway.api.training_pipeline import TrainingPipelineSpec, TrainingPipelineStatus
 from slipway.refusals import Refused
@@ -41,11 +41,14 @@ BATCHES_FIELD = "spec.triggers.onDrift.batches"
 @dataclass
 class Memory:
     """What the training controller keeps between reconciles, outside status: when each pipeline's data
-    and batches were last polled, and the drift baselines read (training statistics never change)."""
+    and batches were last polled, the drift baselines read (training statistics never change), and each
+    pipeline's newest body from its watch events and the controller's own writes (see controller.reconcile).
+    """
 
     last_poll: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     baselines: dict[str, drift.Baseline] = field(default_factory=dict)  # by statistics URI
     kfp: KfpConnections = field(default_factory=KfpConnections)
+    bodies: cache.Newest = field(default_factory=cache.Newest)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def poll_due(self, pipeline: tuple[str, str], trigger: str, interval: int, now: datetime) -> bool:
@@ -57,6 +60,18 @@ class Memory:
                 return False
             self.last_poll[key] = now
             return True
+
+    def polls_of(self, pipeline: tuple[str, str]) -> dict[tuple[str, str, str], datetime]:
+        with self.lock:
+            return {key: at for key, at in self.last_poll.items() if key[:2] == pipeline}
+
+    def restore_polls(self, pipeline: tuple[str, str], polls: dict[tuple[str, str, str], datetime]) -> None:
+        """The pipeline's poll times as `polls_of` returned them: a plan discarded unapplied polled for
+        nothing."""
+        with self.lock:
+            for key in [key for key in self.last_poll if key[:2] == pipeline]:
+                del self.last_poll[key]
+            self.last_poll.update(polls)
 
 
 @dataclass
