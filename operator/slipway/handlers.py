@@ -288,13 +288,15 @@ def judge_version(
     def retry() -> None:
         judge_version(memo, namespace, name, model)
 
-    memo.guard.run(
-        "ModelVersion",
-        namespace,
-        name,
-        lambda: registry.reconcile(namespace, name, stable, names, decided, seen),
-        retry=retry,
-    )
+    def judge() -> None:
+        # Checked again under the version's lock: a reconcile that held it may have written the version
+        # since this event (its verdict, or the clear after posting its Events).
+        if seen is not None and memo.views.superseded(seen):
+            return
+        announced = functools.partial(memo.views.observe_version, "MODIFIED")
+        registry.reconcile(namespace, name, stable, names, decided, seen, announced)
+
+    memo.guard.run("ModelVersion", namespace, name, judge, retry=retry)
     return bool(written)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from slipway import GROUP, VERSION, kube
+from slipway import GROUP, VERSION, handlers, kube
 from slipway.registry import controller as registry
 
 
@@ -76,3 +76,31 @@ def test_a_stale_event_body_is_judged_afresh_and_keeps_what_others_wrote(
     assert status["phase"] == "Validated"
     assert status["servedBy"] == ["web"], "the verdict from the stale body clobbered servedBy"
     assert requests[:3] == ["PATCH status", "GET penguins-v1", "PATCH status"]  # refused, read, written
+
+
+def test_the_late_event_of_the_verdicts_own_write_posts_its_event_no_second_time(
+    api_client: client.ApiClient, namespace: str, requests: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = created(api_client, namespace)
+    memo = handlers.Operator()
+    memo.views.observe_version("ADDED", made)
+    verdicts: list[dict[str, Any]] = []
+    write = kube.write_status_if_unchanged
+
+    def remembered(body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any] | None:
+        verdicts.append(write(body, status) or {})
+        return verdicts[-1] or None
+
+    monkeypatch.setattr(kube, "write_status_if_unchanged", remembered)
+    handlers.model_version_changed("ADDED", made, namespace, "penguins-v1", made["spec"], memo)
+    assert requests.count("POST events") == 1
+    late = verdicts[0]  # the verdict as written: its Event still pending, as its watch event will bring it
+    assert late["status"]["pendingEvents"]
+    requests.clear()
+
+    handlers.model_version_changed("MODIFIED", late, namespace, "penguins-v1", late["spec"], memo)
+    # as if that event had passed the handler's own check while the first reconcile still held the lock
+    handlers.judge_version(memo, namespace, "penguins-v1", "penguins", seen=late)
+
+    assert requests == []
+    assert status_of(api_client, namespace).get("pendingEvents") in (None, [])

@@ -54,18 +54,21 @@ def reconcile(
     version_names: dict[int, str],
     decided: Callable[[dict[str, Any]], object] = lambda body: None,
     seen: dict[str, Any] | None = None,
+    announced: Callable[[dict[str, Any]], object] = lambda body: None,
 ) -> None:
     """`decided` gets the body the verdict was written in, before its Event is posted: the endpoints that
-    may roll it out should not wait for the Event and the status write that clears it. `seen`: the body
-    the watch event brought, judged without reading the object again; the verdict is written only onto
-    that very revision, and judged afresh from a read when anyone wrote the object since."""
+    may roll it out should not wait for the Event and the status write that clears it. `announced` gets
+    the body once its pending Events are posted and cleared: the watch event of the verdict's own write,
+    which still lists them, comes later and must not post them again. `seen`: the body the watch event
+    brought, judged without reading the object again; the verdict is written only onto that very
+    revision, and judged afresh from a read when anyone wrote the object since."""
     body = seen if seen is not None else kube.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     generation = int(body["metadata"].get("generation", 1))
     status = ModelVersionStatus.model_validate(body.get("status") or {})
     if status.phase in FINAL and status.observed_generation == generation:
-        announce.announce(body)  # what a stopped operator decided and did not post
+        announced(announce.announce(body))  # what a stopped operator decided and did not post
         return
     spec = ModelVersionSpec.model_validate(body["spec"])
     rival = spec.gates is not None and spec.gates.must_beat_champion is not None
@@ -101,7 +104,7 @@ def reconcile(
     ).to_wire()
     written = kube.write_status_if_unchanged(body, new)
     if written is None:  # written since this body: judge it as it is now
-        reconcile(namespace, name, stable_versions, version_names, decided)
+        reconcile(namespace, name, stable_versions, version_names, decided, announced=announced)
         return
     if written is body:
         return
@@ -111,4 +114,4 @@ def reconcile(
         if not check.passed:
             GATE_FAILURES.labels(namespace, spec.model_name, check.gate).inc()
     decided(body)
-    announce.announce(body)
+    announced(announce.announce(body))
