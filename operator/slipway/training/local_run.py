@@ -1,7 +1,8 @@
 """The child process of the local executor: `python -m slipway.training.local_run <run-dir>`.
 
 Runs the compiled pipeline in the run directory with kfp.local (subprocess runner, no venv, offline) and
-records the outcome and the pipeline's outputs in state.json."""
+records the outcome and the pipeline's outputs in state.json. The run and its steps run at a lower CPU
+priority than the operator (NICENESS)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,12 @@ def run(run_dir: Path) -> int:
     return 0 if outcome.phase == "Succeeded" else 1
 
 
+# Runs share the operator's CPUs: at full load they would starve the reconciles that register them.
+NICENESS = 10
+
+
 if __name__ == "__main__":
+    os.nice(NICENESS)
     code = run(Path(sys.argv[1]))
     # The outcome is in state.json already; skip tearing down kfp and its imports (a few hundred ms) so
     # the operator, which waits on this process, registers the run at once.
