@@ -150,16 +150,18 @@ def concurrent_floor(api: client.ApiClient, level: int, rounds: int) -> list[flo
 
 
 class RunFinishes:
-    """Polls every run's state.json (every 10 ms) and notes when each first reads finished."""
+    """Polls every run's state.json (every 10 ms) and notes when each first reads finished. `pattern`
+    finds the state files under `root` without walking the runs' outputs: a walk grows with every round
+    and burns the CPU the measured processes need."""
 
-    def __init__(self, root: Path) -> None:
-        self.root, self._stop = root, False
+    def __init__(self, root: Path, pattern: str) -> None:
+        self.root, self.pattern, self._stop = root, pattern, False
         self.finished: dict[str, float] = {}
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
         while not self._stop:
-            for path in self.root.rglob("state.json"):
+            for path in self.root.glob(self.pattern):
                 run = path.parent.name
                 if run in self.finished:
                     continue
@@ -203,7 +205,7 @@ def training_floor(
         version = json.loads(request.read_text())["arguments"]["model_version"]
         by_round.setdefault(version, []).append(request.parent)
     root = work / "floor-runs"
-    finishes = RunFinishes(root)
+    finishes = RunFinishes(root, "*/state.json")
 
     def run_and_register(measured: Path) -> str:
         request = json.loads((measured / "request.json").read_text())
@@ -254,7 +256,7 @@ def measure_training(pipelines: int, rounds: int) -> dict[str, Any]:
             custom.create_namespaced_custom_object(
                 GROUP, VERSION, NAMESPACE, "trainingpipelines", tiny_pipeline(work, name)
             )
-        finishes, creations = RunFinishes(work / "artifacts"), VersionCreations(api)
+        finishes, creations = RunFinishes(work / "artifacts", "*/*/runs/*/state.json"), VersionCreations(api)
         for round_ in range(1, rounds + 1):
             for name in names:
                 patch = {"metadata": {"annotations": {f"{GROUP}/run": f"r{round_}"}}}
