@@ -9,22 +9,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from fixtures.cluster import recorded_requests, status_of
 from slipway import GROUP, VERSION, handlers, kube
 from slipway.registry import controller as registry
 
 
 @pytest.fixture
 def requests(api_client: client.ApiClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setattr(kube, "_api_client", api_client)
-    seen: list[str] = []
-    real_request = kube.request
-
-    def counting(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-        seen.append(f"{method} {path.rsplit('/', 1)[-1]}")
-        return real_request(method, path, *args, **kwargs)
-
-    monkeypatch.setattr(kube, "request", counting)
-    return seen
+    return recorded_requests(api_client, monkeypatch)
 
 
 def created(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
@@ -41,10 +33,8 @@ def created(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
     return made
 
 
-def status_of(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
-    custom = client.CustomObjectsApi(api_client)
-    found = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "modelversions", "penguins-v1")
-    return dict(found.get("status") or {})
+def version_status(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
+    return status_of(api_client, namespace, "modelversions", "penguins-v1")
 
 
 def test_a_fresh_event_body_is_judged_without_a_read(
@@ -57,7 +47,7 @@ def test_a_fresh_event_body_is_judged_without_a_read(
 
     assert [r for r in requests if r.startswith("GET")] == []
     assert requests[0] == "PATCH status"
-    assert status_of(api_client, namespace)["phase"] == "Validated"
+    assert version_status(api_client, namespace)["phase"] == "Validated"
     assert decided and decided[0]["status"]["phase"] == "Validated"
 
 
@@ -72,7 +62,7 @@ def test_a_stale_event_body_is_judged_afresh_and_keeps_what_others_wrote(
 
     registry.reconcile(namespace, "penguins-v1", [], {}, seen=stale)
 
-    status = status_of(api_client, namespace)
+    status = version_status(api_client, namespace)
     assert status["phase"] == "Validated"
     assert status["servedBy"] == ["web"], "the verdict from the stale body clobbered servedBy"
     assert requests[:3] == ["PATCH status", "GET penguins-v1", "PATCH status"]  # refused, read, written
@@ -103,4 +93,4 @@ def test_the_late_event_of_the_verdicts_own_write_posts_its_event_no_second_time
     handlers.judge_version(memo, namespace, "penguins-v1", "penguins", seen=late)
 
     assert requests == []
-    assert status_of(api_client, namespace).get("pendingEvents") in (None, [])
+    assert version_status(api_client, namespace).get("pendingEvents") in (None, [])

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from fixtures.cluster import recorded_requests, status_of
 from fixtures.pipelines import local_pipeline
-from slipway import GROUP, VERSION, kube
+from slipway import GROUP, VERSION
 from slipway.training import controller
 from slipway.training.observe import Memory
 
@@ -21,17 +22,8 @@ PIPELINES = Path(__file__).resolve().parent / "pipelines"
 
 @pytest.fixture
 def requests(api_client: client.ApiClient, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setattr(kube, "_api_client", api_client)
     monkeypatch.setenv("SLIPWAY_PIPELINES_DIR", str(PIPELINES))
-    made: list[str] = []
-    real_request = kube.request
-
-    def counting(method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-        made.append(f"{method} {path.rsplit('/', 1)[-1]}")
-        return real_request(method, path, *args, **kwargs)
-
-    monkeypatch.setattr(kube, "request", counting)
-    return made
+    return recorded_requests(api_client, monkeypatch)
 
 
 def reconcile(namespace: str, memory: Memory, events: list[str]) -> None:
@@ -50,10 +42,8 @@ def created(api_client: client.ApiClient, namespace: str, root: Path) -> dict[st
     return body
 
 
-def status_of(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
-    custom = client.CustomObjectsApi(api_client)
-    found = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "trainingpipelines", "tiny")
-    return dict(found.get("status") or {})
+def pipeline_status(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
+    return status_of(api_client, namespace, "trainingpipelines", "tiny")
 
 
 def test_the_newest_body_known_is_planned_without_a_read(
@@ -65,7 +55,7 @@ def test_the_newest_body_known_is_planned_without_a_read(
     reconcile(namespace, memory, [])
 
     assert [r for r in requests if r.startswith("GET")] == []
-    written = status_of(api_client, namespace)
+    written = pipeline_status(api_client, namespace)
     assert written["observedGeneration"] == 1
     known = memory.bodies.get((namespace, "tiny"))
     assert known is not None and known["status"]["observedGeneration"] == 1  # its own write, remembered
@@ -88,7 +78,7 @@ def test_a_stale_body_is_read_and_planned_again(
     reconcile(namespace, memory, [])
 
     assert requests[:3] == ["PATCH status", "GET tiny", "PATCH status"]  # refused, read, written
-    assert status_of(api_client, namespace)["observedGeneration"] == 1
+    assert pipeline_status(api_client, namespace)["observedGeneration"] == 1
     known = memory.bodies.get((namespace, "tiny"))
     assert known is not None and known["metadata"]["labels"] == {"team": "a"}
 
@@ -112,7 +102,7 @@ def test_a_run_starts_only_on_the_body_the_api_server_has(
     reconcile(namespace, memory, [])
 
     assert "GET tiny" in requests
-    assert status_of(api_client, namespace).get("runs", []) == []
+    assert pipeline_status(api_client, namespace).get("runs", []) == []
     runs = tmp_path / "artifacts" / namespace / "tiny" / "runs"
     assert not runs.exists() or not any(runs.iterdir())
 
