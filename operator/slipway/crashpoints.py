@@ -27,6 +27,7 @@ POINTS = frozenset(
         "events.after-post",  # pending Events posted, not yet recorded as posted
         "training.after-submit",  # a run started by the executor, not yet recorded in status
         "training.after-register",  # a finished run's ModelVersion created, the run not yet recorded so
+        "training.after-event",  # a finished run's Event posted, the run not yet recorded as finished
     }
 )
 log = logging.getLogger(__name__)

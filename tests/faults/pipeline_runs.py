@@ -105,6 +105,14 @@ class Training:
         )["items"]
         return items
 
+    def outcome_events(self) -> Counter[str]:
+        """The pipeline's RunSucceeded and RunFailed Events, counted by message (which names the run)."""
+        core = client.CoreV1Api(self.custom.api_client)
+        events = core.list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={PIPELINE}"
+        ).items
+        return Counter(e.message for e in events if e.reason in ("RunSucceeded", "RunFailed"))
+
     # --- what the executor did ------------------------------------------------------------------------
 
     def run_ids_started(self) -> list[str]:
@@ -128,7 +136,8 @@ class Training:
         return sum(1 for p in root.iterdir() if p.is_dir() and p.name.startswith(f"{PIPELINE}-"))
 
     def wrong(self) -> list[str]:
-        """What breaks "each run started once, each finished run registered once, none lost"."""
+        """What breaks "each run started once, each finished run registered once and announced once, none
+        lost"."""
         problems: list[str] = []
         started = self.run_ids_started()
         if len(started) != len(self.triggers):
@@ -146,6 +155,7 @@ class Training:
         registered = Counter(
             ((v["spec"].get("lineage") or {}).get("runId"), v["metadata"]["name"]) for v in versions
         )
+        announced = self.outcome_events()
         for run in runs:
             if run["phase"] != "Succeeded":
                 problems.append(f"run {run['id']}: {run['phase']}: {run.get('message', '')}")
@@ -153,6 +163,8 @@ class Training:
             mine = [(name, n) for (run_id, name), n in registered.items() if run_id == run["id"]]
             if [n for _, n in mine] != [1] or run.get("modelVersion") != mine[0][0]:
                 problems.append(f"run {run['id']} records {run.get('modelVersion')}; registered: {mine}")
+            if (count := announced[f"run {run['id']} succeeded"]) != 1:
+                problems.append(f"run {run['id']}: {count} RunSucceeded Events")
         numbers = sorted(int(v["spec"]["version"]) for v in versions)
         if numbers != list(range(1, len(self.triggers) + 1)):
             problems.append(f"ModelVersions {numbers} for {len(self.triggers)} runs")

@@ -1,13 +1,14 @@
 """Training runs under the same faults as rollouts: the control plane failing while a run is in flight (the
 API server restarted, etcd stopped, watches cut or answered "410 Gone", the API server answering 429 or
-500), and the operator killed exactly between starting a run and recording it, or between registering a
-run's ModelVersion and recording the run as registered (SLIPWAY_CRASH_AT).
+500), and the operator killed exactly between starting a run and recording it, between registering a
+run's ModelVersion and recording the run as registered, or between posting a run's end as an Event and
+recording it (SLIPWAY_CRASH_AT).
 
 Each run comes from a trigger (a `slipway.dev/run` request; every fourth, a new file in the data) and runs
 the tiny KFP pipeline for real with the local executor. Afterwards, counted from the executor's own files
 (tests/faults/training.py): each trigger started exactly one run, once; each finished run registered exactly
-one ModelVersion, which status records; no run or version is lost, none duplicated; and, for the
-control-plane faults, the same operator process throughout.
+one ModelVersion, which status records, and was announced by exactly one RunSucceeded Event; no run or
+version is lost, none duplicated; and, for the control-plane faults, the same operator process throughout.
 
 Recovery time: from the end of the fault (or the restart after a crash) to the run recorded as registered."""
 
@@ -50,7 +51,7 @@ CONTROL_PLANE: dict[str, Fault] = {
     "apiserver-429": throttle(429),
     "apiserver-500": throttle(500),
 }
-CRASH_POINTS = ["training.after-submit", "training.after-register"]
+CRASH_POINTS = ["training.after-submit", "training.after-register", "training.after-event"]
 # The long form: one scenario per family, its runs cycling through the family's faults. The short form
 # (in `make test`): one run per crash point, and one run with every control-plane fault in turn.
 SCENARIOS = ["training-control-plane", "training-crash"]

@@ -46,7 +46,7 @@ def test_a_fresh_event_body_is_judged_without_a_read(
     registry.reconcile(namespace, "penguins-v1", [], {}, decided.append, seen=seen)
 
     assert [r for r in requests if r.startswith("GET")] == []
-    assert requests[0] == "PATCH status"
+    assert requests == ["POST events", "PATCH status"]  # the verdict's Event, then the verdict
     assert version_status(api_client, namespace)["phase"] == "Validated"
     assert decided and decided[0]["status"]["phase"] == "Validated"
 
@@ -65,7 +65,34 @@ def test_a_stale_event_body_is_judged_afresh_and_keeps_what_others_wrote(
     status = version_status(api_client, namespace)
     assert status["phase"] == "Validated"
     assert status["servedBy"] == ["web"], "the verdict from the stale body clobbered servedBy"
-    assert requests[:3] == ["PATCH status", "GET penguins-v1", "PATCH status"]  # refused, read, written
+    # refused, read, written; the verdict's Event posted before each write, the second time refused as there
+    assert requests == ["POST events", "PATCH status", "GET penguins-v1", "POST events", "PATCH status"]
+    assert len(verdict_events(api_client, namespace)) == 1
+
+
+def verdict_events(api_client: client.ApiClient, namespace: str) -> list[str]:
+    events = client.CoreV1Api(api_client).list_namespaced_event(namespace).items
+    return [e.message for e in events if e.reason in ("Validated", "Rejected")]
+
+
+def test_a_verdict_judged_again_after_a_crash_posts_its_event_once(
+    api_client: client.ApiClient, namespace: str, requests: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = created(api_client, namespace)
+
+    def crashed(body: dict[str, Any], status: dict[str, Any]) -> None:
+        raise RuntimeError("the operator died before writing the verdict")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(kube, "write_status_if_unchanged", crashed)
+        with pytest.raises(RuntimeError):
+            registry.reconcile(namespace, "penguins-v1", [], {}, seen=made)
+    assert version_status(api_client, namespace) == {}
+
+    registry.reconcile(namespace, "penguins-v1", [], {})  # the restarted operator judges it again
+
+    assert version_status(api_client, namespace)["phase"] == "Validated"
+    assert verdict_events(api_client, namespace) == ["v1: 0 gate(s) passed"]
 
 
 def test_the_late_event_of_the_verdicts_own_write_posts_its_event_no_second_time(
@@ -84,8 +111,7 @@ def test_the_late_event_of_the_verdicts_own_write_posts_its_event_no_second_time
     monkeypatch.setattr(kube, "write_status_if_unchanged", remembered)
     handlers.model_version_changed("ADDED", made, namespace, "penguins-v1", made["spec"], memo)
     assert requests.count("POST events") == 1
-    late = verdicts[0]  # the verdict as written: its Event still pending, as its watch event will bring it
-    assert late["status"]["pendingEvents"]
+    late = verdicts[0]  # the verdict as written, as its watch event will bring it
     requests.clear()
 
     handlers.model_version_changed("MODIFIED", late, namespace, "penguins-v1", late["spec"], memo)

@@ -12,6 +12,7 @@ from typing import Any
 from slipway import announce, kube
 from slipway.api.common import now
 from slipway.api.training_pipeline import TrainingPipelineSpec, TrainingPipelineStatus
+from slipway.crashpoints import crash_point
 from slipway.training.apply import apply
 from slipway.training.credentials import config_map_reader, secret_reader
 from slipway.training.executors import Target, executor_for
@@ -107,6 +108,8 @@ def reconcile(
         )
         written = None
         if outcome is not None:
+            if announce.post_redecided(body, outcome.events):  # a run's end, read again from the executor
+                crash_point("training.after-event")
             outcome.status.pending_events = announce.with_pending(
                 outcome.status.pending_events, outcome.events
             )
