@@ -1,18 +1,22 @@
 """Events that matter (outcomes: a rollout promoted or rolled back, a version validated or rejected, a run
 that succeeded or failed, drift found) are posted at least once, in one of two ways.
 
-An outcome that is decided again the same way from what the operator reads back (a run's end from the
-executor's record of it, a version's verdict from its spec) is posted first, under a name derived from the
-outcome (`post_named`), and then recorded in status. An operator that stops in between, or a status write
-refused because the object changed, decides it again and posts it again: the API server refuses the
-second Event as already there, so it is posted once.
+Queued: the outcome's Event is recorded in `status.pendingEvents` by the same status write that records the
+outcome; after that write the Event is posted (synchronously, not through kopf's queue, which a crash
+would lose) and then removed from status. An operator that stops anywhere in between finds it there when it
+starts again and posts it then: a crash between posting and removing posts it twice, the normal path once.
+Every outcome can go this way; those decided from what is seen only once (a rollout's step on the metrics
+of the moment, a drift verdict on the batches of that poll) must.
 
-An outcome decided from what is seen only once (a rollout's step on the metrics of the moment, a drift
-verdict on the batches of that poll) is recorded in `status.pendingEvents` by the same status write that
-records the outcome; after that write the Event is posted (synchronously, not through kopf's queue, which a
-crash would lose) and then removed from status. An operator that stops anywhere in between finds it there
-when it starts again and posts it then: a crash between posting and removing posts it twice, the normal
-path once. Other Events (steps, starts) stay at most once, through kopf."""
+Named first: an outcome decided again the same way from what the operator reads back (a run's end from
+the executor's record of it, a version's verdict from its spec) can be posted before the status write that
+records it, under a name derived from the outcome (`post_named`). An operator that stops in between, or a
+status write refused because the object changed, decides it again and posts it again; the API server
+refuses the second Event as already there, so it is posted once, and no second status write clears it. The
+training controller posts a run's end this way; the registry posts a verdict this way unless a rollout
+waits on it (then the Event would delay the rollout, so it is queued after the verdict).
+
+Other Events (steps, starts) stay at most once, through kopf."""
 
 from __future__ import annotations
 
@@ -29,9 +33,8 @@ from slipway.api.common import PendingEvent
 from slipway.crashpoints import crash_point
 from slipway.messages import sanitize
 
-# Decided again the same way from what is read back: posted under a name derived from the outcome.
-REDECIDED = frozenset({"Validated", "Rejected", "RunSucceeded", "RunFailed"})
-OUTCOMES = REDECIDED | {"Promoted", "RolledBack", "Aborted", "DriftDetected"}
+RUN_ENDS = frozenset({"RunSucceeded", "RunFailed"})  # named first by the training controller
+OUTCOMES = RUN_ENDS | {"Validated", "Rejected", "Promoted", "RolledBack", "Aborted", "DriftDetected"}
 PENDING_LIMIT = 20
 EventTuple = tuple[str, str, str]  # type, reason, message
 log = logging.getLogger(__name__)
@@ -41,12 +44,15 @@ def matters(reason: str) -> bool:
     return reason in OUTCOMES
 
 
-def with_pending(pending: list[PendingEvent], events: Iterable[EventTuple]) -> list[PendingEvent]:
-    """`pending` and the outcome Events among `events` that are not REDECIDED, the newest PENDING_LIMIT."""
+def with_pending(
+    pending: list[PendingEvent], events: Iterable[EventTuple], posted: frozenset[str] = frozenset()
+) -> list[PendingEvent]:
+    """`pending` and the outcome Events among `events` (but those whose reason is in `posted`, named
+    first), the newest PENDING_LIMIT."""
     added = [
         PendingEvent(type=t, reason=r, message=m[:1024])
         for t, r, m in events
-        if matters(r) and r not in REDECIDED
+        if matters(r) and r not in posted
     ]
     return [*pending, *added][-PENDING_LIMIT:]
 
@@ -57,10 +63,10 @@ def post_now(body: dict[str, Any], type_: str, reason: str, message: str) -> Non
 
 
 def post_named(body: dict[str, Any], type_: str, reason: str, message: str, outcome: str) -> None:
-    """Creates the Event for a REDECIDED outcome unless it exists: its name is derived from the object's
-    uid, the reason and `outcome` (what tells this outcome from another of the same reason: the message
-    naming the run, the generation judged), so a post repeated after a crash or a refused status write
-    changes nothing. Returns once the API server has it."""
+    """Creates the Event of an outcome decided again the same way, unless it exists: its name is derived
+    from the object's uid, the reason and `outcome` (what tells this outcome from another of the same
+    reason: the message naming the run, the generation judged), so a post repeated after a crash or a
+    refused status write changes nothing. Returns once the API server has it."""
     meta = body["metadata"]
     digest = hashlib.sha256(f"{meta['uid']}/{reason}/{outcome}".encode()).hexdigest()[:20]
     kube.create_if_absent(
@@ -68,13 +74,13 @@ def post_named(body: dict[str, Any], type_: str, reason: str, message: str, outc
     )
 
 
-def post_redecided(body: dict[str, Any], events: Iterable[EventTuple]) -> bool:
-    """Posts the REDECIDED outcomes among `events`, each named by its message (which names its run);
-    whether there were any."""
-    redecided = [(t, r, m) for t, r, m in events if r in REDECIDED]
-    for type_, reason, message in redecided:
+def post_run_ends(body: dict[str, Any], events: Iterable[EventTuple]) -> bool:
+    """Posts the RUN_ENDS among `events`, each named by its message (which names its run); whether there
+    were any."""
+    ends = [(t, r, m) for t, r, m in events if r in RUN_ENDS]
+    for type_, reason, message in ends:
         post_named(body, type_, reason, message, message)
-    return bool(redecided)
+    return bool(ends)
 
 
 def event_body(

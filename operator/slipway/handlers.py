@@ -294,7 +294,8 @@ def judge_version(
         if seen is not None and memo.views.superseded(seen):
             return
         announced = functools.partial(memo.views.observe_version, "MODIFIED")
-        registry.reconcile(namespace, name, stable, names, decided, seen, announced)
+        awaited = bool(memo.views.endpoints.get((namespace, model)))
+        registry.reconcile(namespace, name, stable, names, decided, seen, announced, awaited)
 
     memo.guard.run("ModelVersion", namespace, name, judge, retry=retry)
     return bool(written)

@@ -55,14 +55,16 @@ def reconcile(
     decided: Callable[[dict[str, Any]], object] = lambda body: None,
     seen: dict[str, Any] | None = None,
     announced: Callable[[dict[str, Any]], object] = lambda body: None,
+    awaited: bool = True,
 ) -> None:
-    """`decided` gets the body the verdict was written in: the endpoints that may roll it out start from
-    it, not from its watch event. The verdict's Event is posted before the write, under a name derived
-    from the verdict (see announce). `announced` gets the body once Events an earlier operator left
-    pending in status are posted and cleared, so their late watch event does not post them again.
-    `seen`: the body the watch event brought, judged without reading the object again; the verdict is
-    written only onto that very revision, and judged afresh from a read when anyone wrote the object
-    since."""
+    """`decided` gets the body the verdict was written in, before its Event is posted: the endpoints that
+    may roll it out should not wait for the Event and the status write that clears it. `announced` gets
+    the body once its pending Events are posted and cleared: the watch event of the verdict's own write,
+    which still lists them, comes later and must not post them again. `awaited`: an endpoint may roll
+    the version out; when none can, nothing waits on the verdict, and its Event is posted before it under
+    a name derived from the verdict instead (see announce), which saves the write that clears it. `seen`:
+    the body the watch event brought, judged without reading the object again; the verdict is written only
+    onto that very revision, and judged afresh from a read when anyone wrote the object since."""
     body = seen if seen is not None else kube.get(KIND, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
@@ -90,6 +92,8 @@ def reconcile(
         conditions, "Ready", "True", "Evaluated", f"v{spec.version} {phase}", generation
     )
     conditions = reconciled(conditions, generation)
+    said = f"v{spec.version}: {message}"
+    verdict = ("Normal" if passed else "Warning", phase, said)
     new = ModelVersionStatus(
         observed_generation=generation,
         phase=phase,
@@ -98,16 +102,16 @@ def reconcile(
         champion=champion.name if champion else None,
         served_by=status.served_by,
         validated_at=now(),
-        pending_events=status.pending_events,
+        pending_events=announce.with_pending(status.pending_events, [verdict] if awaited else []),
         conditions=conditions,
     ).to_wire()
-    said = f"v{spec.version}: {message}"
-    # Posted before the verdict is written: judged again after a crash or a refused write, the same
-    # verdict on the same generation names the same Event.
-    announce.post_named(body, "Normal" if passed else "Warning", phase, said, f"{generation}/{said}")
+    if not awaited:  # judged again after a crash or a refused write: the same verdict, the same Event
+        announce.post_named(body, *verdict, outcome=f"{generation}/{said}")
     written = kube.write_status_if_unchanged(body, new)
     if written is None:  # written since this body: judge it as it is now
-        reconcile(namespace, name, stable_versions, version_names, decided, announced=announced)
+        reconcile(
+            namespace, name, stable_versions, version_names, decided, announced=announced, awaited=awaited
+        )
         return
     if written is body:
         return

@@ -108,10 +108,10 @@ def reconcile(
         )
         written = None
         if outcome is not None:
-            if announce.post_redecided(body, outcome.events):  # a run's end, read again from the executor
+            if announce.post_run_ends(body, outcome.events):  # a run's end, read again from the executor
                 crash_point("training.after-event")
             outcome.status.pending_events = announce.with_pending(
-                outcome.status.pending_events, outcome.events
+                outcome.status.pending_events, outcome.events, posted=announce.RUN_ENDS
             )
             write = kube.write_status if fresh else kube.write_status_if_unchanged
             written = write(body, outcome.status.to_wire())
