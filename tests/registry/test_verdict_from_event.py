@@ -33,6 +33,16 @@ def created(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
     return made
 
 
+def written_since(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
+    """The version as created, once the serving side has written `servedBy` into it since."""
+    stale = created(api_client, namespace)
+    custom = client.CustomObjectsApi(api_client)
+    custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, "modelversions", "penguins-v1", {"status": {"servedBy": ["web"]}}
+    )
+    return stale
+
+
 def version_status(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
     return status_of(api_client, namespace, "modelversions", "penguins-v1")
 
@@ -54,11 +64,7 @@ def test_a_fresh_event_body_is_judged_without_a_read(
 def test_a_stale_event_body_is_judged_afresh_and_keeps_what_others_wrote(
     api_client: client.ApiClient, namespace: str, requests: list[str]
 ) -> None:
-    stale = created(api_client, namespace)
-    custom = client.CustomObjectsApi(api_client)
-    custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, "modelversions", "penguins-v1", {"status": {"servedBy": ["web"]}}
-    )
+    stale = written_since(api_client, namespace)
 
     registry.reconcile(namespace, "penguins-v1", [], {}, seen=stale)
 
@@ -76,11 +82,7 @@ def verdict_events(api_client: client.ApiClient, namespace: str) -> list[str]:
 def test_a_verdict_no_rollout_waits_on_is_posted_first_and_needs_no_clear(
     api_client: client.ApiClient, namespace: str, requests: list[str]
 ) -> None:
-    stale = created(api_client, namespace)
-    custom = client.CustomObjectsApi(api_client)
-    custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, "modelversions", "penguins-v1", {"status": {"servedBy": ["web"]}}
-    )
+    stale = written_since(api_client, namespace)
 
     registry.reconcile(namespace, "penguins-v1", [], {}, seen=stale, awaited=False)
 
