@@ -74,10 +74,10 @@ class GitOpsRepo:
         self._write_overlay(serve=False)
 
     def serve_penguins(self, steps: list[dict[str, Any]]) -> None:
-        """The samples' ModelVersion v1 and ServingEndpoint, adapted to this cluster: the model store is a
-        directory of this machine, given to the pods as the samples' `slipway-store` claim."""
-        self._model_files(1)
-        self.model_versions = [1]
+        """The samples' ServingEndpoint, adapted to this cluster: the model store is a directory of this
+        machine, given to the pods as the samples' `slipway-store` claim. The samples' ModelVersion v1 is
+        left out until `push_first_version`: the endpoint waits for a validated version until then."""
+        self.model_versions = []
         self._write(
             "model-store.yaml",
             [
@@ -107,6 +107,12 @@ class GitOpsRepo:
             ],
         )
         self.steps = steps
+        self._write_overlay(serve=True)
+
+    def push_first_version(self) -> None:
+        """The samples' ModelVersion v1, its files in the store."""
+        self._model_files(1)
+        self.model_versions.append(1)
         self._write_overlay(serve=True)
 
     def push_model_version(self, version: int) -> None:
@@ -173,8 +179,13 @@ class GitOpsRepo:
                         )
                     }
                     for kind, name in LEFT_OUT
+                    + ([] if 1 in self.model_versions else [("ModelVersion", f"{MODEL}-v1")])
                 ),
-                _merge_patch("ModelVersion", f"{MODEL}-v1", {"spec": v1_spec}),
+                *(
+                    [_merge_patch("ModelVersion", f"{MODEL}-v1", {"spec": v1_spec})]
+                    if 1 in self.model_versions
+                    else []
+                ),
                 _merge_patch(
                     "ServingEndpoint",
                     MODEL,

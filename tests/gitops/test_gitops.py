@@ -166,15 +166,21 @@ def test_argocd_syncs_slipway_and_judges_its_health(
     assert {r["kind"] for r in status["resources"]} >= {"CustomResourceDefinition", "Deployment", "Namespace"}
 
     with Watcher(argocd) as watcher:
-        # An endpoint of the samples and its first model: rolled out at once (nothing to canary against).
+        # An endpoint of the samples with no version yet: Progressing for as long as that lasts (a rollout
+        # of a first version on kwok is over before Argo CD has always assessed the synced revision).
         repo.serve_penguins(STEPS)
-        serving = _commit(repo, argocd, "Serve penguins v1")
+        no_version = _commit(repo, argocd, "Serve penguins")
+        status = _synced_at(argocd, no_version, "Progressing")
+        waiting = _resource_health(status, "ServingEndpoint", "penguins")
+        assert waiting["status"] == "Progressing", waiting
+        # Its first model: rolled out at once (nothing to canary against).
+        repo.push_first_version()
+        serving = _commit(repo, argocd, "penguins v1")
         status = _synced_at(argocd, serving, "Healthy")
         assert _resource_health(status, "ServingEndpoint", "penguins") == {
             "status": "Healthy",
             "message": "v1 serving",
         }
-        assert "Progressing" in watcher.healths(serving), watcher.healths(serving)
 
         # v2: a canary through analysis to the pause, which Argo CD shows as Suspended; then promoted.
         repo.push_model_version(2)
@@ -208,7 +214,7 @@ def test_argocd_syncs_slipway_and_judges_its_health(
 
     # Each commit synced once: no OutOfSync loop on what the operator writes.
     revisions = [entry["revision"] for entry in _app(argocd)["history"]]
-    assert revisions == [installed, serving, v2, v3], revisions
+    assert revisions == [installed, no_version, serving, v2, v3], revisions
     for revision in (serving, v2, v3):
         assert not watcher.out_of_sync_after_synced(revision), f"OutOfSync again at {revision[:8]}"
 
