@@ -166,6 +166,9 @@ class GitOpsRepo:
             v1_spec: dict[str, Any] = {"uri": self._uri(1)}
             if self.v1_accuracy is not None:
                 v1_spec["metrics"] = {"accuracy": self.v1_accuracy}
+            left_out, v1_patches = LEFT_OUT, [_merge_patch("ModelVersion", f"{MODEL}-v1", {"spec": v1_spec})]
+            if 1 not in self.model_versions:  # the samples' v1 is not pushed yet
+                left_out, v1_patches = [*LEFT_OUT, ("ModelVersion", f"{MODEL}-v1")], []
             kustomization["patches"] = [
                 *(
                     {
@@ -178,14 +181,9 @@ class GitOpsRepo:
                             }
                         )
                     }
-                    for kind, name in LEFT_OUT
-                    + ([] if 1 in self.model_versions else [("ModelVersion", f"{MODEL}-v1")])
+                    for kind, name in left_out
                 ),
-                *(
-                    [_merge_patch("ModelVersion", f"{MODEL}-v1", {"spec": v1_spec})]
-                    if 1 in self.model_versions
-                    else []
-                ),
+                *v1_patches,
                 _merge_patch(
                     "ServingEndpoint",
                     MODEL,
